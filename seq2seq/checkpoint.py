@@ -1,0 +1,103 @@
+"""Self-contained checkpoints: model weights, both tokenizers and the config in one file.
+
+Written atomically (temporary file + ``os.replace``), so a crash never leaves half a
+checkpoint; read with ``torch.load(weights_only=True)``, so a file can hold only tensors and
+plain data, never code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from seq2seq.config import ModelConfig
+from seq2seq.errors import CheckpointError
+from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.tokenizer import Tokenizer
+
+FORMAT = "seq2seq-checkpoint"
+VERSION = 1
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(
+    model: Seq2Seq,
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    config: dict[str, Any],
+    train_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config,
+        "model": model.state_dict(),
+        "src_tokenizer": src_tokenizer.model_proto,
+        "tgt_tokenizer": tgt_tokenizer.model_proto,
+    }
+    if train_state is not None:
+        ckpt["train_state"] = train_state
+    return ckpt
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint file; a clear :class:`CheckpointError` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or holding code
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} (this seq2seq reads {VERSION})")
+    return ckpt
+
+
+@dataclass
+class Loaded:
+    model: Seq2Seq
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    config: dict[str, Any]
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """Everything needed to translate, from the checkpoint file alone. The model is in eval mode."""
+    ckpt = read_checkpoint(path)
+    try:
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["config"]["model"])
+        src_tok, tgt_tok = Tokenizer(ckpt["src_tokenizer"]), Tokenizer(ckpt["tgt_tokenizer"])
+        model = build_model(model_cfg, len(src_tok), len(tgt_tok))  # type: ignore[arg-type]
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:
+        raise CheckpointError(
+            f"{path}: checkpoint does not match this seq2seq ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
+    model.to(device).eval()
+    return Loaded(model, src_tok, tgt_tok, ckpt["config"])

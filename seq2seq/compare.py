@@ -1,0 +1,167 @@
+"""The experiment: the distracted (fixed-context) model against the attention model.
+
+Same data, same seed, same trainer settings; each model trains into its own subfolder, then
+both are evaluated on the test split and one report is written: ``comparison.md`` (tables),
+``comparison.json``, ``bleu_by_length.png``, ``attention_heatmap.png``, ``training_curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from seq2seq.checkpoint import load_model
+from seq2seq.config import CONFIG_DIR, CompareConfig, TrainConfig, check_choices, register_configs
+from seq2seq.data.corpus import load_split
+from seq2seq.errors import Seq2SeqError
+from seq2seq.evaluate import bleu_tokenizer, evaluate_model, resolve_device
+from seq2seq.search import Translation
+from seq2seq.train import train
+
+log = logging.getLogger("seq2seq")
+
+
+def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
+    """Train and evaluate every model of ``cfg.models``; write the report into ``out_dir``."""
+    data = cfg.data
+    test = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
+    tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
+    device = resolve_device(cfg.trainer.device)
+    models: dict[str, Any] = {}
+    translations: dict[str, list[Translation]] = {}
+    histories: dict[str, list[dict[str, Any]]] = {}
+    signature = ""
+    for name, model_cfg in cfg.models.items():
+        log.info("=== %s ===", name)
+        train_cfg = OmegaConf.merge(
+            OmegaConf.structured(TrainConfig),
+            {"seed": cfg.seed, "data": cfg.data, "model": model_cfg, "trainer": cfg.trainer, "search": cfg.search},
+        )
+        result = train(train_cfg, out_dir / name)  # type: ignore[arg-type]
+        loaded = load_model(result.best, device)
+        report, translations[name] = evaluate_model(
+            loaded.model,
+            loaded.src_tokenizer,
+            loaded.tgt_tokenizer,
+            test,
+            tokenize,
+            cfg.trainer.eval_batch_size,
+            cfg.search.max_len_a,
+            cfg.search.max_len_b,
+            device,
+            with_alignment=model_cfg.decoder != "fixed_context",
+        )
+        signature = report.pop("bleu_signature")
+        history = result.state.history
+        histories[name] = history
+        models[name] = {
+            "decoder": model_cfg.decoder,
+            "attention": model_cfg.attention.score if model_cfg.decoder != "fixed_context" else None,
+            **report,
+            "params": result.params,
+            "epochs": history[-1]["epoch"] if history else 0,
+            "steps": result.state.step,
+            "train_seconds": round(result.state.train_seconds, 1),
+            "train_tokens_per_second": round(sum(r["tokens_per_second"] for r in history) / max(len(history), 1)),
+            "best_valid_bleu": result.state.best_bleu,
+            "checkpoint": str(result.best),
+        }
+        log.info("%s: test BLEU %.2f, chrF %.2f", name, report["bleu"], report["chrf"])
+    summary = {"data": data.name, "split": cfg.split, "search": "greedy", "bleu_signature": signature, "models": models}
+    write_report(summary, out_dir, test.src, translations, histories)
+    return summary
+
+
+def pick_example(sources: list[str], lo: int = 18, hi: int = 28) -> int:
+    """A long-ish test sentence that still fits a readable heatmap."""
+    for i, s in enumerate(sources):
+        if lo <= len(s.split()) <= hi:
+            return i
+    return max(range(len(sources)), key=lambda i: len(sources[i].split()))
+
+
+def write_report(
+    summary: dict[str, Any],
+    out_dir: Path,
+    sources: list[str],
+    translations: dict[str, list[Translation]],
+    histories: dict[str, list[dict[str, Any]]],
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "comparison.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "comparison.md").write_text(markdown_report(summary), encoding="utf-8")
+    try:
+        from seq2seq import plots
+    except ImportError:  # matplotlib missing: tables only
+        log.warning("matplotlib is not installed: no figures")
+        return
+    models = summary["models"]
+    plots.plot_bleu_by_length(
+        {name: m["bleu_by_src_len"] for name, m in models.items()},
+        out_dir / "bleu_by_length.png",
+        title=f"{summary['data']} {summary['split']}: BLEU by source length",
+    )
+    i = pick_example(sources)
+    panels = []
+    for name, ts in translations.items():
+        t = ts[i]
+        panels.append((f"{name}: BLEU {models[name]['bleu']:.1f}", t.src_pieces, t.tgt_pieces, t.weights))
+    plots.plot_attention(panels, out_dir / "attention_heatmap.png")
+    plots.plot_curves(histories, out_dir / "training_curves.png")
+
+
+def markdown_report(summary: dict[str, Any]) -> str:
+    models = summary["models"]
+    names = list(models)
+    lines = [
+        f"# {' vs '.join(names)} on {summary['data']} ({summary['split']} split, {summary['search']} search)",
+        "",
+        "| model | BLEU | chrF | alignment acc. | params | epochs | train time | train tok/s | decode sent/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in models.items():
+        acc = f"{100 * m['alignment_accuracy']:.1f}%" if m.get("alignment_accuracy") is not None else "n/a"
+        lines.append(
+            f"| {name} | {m['bleu']:.2f} | {m['chrf']:.2f} | {acc} | {m['params']:,} | {m['epochs']} "
+            f"| {m['train_seconds']:.0f} s | {m['train_tokens_per_second']:,} | {m['sentences_per_second']:,} |"
+        )
+    buckets = [r["bucket"] for r in models[names[0]]["bleu_by_src_len"]]
+    lines += ["", "BLEU by source length (words):", "", "| source length | sentences | " + " | ".join(names) + " |"]
+    lines.append("|---|---:|" + "---:|" * len(names))
+    for k, bucket in enumerate(buckets):
+        row = [f"{models[n]['bleu_by_src_len'][k]['bleu']:.2f}" for n in names]
+        lines.append(f"| {bucket} | {models[names[0]]['bleu_by_src_len'][k]['sentences']} | " + " | ".join(row) + " |")
+    lines += [
+        "",
+        f"BLEU signature: `{summary['bleu_signature']}`",
+        "",
+        "![BLEU by source length](bleu_by_length.png)",
+        "",
+        "![Attention heatmaps](attention_heatmap.png)",
+        "",
+        "![Training curves](training_curves.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
+def main(cfg: DictConfig) -> None:
+    try:
+        check_choices(cfg)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        summary = run_compare(cfg, out_dir)  # type: ignore[arg-type]
+        print(markdown_report(summary).split("\n![")[0].rstrip())
+        print(f"\nreport: {out_dir / 'comparison.md'}")
+    except Seq2SeqError as e:
+        sys.exit(f"error: {e}")

@@ -1,0 +1,136 @@
+"""Figures (matplotlib): BLEU by source length, attention heatmaps, training curves.
+
+The only module that imports matplotlib, and only when a figure is drawn. Chinese labels need
+a CJK font; one is looked up among the installed fonts, and when none is found the figures are
+still drawn (CJK glyphs then show as boxes) after one hint on how to install one.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CJK_FONT_HINTS = (
+    "Noto Sans CJK",
+    "Noto Serif CJK",
+    "Noto Sans SC",
+    "Source Han Sans",
+    "WenQuanYi",
+    "Droid Sans Fallback",
+    "AR PL",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang",
+    "Heiti",
+)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@cache
+def find_cjk_font() -> str | None:
+    """The family name of an installed font with Chinese glyphs, or None."""
+    from matplotlib import font_manager
+
+    for font in font_manager.fontManager.ttflist:
+        if any(hint.lower() in font.name.lower() for hint in CJK_FONT_HINTS):
+            return font.name
+    return None
+
+
+@cache
+def _warn_no_cjk_font() -> None:
+    print(
+        "note: no CJK font found, so Chinese labels in figures show as boxes; install one "
+        "(e.g. Debian/Ubuntu: apt-get install fonts-noto-cjk) and delete matplotlib's font cache",
+        file=sys.stderr,
+    )
+
+
+def _needs_cjk(labels: list[str]) -> bool:
+    return any(ord(ch) > 0x2E7F for label in labels for ch in label)
+
+
+def _font_family(labels: list[str]) -> list[str]:
+    family = ["DejaVu Sans"]
+    if _needs_cjk(labels):
+        cjk = find_cjk_font()
+        if cjk is None:
+            _warn_no_cjk_font()
+        else:
+            family.insert(0, cjk)
+    return family
+
+
+def plot_bleu_by_length(rows_by_model: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> None:
+    """One line per model: BLEU of each source-length bucket."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, rows in rows_by_model.items():
+        ax.plot([r["bucket"] for r in rows], [r["bleu"] for r in rows], marker="o", label=name)
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("BLEU")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "BLEU by source length")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_attention(
+    panels: list[tuple[str, list[str], list[str], torch.Tensor]],
+    path: str | Path,
+) -> None:
+    """Heatmaps side by side; each panel is ``(title, source tokens, target tokens, weights (T, S))``.
+    Source tokens are columns, target tokens rows."""
+    plt = _pyplot()
+    labels = [tok for _, src, tgt, _ in panels for tok in src + tgt]
+    family = _font_family(labels)
+    n_src = max(len(src) for _, src, _, _ in panels)
+    n_tgt = max(len(tgt) for _, _, tgt, _ in panels)
+    width = min(8 + 0.28 * n_src, 24) * len(panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, min(3 + 0.28 * n_tgt, 18)), squeeze=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        for ax, (title, src, tgt, weights) in zip(axes[0], panels, strict=True):
+            ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_xticks(range(len(src)), src, rotation=90, fontfamily=family, fontsize=9)
+            ax.set_yticks(range(len(tgt)), tgt, fontfamily=family, fontsize=9)
+            ax.set_title(title)
+            ax.set_xlabel("source")
+            ax.set_ylabel("output")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(histories: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
+    """Validation BLEU and loss per epoch, one line per model."""
+    plt = _pyplot()
+    fig, (ax_bleu, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, rows in histories.items():
+        epochs = [float(r["epoch"]) for r in rows]
+        ax_bleu.plot(epochs, [float(r["valid_bleu"]) for r in rows], marker="o", label=name)
+        ax_loss.plot(epochs, [float(r["valid_loss"]) for r in rows], marker="o", label=name)
+    ax_bleu.set(xlabel="epoch", ylabel="valid BLEU", title="validation BLEU")
+    ax_loss.set(xlabel="epoch", ylabel="valid loss (nats/token)", title="validation loss")
+    for ax in (ax_bleu, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""SentencePiece tokenizers, one per language, trained in memory and stored inside checkpoints."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+MODEL_TYPES = ("word", "unigram", "bpe", "char")
+
+
+class Tokenizer:
+    """Text <-> ids for one language. ``pad=0, unk=1, bos=2, eos=3`` in every vocabulary."""
+
+    def __init__(self, model_proto: bytes) -> None:
+        self.model_proto = model_proto
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        if (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) != (
+            PAD_ID,
+            UNK_ID,
+            BOS_ID,
+            EOS_ID,
+        ):
+            raise ValueError("SentencePiece model has unexpected special ids (need pad=0 unk=1 bos=2 eos=3)")
+
+    @classmethod
+    def train(
+        cls,
+        sentences: Iterable[str],
+        vocab_size: int,
+        model_type: str = "unigram",
+        normalization: str = "nmt_nfkc",
+        character_coverage: float = 1.0,
+    ) -> Tokenizer:
+        """Train on ``sentences``; ``vocab_size`` is a soft limit (a small corpus may give fewer)."""
+        if model_type not in MODEL_TYPES:
+            raise ValueError(f"tokenizer model_type {model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
+        buffer = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=buffer,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            normalization_rule_name=normalization,
+            character_coverage=character_coverage,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            hard_vocab_limit=False,
+            num_threads=1,  # deterministic
+            minloglevel=2,
+        )
+        return cls(buffer.getvalue())
+
+    def __len__(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.sp.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts)
+
+    def pieces(self, text: str) -> list[str]:
+        return self.sp.encode(text, out_type=str)
+
+    def id_to_piece(self, ids: Iterable[int]) -> list[str]:
+        return [self.sp.id_to_piece(i) for i in ids]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> detokenised text; special ids (pad/bos/eos) are dropped."""
+        return self.sp.decode([i for i in ids if i > EOS_ID or i == UNK_ID])

@@ -1,0 +1,298 @@
+"""The training loop and the ``seq2seq-train`` entry point.
+
+One run folder holds everything: ``config.yaml`` (resolved), ``best.pt`` (highest validation
+BLEU), ``last.pt`` (for resuming: also the optimizer, the step and the RNG state),
+``metrics.csv``. Batch order is a function of (seed, epoch), so a run resumed from ``last.pt``
+repeats exactly the updates the uninterrupted run would have made.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from seq2seq.config import CONFIG_DIR, DataConfig, TrainConfig, check_choices, register_configs
+from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.data.corpus import ParallelCorpus, load_split
+from seq2seq.errors import CheckpointError, Seq2SeqError
+from seq2seq.evaluate import bleu_tokenizer, corpus_scores, resolve_device
+from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.search import translate_sentences
+from seq2seq.tokenizer import PAD_ID, Tokenizer
+
+log = logging.getLogger("seq2seq")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_tokenizers(data: DataConfig, train: ParallelCorpus) -> tuple[Tokenizer, Tokenizer]:
+    tok = data.tokenizer
+    src = Tokenizer.train(train.src, tok.src_vocab_size, tok.model_type, tok.normalization)
+    tgt = Tokenizer.train(train.tgt, tok.tgt_vocab_size, tok.model_type, tok.normalization)
+    return src, tgt
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in ``last.pt`` so a run can resume exactly."""
+
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # batches of the current epoch already trained
+    step: int = 0
+    best_bleu: float = -1.0
+    train_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    best: Path
+    last: Path
+    state: TrainState
+    params: int
+
+
+def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
+    """Summed token cross-entropy, padding ignored. ``logits (B, T, V)``, ``tgt_out (B, T)``."""
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD_ID, reduction="sum"
+    )
+
+
+class Trainer:
+    """Adam, gradient clipping, length-bucketed batches, validation BLEU after every epoch."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.device = resolve_device(cfg.trainer.device)
+        if cfg.trainer.threads > 0:
+            torch.set_num_threads(cfg.trainer.threads)
+        data = cfg.data
+        self.train_data = load_split(data.root, data.train, data.src_lang, data.tgt_lang)
+        self.valid_data = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
+        if cfg.trainer.valid_max_sentences > 0:
+            n = cfg.trainer.valid_max_sentences
+            self.valid_data = ParallelCorpus(self.valid_data.src[:n], self.valid_data.tgt[:n])
+        self.tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
+        seed_everything(cfg.seed)
+        self.src_tok, self.tgt_tok = train_tokenizers(data, self.train_data)
+        self.src_ids = self.src_tok.encode_batch(self.train_data.src)
+        self.tgt_ids = self.tgt_tok.encode_batch(self.train_data.tgt)
+        self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
+        self.state = TrainState()
+        self.config_dict: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[assignment]
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "best.pt"
+
+    def resume(self) -> bool:
+        """Load ``last.pt`` if present: weights, optimizer, state, RNG. True if resumed."""
+        if not self.last_path.exists():
+            return False
+        ckpt = read_checkpoint(self.last_path, self.device)
+        if "train_state" not in ckpt:
+            raise CheckpointError(f"{self.last_path}: has no training state to resume from")
+        if ckpt["src_tokenizer"] != self.src_tok.model_proto or ckpt["tgt_tokenizer"] != self.tgt_tok.model_proto:
+            raise CheckpointError(
+                f"{self.last_path}: was trained on other data or tokenizer settings; use a new run folder"
+            )
+        for part in ("model", "data"):
+            if ckpt["config"].get(part) != self.config_dict[part]:
+                raise CheckpointError(
+                    f"{self.last_path}: holds a run with another {part} config; use a new run folder "
+                    "(or trainer.resume=false to start over in this one)"
+                )
+        ts = ckpt["train_state"]
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.state = TrainState(**{k: ts[k] for k in TrainState.__dataclass_fields__})
+        torch.set_rng_state(ts["rng"].cpu())
+        if "cuda_rng" in ts and torch.cuda.is_available():
+            torch.cuda.set_rng_state(ts["cuda_rng"].cpu())
+        log.info("resumed from %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
+        return True
+
+    def save(self) -> None:
+        ts: dict[str, Any] = {
+            **self.state.__dict__,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            ts["cuda_rng"] = torch.cuda.get_rng_state()
+        save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict, ts), self.last_path)
+        self.write_metrics()
+
+    def save_best(self) -> None:
+        save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), self.best_path)
+
+    def write_metrics(self) -> None:
+        if not self.state.history:
+            return
+        with open(self.out_dir / "metrics.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.state.history[0]))
+            writer.writeheader()
+            writer.writerows(self.state.history)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.cfg.seed * 100_003 + epoch)
+        t = self.cfg.trainer
+        return bucket_batches([len(s) for s in self.src_ids], t.batch_size, t.max_tokens, rng)
+
+    def train_step(self, index: list[int]) -> tuple[float, int]:
+        batch = collate([self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]).to(self.device)
+        self.model.train()
+        logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
+        n_tokens = batch.n_tgt_tokens
+        loss = sequence_loss(logits, batch.tgt_out)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / n_tokens).backward()
+        if self.cfg.trainer.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip)
+        self.optimizer.step()
+        return loss.item(), n_tokens
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        valid = self.valid_data
+        loss, n = 0.0, 0
+        src_ids, tgt_ids = self.src_tok.encode_batch(valid.src), self.tgt_tok.encode_batch(valid.tgt)
+        for index in bucket_batches([len(s) for s in src_ids], self.cfg.trainer.eval_batch_size):
+            batch = collate([src_ids[i] for i in index], [tgt_ids[i] for i in index]).to(self.device)
+            logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)
+            loss += float(sequence_loss(logits, batch.tgt_out))
+            n += batch.n_tgt_tokens
+        s = self.cfg.search
+        hyps = translate_sentences(
+            self.model,
+            self.src_tok,
+            self.tgt_tok,
+            valid.src,
+            self.cfg.trainer.eval_batch_size,
+            s.max_len_a,
+            s.max_len_b,
+            self.device,
+        )
+        scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
+        return {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
+
+    def finished(self) -> bool:
+        t = self.cfg.trainer
+        return self.state.epoch >= t.epochs or (t.max_steps > 0 and self.state.step >= t.max_steps)
+
+    def end_of_epoch(self, train_loss: float, tokens: int, seconds: float) -> None:
+        metrics = self.validate()
+        row = {
+            "epoch": self.state.epoch,
+            "step": self.state.step,
+            "train_loss": round(train_loss, 4),
+            "valid_loss": round(metrics["valid_loss"], 4),
+            "valid_bleu": metrics["valid_bleu"],
+            "valid_chrf": metrics["valid_chrf"],
+            "tokens_per_second": round(tokens / max(seconds, 1e-9)),
+            "train_seconds": round(self.state.train_seconds, 1),
+        }
+        self.state.history.append(row)
+        log.info(
+            "epoch %d step %d: train loss %.3f, valid loss %.3f, valid BLEU %.2f, %d tok/s",
+            row["epoch"],
+            row["step"],
+            row["train_loss"],
+            row["valid_loss"],
+            row["valid_bleu"],
+            row["tokens_per_second"],
+        )
+        if metrics["valid_bleu"] > self.state.best_bleu or not self.best_path.exists():
+            self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
+            self.save_best()
+        self.save()
+
+    def fit(self) -> TrainResult:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
+        if self.cfg.trainer.resume:
+            self.resume()
+        log.info(
+            "%s model: %s parameters; %d training pairs; vocab %d/%d; device %s",
+            self.cfg.model.decoder,
+            f"{self.model.num_parameters:,}",
+            len(self.train_data),
+            len(self.src_tok),
+            len(self.tgt_tok),
+            self.device,
+        )
+        t = self.cfg.trainer
+        while not self.finished():
+            batches = self.epoch_batches(self.state.epoch)
+            loss_sum, tokens, start = 0.0, 0, time.perf_counter()
+            bar = tqdm(
+                total=len(batches),
+                initial=self.state.batch_in_epoch,
+                desc=f"epoch {self.state.epoch + 1}/{t.epochs}",
+                disable=not t.progress,
+                leave=False,
+                dynamic_ncols=True,
+            )
+            for k in range(self.state.batch_in_epoch, len(batches)):
+                loss, n = self.train_step(batches[k])
+                loss_sum, tokens = loss_sum + loss, tokens + n
+                self.state.step += 1
+                self.state.batch_in_epoch = k + 1
+                elapsed = time.perf_counter() - start
+                bar.update()
+                bar.set_postfix(loss=f"{loss / n:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
+                if t.max_steps > 0 and self.state.step >= t.max_steps:
+                    break
+            bar.close()
+            seconds = time.perf_counter() - start
+            self.state.train_seconds += seconds
+            if self.state.batch_in_epoch >= len(batches):
+                self.state.epoch += 1
+                self.state.batch_in_epoch = 0
+            self.end_of_epoch(loss_sum / max(tokens, 1), tokens, seconds)
+        if not self.best_path.exists():  # a resumed run that had already finished
+            self.save_best()
+        return TrainResult(self.best_path, self.last_path, self.state, self.model.num_parameters)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:
+    """Train the model ``cfg`` describes into ``out_dir`` (resuming from its ``last.pt``)."""
+    return Trainer(cfg, Path(out_dir)).fit()
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        check_choices(cfg)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        result = train(cfg, out_dir)  # type: ignore[arg-type]
+        print(f"best valid BLEU {result.state.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
+    except Seq2SeqError as e:
+        sys.exit(f"error: {e}")

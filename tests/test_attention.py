@@ -1,0 +1,123 @@
+"""Step 1 (scores) against numbers worked out by hand; steps 2-3 (masked softmax, weighted sum)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seq2seq.models.attention import (
+    SCORES,
+    AdditiveScore,
+    Attention,
+    CosineScore,
+    DotScore,
+    GeneralScore,
+    ScaledDotScore,
+    build_score,
+)
+
+QUERY = torch.tensor([[[1.0, 2.0]]])  # (B=1, T=1, 2)
+VALUES = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])  # (B=1, S=3, 2)
+
+
+def test_dot_score_by_hand() -> None:
+    scores = DotScore()(QUERY, VALUES)
+    assert torch.allclose(scores, torch.tensor([[[1.0, 2.0, 3.0]]]))
+
+
+def test_scaled_dot_score_by_hand() -> None:
+    scores = ScaledDotScore()(QUERY, VALUES)
+    assert torch.allclose(scores, torch.tensor([[[1.0, 2.0, 3.0]]]) / math.sqrt(2))
+
+
+def test_general_score_by_hand() -> None:
+    score = GeneralScore(2, 2)
+    with torch.no_grad():
+        score.key_proj.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, -1.0]]))  # W
+    keys = score.project_keys(VALUES)  # W h_j: (2, 0), (0, -1), (2, -1)
+    assert torch.allclose(score(QUERY, keys), torch.tensor([[[2.0, -2.0, 0.0]]]))
+
+
+def test_additive_score_by_hand() -> None:
+    score = AdditiveScore(query_size=2, key_size=2, attention_size=2)
+    with torch.no_grad():
+        score.key_proj.weight.copy_(torch.eye(2))  # U = I
+        score.query_proj.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))  # W q = (q_1, 0)
+        score.query_proj.bias.zero_()
+        score.v.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    keys = score.project_keys(VALUES)
+    # v . tanh(W q + U h_j) with W q = (1, 0): tanh(2) - tanh(0), tanh(1) - tanh(1), tanh(2) - tanh(1)
+    expected = torch.tensor([[[math.tanh(2), 0.0, math.tanh(2) - math.tanh(1)]]])
+    assert torch.allclose(score(QUERY, keys), expected, atol=1e-6)
+
+
+def test_cosine_score_by_hand() -> None:
+    score = CosineScore(temperature=0.5, learn_temperature=False)
+    keys = score.project_keys(VALUES)
+    norm_q = math.sqrt(5)
+    expected = torch.tensor([[[1 / norm_q, 2 / norm_q, 3 / (norm_q * math.sqrt(2))]]]) / 0.5
+    assert torch.allclose(score(QUERY, keys), expected, atol=1e-6)
+
+
+def test_attention_weights_and_context_by_hand() -> None:
+    attention = Attention(DotScore())
+    mask = torch.ones(1, 1, 3, dtype=torch.bool)
+    context, weights = attention(QUERY, VALUES, VALUES, mask)
+    e = torch.exp(torch.tensor([1.0, 2.0, 3.0]))
+    expected_w = e / e.sum()
+    assert torch.allclose(weights[0, 0], expected_w)
+    expected_c = expected_w[0] * VALUES[0, 0] + expected_w[1] * VALUES[0, 1] + expected_w[2] * VALUES[0, 2]
+    assert torch.allclose(context[0, 0], expected_c)
+
+
+def make(kind: str, size: int = 4) -> Attention:
+    return Attention(build_score(kind, size, size, size, temperature=0.5))
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_padding_gets_exactly_zero_weight_and_weights_sum_to_one(kind: str) -> None:
+    attention = make(kind)
+    values = torch.randn(2, 5, 4)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]]).unsqueeze(1)  # (B, 1, S)
+    _, weights = attention(torch.randn(2, 3, 4), attention.project_keys(values), values, mask)
+    assert weights.shape == (2, 3, 5)
+    assert torch.all(weights[1, :, 3:] == 0.0)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_padding_values_do_not_change_the_context(kind: str) -> None:
+    attention = make(kind)
+    values = torch.randn(1, 4, 4)
+    mask = torch.tensor([[[True, True, False, False]]])
+    query = torch.randn(1, 2, 4)
+    other = values.clone()
+    other[:, 2:] = 100.0
+    c1, _ = attention(query, attention.project_keys(values), values, mask)
+    c2, _ = attention(query, attention.project_keys(other), other, mask)
+    assert torch.allclose(c1, c2)
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_gradcheck_float64(kind: str) -> None:
+    attention = make(kind, size=3).double()
+    mask = torch.tensor([[[True, True, False]]])
+
+    def f(query: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return attention(query, attention.project_keys(values), values, mask)
+
+    query = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)
+    values = torch.randn(1, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(f, (query, values))
+
+
+def test_dot_needs_matching_sizes() -> None:
+    with pytest.raises(ValueError, match="query size == key size"):
+        build_score("dot", 4, 6, 4)
+
+
+def test_unknown_score_lists_choices() -> None:
+    with pytest.raises(ValueError, match="additive"):
+        build_score("bilinear-ish", 4, 4, 4)

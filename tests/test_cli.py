@@ -1,0 +1,155 @@
+"""The four console scripts end to end on a tiny toy corpus, and their errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+TINY = [
+    "data.root={root}",
+    "trainer.epochs=2",
+    "trainer.batch_size=32",
+    "trainer.progress=false",
+    "model.embed_size=16",
+    "model.hidden_size=32",
+]
+
+
+def run(cmd: str, *args: str, stdin: str | bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(BIN / cmd), *args], input=data, capture_output=True, cwd=cwd, env=env, timeout=300)
+
+
+def text(p: subprocess.CompletedProcess) -> str:
+    return p.stdout.decode() + p.stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def compared(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("compare")
+    args = [a.format(root=toy_root) for a in TINY]
+    args = (
+        [a.replace("model.", "models.attention.") for a in args if a.startswith("model.")]
+        + [a.replace("model.", "models.fixed_context.") for a in args if a.startswith("model.")]
+        + [a for a in args if not a.startswith("model.")]
+    )
+    p = run("seq2seq-compare", *args, f"hydra.run.dir={out}", cwd=out)
+    assert p.returncode == 0, text(p)
+    assert "| attention |" in p.stdout.decode()
+    return out
+
+
+def test_compare_writes_the_report(compared: Path) -> None:
+    report = json.loads((compared / "comparison.json").read_text())
+    assert report["data"] == "toy"
+    assert "tok:zh" in report["bleu_signature"]
+    for name in ("fixed_context", "attention"):
+        m = report["models"][name]
+        assert (compared / name / "best.pt").exists() and (compared / name / "last.pt").exists()
+        assert m["params"] > 0 and m["train_seconds"] > 0
+        assert {"bleu", "chrf", "bleu_by_src_len"} <= set(m)
+        assert sum(r["sentences"] for r in m["bleu_by_src_len"]) == 20
+    assert 0.0 <= report["models"]["attention"]["alignment_accuracy"] <= 1.0
+    assert report["models"]["fixed_context"].get("alignment_accuracy") is None
+    for name in ("comparison.md", "bleu_by_length.png", "attention_heatmap.png", "training_curves.png"):
+        assert (compared / name).stat().st_size > 0, name
+
+
+def test_train_cli(toy_root: Path, tmp_path: Path) -> None:
+    args = [a.format(root=toy_root) for a in TINY]
+    p = run("seq2seq-train", "model=fixed_context", *args, "seed=3", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    assert "best valid BLEU" in p.stdout.decode()
+    assert {"best.pt", "last.pt", "metrics.csv", "config.yaml"} <= {f.name for f in tmp_path.iterdir()}
+    assert "decoder: fixed_context" in (tmp_path / "config.yaml").read_text()
+
+
+def test_eval_cli(compared: Path, toy_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    ckpt = compared / "attention" / "best.pt"
+    p = run("seq2seq-eval", f"checkpoint={ckpt}", "data=toy", f"data.root={toy_root}", "split=test", f"output={out}")
+    assert p.returncode == 0, text(p)
+    assert "BLEU" in p.stdout.decode() and "tok:zh" in p.stdout.decode()
+    report = json.loads(out.read_text())
+    assert report["split"] == "test" and report["sentences"] == 20 and "alignment_accuracy" in report
+    assert len(out.with_suffix(".hyp").read_text().splitlines()) == 20
+
+
+def test_translate_pipe_keeps_line_count_and_order(compared: Path) -> None:
+    ckpt = compared / "attention" / "best.pt"
+    lines = "Tom chase Jerry\n\nMary see a big dog in the park yesterday\n???? \x01 zebra\n"
+    p = run("seq2seq-translate", f"checkpoint={ckpt}", stdin=lines)
+    assert p.returncode == 0, text(p)
+    out = p.stdout.decode().split("\n")
+    assert len(out) == 5 and out[-1] == ""  # 4 lines, each ended by a newline
+    assert out[1] == ""  # an empty line stays empty
+    assert all(out[i] for i in (0, 2, 3))
+
+
+def test_translate_file_mode(compared: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("Tom chase Jerry\nJerry see Tom\n", encoding="utf-8")
+    dst = tmp_path / "out.txt"
+    p = run("seq2seq-translate", f"checkpoint={compared / 'attention' / 'best.pt'}", f"input={src}", f"output={dst}")
+    assert p.returncode == 0, text(p)
+    assert len(dst.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_translate_reports_invalid_utf8_with_line_number(compared: Path) -> None:
+    p = run("seq2seq-translate", f"checkpoint={compared / 'attention' / 'best.pt'}", stdin=b"fine\nbad \xff\n")
+    assert p.returncode != 0
+    assert "<stdin>:2: invalid UTF-8" in p.stderr.decode()
+
+
+def test_missing_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
+    p = run("seq2seq-translate", f"checkpoint={tmp_path / 'nope.pt'}", stdin="Tom chase Jerry\n")
+    assert p.returncode != 0
+    assert p.stderr.decode().strip() == f"error: {tmp_path / 'nope.pt'}: checkpoint not found"
+
+
+def test_foreign_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"garbage")
+    p = run("seq2seq-eval", f"checkpoint={bad}")
+    assert p.returncode != 0
+    assert "not a readable checkpoint" in p.stderr.decode() and "Traceback" not in p.stderr.decode()
+
+
+def test_missing_corpus_file_names_it(tmp_path: Path) -> None:
+    p = run("seq2seq-train", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert "train.en: file not found" in p.stderr.decode() and "Traceback" not in p.stderr.decode()
+
+
+def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "train.en").write_text("a\nb\n")
+    (root / "train.zh").write_text("x\n")
+    p = run("seq2seq-train", f"data.root={root}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert "train.en has 2 lines but" in p.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.epochz=3", "epochz"),
+        ("trainer.epochs=many", "trainer.epochs"),
+        ("model=transformerz", "model/transformerz"),
+        ("model.decoder=lstm", "model.decoder='lstm' is not valid: choose one of attention, fixed_context"),
+        ("model/attention=bilinear", "bilinear"),
+    ],
+)
+def test_bad_override_is_named(override: str, message: str, tmp_path: Path) -> None:
+    p = run("seq2seq-train", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert message in p.stderr.decode() + p.stdout.decode()
+    assert "Traceback" not in p.stderr.decode()

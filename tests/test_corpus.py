@@ -1,0 +1,68 @@
+"""Bad corpus files give one clear error naming the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seq2seq.data.corpus import read_lines, read_parallel
+from seq2seq.errors import CorpusError
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_reads_aligned_files(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"Tom chase Jerry\nMary see Tom\n")
+    tgt = write(tmp_path / "a.zh", "汤姆 追逐 杰瑞\n玛丽 看见 汤姆\n".encode())
+    corpus = read_parallel(src, tgt)
+    assert corpus.src == ["Tom chase Jerry", "Mary see Tom"]
+    assert corpus.tgt[0] == "汤姆 追逐 杰瑞"
+    assert corpus.alignments is None
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match=r"nope\.en: file not found"):
+        read_lines(tmp_path / "nope.en")
+
+
+def test_mismatched_line_counts(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"one\ntwo\nthree\n")
+    tgt = write(tmp_path / "a.zh", b"one\ntwo\n")
+    with pytest.raises(CorpusError, match="has 3 lines but .*a.zh has 2"):
+        read_parallel(src, tgt)
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.en", b"fine\nalso fine\nbad \xff byte\n")
+    with pytest.raises(CorpusError, match=r"a\.en:3: invalid UTF-8"):
+        read_lines(path)
+
+
+def test_empty_line_names_the_line(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"one\n\nthree\n")
+    tgt = write(tmp_path / "a.zh", b"one\ntwo\nthree\n")
+    with pytest.raises(CorpusError, match=r"a\.en:2: empty line"):
+        read_parallel(src, tgt)
+
+
+def test_huge_line_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.en", b"short\n" + b"x" * 20_000 + b"\n")
+    with pytest.raises(CorpusError, match=r"a\.en:2: line has 20,000 characters"):
+        read_lines(path)
+
+
+def test_crlf_and_bom_are_normalised(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.en", "\ufeffone\r\ntwo\r\n".encode())
+    assert read_lines(path) == ["one", "two"]
+
+
+def test_bad_alignment_link(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"a b\n")
+    tgt = write(tmp_path / "a.zh", b"x y\n")
+    align = write(tmp_path / "a.align", b"0-0 1:1\n")
+    with pytest.raises(CorpusError, match=r"a\.align:1: '1:1'"):
+        read_parallel(src, tgt, align)

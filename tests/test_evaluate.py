@@ -1,0 +1,63 @@
+"""Metrics: BLEU by length, piece-to-word mapping, alignment accuracy on hand-made weights."""
+
+from __future__ import annotations
+
+import torch
+
+from seq2seq.evaluate import alignment_accuracy, bleu_by_length, bleu_tokenizer, corpus_scores, word_index
+
+
+def test_bleu_tokenizer_choice() -> None:
+    assert bleu_tokenizer("auto", "zh") == "zh"
+    assert bleu_tokenizer("auto", "en") == "13a"
+    assert bleu_tokenizer("intl", "zh") == "intl"
+
+
+def test_corpus_scores_perfect_and_signature() -> None:
+    refs = ["汤姆 追逐 杰瑞", "玛丽 看见 汤姆"]
+    scores = corpus_scores(refs, refs, "zh")
+    assert scores["bleu"] == 100.0 and scores["chrf"] == 100.0
+    assert "tok:zh" in scores["bleu_signature"]
+
+
+def test_bleu_by_length_buckets() -> None:
+    srcs = ["a b c", "a b c d e f g h i j k l"]
+    refs = ["x y z w", "p q r s t u"]
+    hyps = ["x y z w", "nothing alike here at all"]
+    rows = bleu_by_length(srcs, hyps, refs, "13a", buckets=((1, 10), (11, 20), (21, 30)))
+    assert rows == [
+        {"bucket": "1-10", "sentences": 1, "bleu": 100.0},
+        {"bucket": "11-20", "sentences": 1, "bleu": 0.0},
+    ]
+
+
+def test_word_index_groups_pieces() -> None:
+    assert word_index(["▁Tom", "▁ch", "ase", "▁Jerry", "</s>"]) == [0, 1, 1, 2, 2]
+
+
+def test_alignment_accuracy_by_hand() -> None:
+    # source words: Tom chase Jerry (+EOS column); target words: 汤姆 追逐 杰瑞
+    weights = torch.tensor(
+        [
+            [0.8, 0.1, 0.1],  # 汤姆 -> Tom      (gold 0): hit
+            [0.1, 0.2, 0.7],  # 追逐 -> Jerry    (gold 1): miss
+            [0.0, 0.1, 0.9],  # 杰瑞 -> Jerry    (gold 2): hit
+        ]
+    )
+    acc = alignment_accuracy(
+        [weights], [["▁Tom", "▁chase", "▁Jerry"]], [["▁汤姆", "▁追逐", "▁杰瑞"]], [[(0, 0), (1, 1), (2, 2)]]
+    )
+    assert abs(acc - 2 / 3) < 1e-9
+
+
+def test_alignment_accuracy_sums_pieces_of_a_source_word() -> None:
+    # "chase" is two pieces with 0.3 + 0.3 = 0.6 > 0.4 on "Tom"
+    weights = torch.tensor([[0.4, 0.3, 0.3]])
+    acc = alignment_accuracy([weights], [["▁Tom", "▁ch", "ase"]], [["▁追逐"]], [[(1, 0)]])
+    assert acc == 1.0
+
+
+def test_unaligned_target_words_are_not_counted() -> None:
+    weights = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    acc = alignment_accuracy([weights], [["▁a", "▁b"]], [["▁x", "▁，"]], [[(0, 0)]])
+    assert acc == 1.0

@@ -1,0 +1,108 @@
+"""Training: checkpoints, resume equals the uninterrupted run, metrics, self-contained checkpoints."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from seq2seq.checkpoint import load_model, read_checkpoint, save_atomic
+from seq2seq.config import TrainConfig
+from seq2seq.errors import CheckpointError
+from seq2seq.search import translate_sentences
+from seq2seq.train import train
+
+
+def tiny_config(root: Path, **trainer: object) -> TrainConfig:
+    cfg = OmegaConf.structured(TrainConfig)
+    cfg.data = OmegaConf.merge(
+        cfg.data,
+        {"name": "toy", "root": str(root), "tokenizer": {"model_type": "word", "normalization": "identity"}},
+    )
+    cfg.model.embed_size, cfg.model.hidden_size, cfg.model.dropout = 16, 32, 0.1
+    cfg.trainer = OmegaConf.merge(
+        cfg.trainer, {"epochs": 2, "batch_size": 32, "progress": False, "valid_max_sentences": 10, **trainer}
+    )
+    return cfg  # type: ignore[return-value]
+
+
+def test_train_writes_checkpoints_metrics_and_config(toy_root: Path, tmp_path: Path) -> None:
+    result = train(tiny_config(toy_root), tmp_path / "run")
+    run = tmp_path / "run"
+    assert result.best.exists() and result.last.exists()
+    assert (run / "config.yaml").read_text().count("hidden_size: 32") == 1
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,train_loss,valid_loss,valid_bleu")
+    assert len(rows) == 3  # header + 2 epochs
+    assert result.state.epoch == 2 and result.state.step == 2 * 10  # 300 pairs / 32 = 10 batches
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(toy_root: Path, tmp_path: Path) -> None:
+    whole = train(tiny_config(toy_root), tmp_path / "whole")
+    # "killed" after 13 updates (in the middle of epoch 2), then the same command again
+    train(tiny_config(toy_root, max_steps=13), tmp_path / "split")
+    resumed = train(tiny_config(toy_root), tmp_path / "split")
+    assert resumed.state.step == whole.state.step
+    a = read_checkpoint(whole.last)["model"]
+    b = read_checkpoint(resumed.last)["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_checkpoint_translates_after_the_corpus_is_deleted(toy_root: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(toy_root, corpus)
+    result = train(tiny_config(corpus, epochs=1), tmp_path / "run")
+    shutil.rmtree(corpus)
+    loaded = load_model(result.best)
+    out = translate_sentences(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, ["Tom chase Jerry"])
+    assert len(out) == 1 and isinstance(out[0].text, str)
+    assert out[0].weights.shape == (len(out[0].tgt_pieces), len(out[0].src_pieces))
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_truncated_checkpoint_gives_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
+    result = train(tiny_config(toy_root, epochs=1), tmp_path / "run")
+    data = result.best.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(cut)
+
+
+def test_foreign_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    with pytest.raises(CheckpointError, match="not a seq2seq checkpoint"):
+        read_checkpoint(path)
+
+
+class _Evil:
+    def __reduce__(self) -> tuple:
+        return (print, ("code ran",))
+
+
+def test_checkpoint_holding_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "seq2seq-checkpoint", "version": 1, "x": _Evil()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_atomic({"a": 1}, path)
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        save_atomic({"a": lambda: 0}, path)  # lambdas cannot be pickled
+    assert torch.load(path, weights_only=True) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
