@@ -112,7 +112,8 @@ def write_report(
     panels = []
     for name, ts in translations.items():
         t = ts[i]
-        panels.append((f"{name}: BLEU {models[name]['bleu']:.1f}", t.src_pieces, t.tgt_pieces, t.weights))
+        how = "one C for every word: uniform" if models[name]["decoder"] == "fixed_context" else "a fresh c_i per word"
+        panels.append((f"{name} ({how}), test BLEU {models[name]['bleu']:.1f}", t.src_pieces, t.tgt_pieces, t.weights))
     plots.plot_attention(panels, out_dir / "attention_heatmap.png")
     plots.plot_curves(histories, out_dir / "training_curves.png")
 
@@ -165,3 +166,7 @@ def main(cfg: DictConfig) -> None:
         print(f"\nreport: {out_dir / 'comparison.md'}")
     except Seq2SeqError as e:
         sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

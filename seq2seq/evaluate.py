@@ -227,3 +227,7 @@ def main(cfg: DictConfig) -> None:
         print_report(run_eval(cfg))  # type: ignore[arg-type]
     except Seq2SeqError as e:
         sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -102,14 +102,14 @@ def plot_attention(
     family = _font_family(labels)
     n_src = max(len(src) for _, src, _, _ in panels)
     n_tgt = max(len(tgt) for _, _, tgt, _ in panels)
-    width = min(8 + 0.28 * n_src, 24) * len(panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, min(3 + 0.28 * n_tgt, 18)), squeeze=False)
+    width = min(3 + 0.26 * n_src, 14) * len(panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, min(2 + 0.26 * n_tgt, 16)), squeeze=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         for ax, (title, src, tgt, weights) in zip(axes[0], panels, strict=True):
             ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-            ax.set_xticks(range(len(src)), src, rotation=90, fontfamily=family, fontsize=9)
-            ax.set_yticks(range(len(tgt)), tgt, fontfamily=family, fontsize=9)
+            ax.set_xticks(range(len(src)), [s.lstrip("▁") for s in src], rotation=90, fontfamily=family, fontsize=9)
+            ax.set_yticks(range(len(tgt)), [t.lstrip("▁") for t in tgt], fontfamily=family, fontsize=9)
             ax.set_title(title)
             ax.set_xlabel("source")
             ax.set_ylabel("output")

@@ -296,3 +296,7 @@ def main(cfg: DictConfig) -> None:
         print(f"best valid BLEU {result.state.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
     except Seq2SeqError as e:
         sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -146,3 +146,7 @@ def main(cfg: DictConfig) -> None:
             interactive(translator)
     except Seq2SeqError as e:
         sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
