@@ -1,13 +1,12 @@
-"""Training and greedy-decoding speed of the fixed-context and attention models; prints a table.
+"""Training speed and memory of the fixed-context and attention models; prints a table.
 
     python benchmarks/train_speed.py                       # CPU, the demo's model size
     python benchmarks/train_speed.py --device cuda --batch-size 256 --hidden 512 --embed 256
 
 Data: toy sentences of a fixed length bucket (default 21-30 source words), word vocabularies.
-Training figures are target tokens (incl. EOS) and sentences per second over ``--steps`` updates
-after ``--warmup``; decoding is greedy over ``--decode-sentences`` sentences. Peak memory: the
-CUDA allocator's peak on a GPU, the process's peak RSS on a CPU (cumulative over the rows).
-The models are untrained, so output lengths differ between models: compare decoding by tokens/s.
+Figures are target tokens (incl. EOS) and sentences per second over ``--steps`` updates
+(forward, backward, Adam) after ``--warmup``. Peak memory: the CUDA allocator's peak on a GPU,
+the process's peak RSS on a CPU (cumulative over the rows).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from seq2seq.config import AttentionConfig, ModelConfig
 from seq2seq.data.batching import collate
 from seq2seq.data.toy import generate
 from seq2seq.models.seq2seq import build_model
-from seq2seq.search import greedy_search
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.train import sequence_loss
 
@@ -47,7 +45,6 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--decode-sentences", type=int, default=512)
     p.add_argument("--min-len", type=int, default=21)
     p.add_argument("--max-len", type=int, default=30)
     p.add_argument("--models", default="fixed_context,attention:additive,attention:dot")
@@ -56,7 +53,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    pairs = generate(max(args.batch_size, args.decode_sentences) * 2, seed=5, buckets=((args.min_len, args.max_len),))
+    pairs = generate(args.batch_size, seed=5, buckets=((args.min_len, args.max_len),))
     src_tok = Tokenizer.train([q.src for q in pairs], 1000, "word", "identity")
     tgt_tok = Tokenizer.train([q.tgt for q in pairs], 1000, "word", "identity")
     src_ids, tgt_ids = src_tok.encode_batch([q.src for q in pairs]), tgt_tok.encode_batch([q.tgt for q in pairs])
@@ -69,9 +66,9 @@ def main() -> None:
         f" torch {torch.__version__}, batch {args.batch_size}, embed {args.embed}, hidden {args.hidden},"
         f" source {args.min_len}-{args.max_len} words"
     )
-    header = "| model | params | train tok/s | train sent/s | greedy sent/s | greedy tok/s | peak MB |"
+    header = "| model | params | train tok/s | train sent/s | peak MB |"
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|")
     for spec in args.models.split(","):
         decoder, _, score = spec.partition(":")
         cfg = ModelConfig(
@@ -97,20 +94,10 @@ def main() -> None:
             optimizer.step()
         sync(device)
         train_s = (time.perf_counter() - start) / args.steps
-        model.eval()
-        dec = [src_ids[i] for i in range(args.decode_sentences)]
-        out_tokens = 0
-        sync(device)
-        start = time.perf_counter()
-        for k in range(0, len(dec), args.batch_size):
-            batch = collate(dec[k : k + args.batch_size]).to(device)
-            out_tokens += sum(len(h.tokens) + 1 for h in greedy_search(model, batch.src, batch.src_mask))
-        sync(device)
-        decode_s = time.perf_counter() - start
         name = decoder if decoder == "fixed_context" else f"{decoder} ({score or 'additive'})"
         print(
             f"| {name} | {model.num_parameters:,} | {n_tokens / train_s:,.0f} | {args.batch_size / train_s:,.1f} "
-            f"| {len(dec) / decode_s:,.1f} | {out_tokens / decode_s:,.0f} | {peak_memory_mb(device):,.0f} |"
+            f"| {peak_memory_mb(device):,.0f} |"
         )
 
 

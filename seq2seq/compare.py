@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import load_model
-from seq2seq.config import CONFIG_DIR, CompareConfig, TrainConfig, check_choices, register_configs
+from seq2seq.config import CONFIG_DIR, CompareConfig, TrainConfig, check_choices, compared_models, register_configs
 from seq2seq.data.corpus import load_split
 from seq2seq.errors import Seq2SeqError
 from seq2seq.evaluate import bleu_tokenizer, evaluate_model, resolve_device
@@ -38,7 +38,7 @@ def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
     translations: dict[str, list[Translation]] = {}
     histories: dict[str, list[dict[str, Any]]] = {}
     signature = ""
-    for name, model_cfg in cfg.models.items():
+    for name, model_cfg in compared_models(cfg).items():
         log.info("=== %s ===", name)
         train_cfg = OmegaConf.merge(
             OmegaConf.structured(TrainConfig),

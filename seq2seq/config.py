@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.errors import ConfigError
 
@@ -119,7 +120,8 @@ class TranslateConfig:
 class CompareConfig:
     seed: int = 1
     data: DataConfig = field(default_factory=DataConfig)
-    models: dict[str, ModelConfig] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)  # what every compared model shares
+    models: dict[str, Any] = field(default_factory=dict)  # name -> how it differs from `model`
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     split: str = "test"
@@ -130,7 +132,7 @@ def check_choices(cfg: Any) -> None:
     from seq2seq.models.attention import SCORES
     from seq2seq.tokenizer import MODEL_TYPES
 
-    models = list(cfg.models.values()) if "models" in cfg else [cfg.model] if "model" in cfg else []
+    models = list(compared_models(cfg).values()) if "models" in cfg else [cfg.model] if "model" in cfg else []
     for model in models:
         _choice("model.decoder", model.decoder, DECODERS)
         _choice("model.attention.score", model.attention.score, SCORES)
@@ -138,6 +140,17 @@ def check_choices(cfg: Any) -> None:
         _choice("data.tokenizer.model_type", cfg.data.tokenizer.model_type, MODEL_TYPES)
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
     _choice("device", device, ("auto", "cpu", "cuda"))
+
+
+def compared_models(cfg: Any) -> dict[str, ModelConfig]:
+    """Each model of a comparison: the shared ``model`` settings with its own on top."""
+    result = {}
+    for name, own in cfg.models.items():
+        try:
+            result[name] = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg.model, own)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"models.{name}: {str(e).splitlines()[0]}") from None
+    return result  # type: ignore[return-value]
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> None:

@@ -34,12 +34,7 @@ def text(p: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def compared(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("compare")
-    args = [a.format(root=toy_root) for a in TINY]
-    args = (
-        [a.replace("model.", "models.attention.") for a in args if a.startswith("model.")]
-        + [a.replace("model.", "models.fixed_context.") for a in args if a.startswith("model.")]
-        + [a for a in args if not a.startswith("model.")]
-    )
+    args = [a.format(root=toy_root) for a in TINY]  # model.* is shared by both models
     p = run("seq2seq-compare", *args, f"hydra.run.dir={out}", cwd=out)
     assert p.returncode == 0, text(p)
     assert "| attention |" in p.stdout.decode()
@@ -58,6 +53,7 @@ def test_compare_writes_the_report(compared: Path) -> None:
         assert sum(r["sentences"] for r in m["bleu_by_src_len"]) == 20
     assert 0.0 <= report["models"]["attention"]["alignment_accuracy"] <= 1.0
     assert report["models"]["fixed_context"].get("alignment_accuracy") is None
+    assert report["models"]["attention"]["params"] > report["models"]["fixed_context"]["params"]
     for name in ("comparison.md", "bleu_by_length.png", "attention_heatmap.png", "training_curves.png"):
         assert (compared / name).stat().st_size > 0, name
 
@@ -153,3 +149,16 @@ def test_bad_override_is_named(override: str, message: str, tmp_path: Path) -> N
     assert p.returncode != 0
     assert message in p.stderr.decode() + p.stdout.decode()
     assert "Traceback" not in p.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("models.attention.hiden_size=3", "Could not override 'models.attention.hiden_size'"),
+        ("+models.attention.hiden_size=3", "models.attention: Key 'hiden_size' not in 'ModelConfig'"),
+    ],
+)
+def test_compare_names_a_bad_per_model_override(override: str, message: str, tmp_path: Path) -> None:
+    p = run("seq2seq-compare", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert message in p.stderr.decode()
