@@ -22,7 +22,7 @@ from seq2seq.config import CONFIG_DIR, CompareConfig, TrainConfig, check_choices
 from seq2seq.data.corpus import load_split
 from seq2seq.errors import Seq2SeqError
 from seq2seq.evaluate import bleu_tokenizer, evaluate_model, resolve_device
-from seq2seq.search import Translation
+from seq2seq.search import Translation, describe
 from seq2seq.train import train
 
 log = logging.getLogger("seq2seq")
@@ -53,8 +53,7 @@ def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
             test,
             tokenize,
             cfg.trainer.eval_batch_size,
-            cfg.search.max_len_a,
-            cfg.search.max_len_b,
+            cfg,
             device,
             with_alignment=model_cfg.decoder != "fixed_context",
         )
@@ -74,7 +73,13 @@ def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
             "checkpoint": str(result.best),
         }
         log.info("%s: test BLEU %.2f, chrF %.2f", name, report["bleu"], report["chrf"])
-    summary = {"data": data.name, "split": cfg.split, "search": "greedy", "bleu_signature": signature, "models": models}
+    summary = {
+        "data": data.name,
+        "split": cfg.split,
+        "search": describe(cfg),
+        "bleu_signature": signature,
+        "models": models,
+    }
     write_report(summary, out_dir, test.src, translations, histories)
     return summary
 
@@ -122,7 +127,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     models = summary["models"]
     names = list(models)
     lines = [
-        f"# {' vs '.join(names)} on {summary['data']} ({summary['split']} split, {summary['search']} search)",
+        f"# {' vs '.join(names)} on {summary['data']} ({summary['split']} split, {summary['search']})",
         "",
         "| model | BLEU | chrF | alignment acc. | params | epochs | train time | train tok/s | decode sent/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -164,7 +169,7 @@ def main(cfg: DictConfig) -> None:
         summary = run_compare(cfg, out_dir)  # type: ignore[arg-type]
         print(markdown_report(summary).split("\n![")[0].rstrip())
         print(f"\nreport: {out_dir / 'comparison.md'}")
-    except Seq2SeqError as e:
+    except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -81,8 +80,13 @@ class TrainerConfig:
 
 @dataclass
 class SearchConfig:
-    max_len_a: float = 1.5  # output at most a * source length + b tokens
+    beam: int = 1  # 1: greedy search
+    length_penalty: float = 1.0  # α: a hypothesis ranks by log-prob / penalty(length)
+    length_norm: str = "gnmt"  # gnmt: ((5 + |Y|) / 6) ** α | length: |Y| ** α | none
+    nbest: int = 1  # hypotheses kept per sentence (beam search)
+    max_len_a: float = 1.5  # output at most a * source length + b tokens (then EOS)
     max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many tokens
 
 
 @dataclass
@@ -95,35 +99,34 @@ class TrainConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(SearchConfig):
     checkpoint: str = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     split: str = "test"
     batch_size: int = 128
-    output: str | None = None  # JSON report; default: eval-{data}-{split}.json beside the checkpoint
+    output: str | None = None  # JSON report; default: eval-{data}-{split}[-beamK].json beside the checkpoint
     device: str = "auto"
-    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 @dataclass
-class TranslateConfig:
+class TranslateConfig(SearchConfig):
     checkpoint: str = MISSING
     input: str | None = None  # a file; default: standard input
     output: str | None = None  # a file; default: standard output
     batch_size: int = 64
     attn: bool = True  # show where the model looked (interactive mode)
+    format: str = "text"  # batch mode: text (one line each) | json (n-best, scores, attention)
     device: str = "auto"
-    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(SearchConfig):
     seed: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # what every compared model shares
     models: dict[str, Any] = field(default_factory=dict)  # name -> how it differs from `model`
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # validation decoding while training
     split: str = "test"
 
 
@@ -136,10 +139,27 @@ def check_choices(cfg: Any) -> None:
     for model in models:
         _choice("model.decoder", model.decoder, DECODERS)
         _choice("model.attention.score", model.attention.score, SCORES)
-    if "data" in cfg:
+        key_size = (model.hidden_size // 2) * 2 if model.bidirectional else model.hidden_size
+        if model.decoder == "attention" and model.attention.score in ("dot", "scaled_dot", "cosine"):
+            if key_size != model.hidden_size:
+                raise ConfigError(
+                    f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
+                    f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
+                )
+    if "data" in cfg and not OmegaConf.is_missing(cfg.data, "name"):
         _choice("data.tokenizer.model_type", cfg.data.tokenizer.model_type, MODEL_TYPES)
+        from sacrebleu.metrics.bleu import _TOKENIZERS
+
+        _choice("data.bleu_tokenize", cfg.data.bleu_tokenize, ("auto", *_TOKENIZERS))
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
     _choice("device", device, ("auto", "cpu", "cuda"))
+    for search in (cfg, cfg.get("search")):
+        if search is not None and "length_norm" in search:
+            _choice("length_norm", search.length_norm, ("gnmt", "length", "none"))
+            if search.beam < 1 or search.nbest < 1 or search.nbest > max(search.beam, 1):
+                raise ConfigError(f"beam={search.beam} nbest={search.nbest}: need beam >= 1 and 1 <= nbest <= beam")
+    if "format" in cfg:
+        _choice("format", cfg.format, ("text", "json"))
 
 
 def compared_models(cfg: Any) -> dict[str, ModelConfig]:
@@ -159,6 +179,8 @@ def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
 
 
 def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore  # only the command-line entry points need Hydra
+
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)

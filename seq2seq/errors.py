@@ -13,5 +13,5 @@ class CheckpointError(Seq2SeqError):
     """A checkpoint is missing, corrupt or not a seq2seq checkpoint."""
 
 
-class ConfigError(Seq2SeqError):
+class ConfigError(Seq2SeqError, ValueError):
     """A configuration value is invalid."""

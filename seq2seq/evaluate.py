@@ -16,12 +16,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from sacrebleu.metrics import BLEU, CHRF
 
-from seq2seq.config import CONFIG_DIR, EvalConfig, check_choices, register_configs
+from seq2seq.config import CONFIG_DIR, DataConfig, EvalConfig, SearchConfig, check_choices, register_configs
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
-from seq2seq.errors import Seq2SeqError
+from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.search import Translation, translate_sentences
+from seq2seq.search import Translation, describe, translate_sentences
 from seq2seq.tokenizer import Tokenizer
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = ((1, 10), (11, 20), (21, 30), (31, 40), (41, 10_000))
@@ -108,11 +108,13 @@ def alignment_accuracy(
 ) -> float:
     """Share of gold-aligned target words whose most-attended source word is a gold link.
 
-    Piece weights become word weights: summed over a source word's pieces, averaged over a
-    target word's pieces. Target words without any gold link are not counted.
+    Piece weights become word weights: summed over a source word's pieces and over a target
+    word's pieces (the argmax is that of the average). Target words without any gold link are not counted.
     """
     hits = total = 0
     for w, sp, tp, links in zip(weights, src_pieces, tgt_pieces, gold, strict=True):
+        if not sp or not tp:  # a line with no tokens has nothing to align
+            continue
         s_word, t_word = torch.tensor(word_index(sp)), torch.tensor(word_index(tp))
         n_src, n_tgt = int(s_word.max()) + 1, int(t_word.max()) + 1
         by_src = torch.zeros(w.size(0), n_src).index_add_(1, s_word, w)  # (T, words_src)
@@ -135,20 +137,18 @@ def evaluate_model(
     corpus: ParallelCorpus,
     tokenize: str,
     batch_size: int = 128,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    search: SearchConfig | None = None,
     device: torch.device | str = "cpu",
     with_alignment: bool = True,
 ) -> tuple[dict[str, Any], list[Translation]]:
-    """Translate ``corpus.src`` (greedy) and score against ``corpus.tgt``."""
+    """Translate ``corpus.src`` with ``search`` (default greedy) and score against ``corpus.tgt``."""
+    search = search or SearchConfig()
     start = time.perf_counter()
-    translations = translate_sentences(
-        model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size, max_len_a, max_len_b, device
-    )
+    translations = translate_sentences(model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size, search, device)
     seconds = time.perf_counter() - start
     hyps = [t.text for t in translations]
     report = {
-        "search": "greedy",
+        "search": describe(search),
         "sentences": len(corpus),
         **corpus_scores(hyps, corpus.tgt, tokenize),
         "bleu_by_src_len": bleu_by_length(corpus.src, hyps, corpus.tgt, tokenize),
@@ -172,7 +172,23 @@ def evaluate_model(
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}, but torch sees no CUDA device here (use device=auto or cpu)")
     return torch.device(name)
+
+
+def eval_data(given: Any, trained_on: dict[str, Any]) -> Any:
+    """``data=NAME`` picks a corpus; without it, the checkpoint's own data with any ``data.*``
+    overrides on top (e.g. ``data.root=DIR``)."""
+    if not OmegaConf.is_missing(given, "name"):
+        return given
+    defaults = OmegaConf.structured(DataConfig)
+    changed = {
+        k: given[k]
+        for k in given
+        if k != "tokenizer" and not OmegaConf.is_missing(given, k) and given[k] != defaults.get(k)
+    }
+    return OmegaConf.merge(OmegaConf.structured(DataConfig), trained_on, changed)
 
 
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
@@ -180,7 +196,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     device = resolve_device(cfg.device)
     loaded = load_model(cfg.checkpoint, device)
-    data = cfg.data if not OmegaConf.is_missing(cfg.data, "name") else OmegaConf.create(loaded.config["data"])
+    data = eval_data(cfg.data, loaded.config["data"])
     corpus = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
     is_attention = loaded.config["model"]["decoder"] != "fixed_context"
@@ -191,13 +207,15 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         corpus,
         tokenize,
         cfg.batch_size,
-        cfg.search.max_len_a,
-        cfg.search.max_len_b,
+        cfg,
         device,
         with_alignment=is_attention,
     )
     report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": cfg.split, **report}
-    output = Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{cfg.split}.json"
+    beam = f"-beam{cfg.beam}" if cfg.beam > 1 else ""
+    output = (
+        Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{cfg.split}{beam}.json"
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     output.with_suffix(".hyp").write_text("".join(t.text + "\n" for t in translations), encoding="utf-8")
@@ -205,7 +223,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['data']}/{report['split']}: {report['sentences']} sentences, {report['search']} search")
+    print(f"{report['data']}/{report['split']}: {report['sentences']} sentences, {report['search']}")
     print(f"BLEU {report['bleu']:.2f}  {report['bleu_signature']}")
     print(f"chrF {report['chrf']:.2f}  {report['chrf_signature']}")
     if "alignment_accuracy" in report:
@@ -225,7 +243,7 @@ def main(cfg: DictConfig) -> None:
     try:
         check_choices(cfg)
         print_report(run_eval(cfg))  # type: ignore[arg-type]
-    except Seq2SeqError as e:
+    except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -1,14 +1,26 @@
-"""Decoding: greedy search over ``decoder.step()``, returning the attention weights too."""
+"""Decoding over ``decoder.step()``: greedy and batched beam search, both returning attention.
+
+Both search over the same space: PAD and BOS are never produced, EOS is blocked before
+``min_len`` tokens and forced after ``max_len = a * source length + b`` tokens, and a
+hypothesis' score is the sum of its tokens' log-probabilities, EOS included. Beam search keeps
+the beams of all sentences as one batch (``B * K`` rows), reuses the encoder output and the
+precomputed attention keys at every step, sets finished hypotheses aside and stops a sentence
+once it has ``K`` of them; the final ranking uses the length penalty.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from seq2seq.config import SearchConfig
 from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.models.decoder import DecoderState, Memory
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+
+LENGTH_NORMS = ("gnmt", "length", "none")
 
 
 @dataclass
@@ -16,6 +28,38 @@ class Hypothesis:
     tokens: list[int]  # without BOS/EOS
     weights: torch.Tensor  # (len(tokens), source length incl. EOS): where each output token looked
     score: float  # sum of the tokens' log-probabilities (EOS included)
+    norm_score: float = 0.0  # the score the beam ranks by (after the length penalty)
+
+
+def length_penalty(length: int, alpha: float, norm: str) -> float:
+    """What a score is divided by: GNMT's ``((5 + |Y|) / 6) ** α``, plain ``|Y| ** α``, or 1.
+    ``|Y|`` counts EOS."""
+    if norm == "gnmt":
+        return ((5.0 + length) / 6.0) ** alpha
+    if norm == "length":
+        return float(length) ** alpha
+    if norm == "none":
+        return 1.0
+    raise ValueError(f"unknown length normalisation {norm!r}: choose one of {', '.join(LENGTH_NORMS)}")
+
+
+def max_lengths(src_mask: torch.Tensor, a: float, b: int) -> torch.Tensor:
+    """Most output tokens (EOS excluded) per sentence: ``a * source length + b``, at least 1."""
+    return (src_mask.sum(dim=1).float() * a + b).long().clamp(min=1)  # (B,)
+
+
+def _allowed(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: int) -> torch.Tensor:
+    """Mask the tokens not allowed at step ``t`` (0-based: ``t`` tokens already produced)."""
+    log_probs[:, PAD_ID] = float("-inf")
+    log_probs[:, BOS_ID] = float("-inf")
+    if t < min_len:
+        log_probs[:, EOS_ID] = float("-inf")
+    at_limit = t >= max_len  # (N,)
+    if bool(at_limit.any()):
+        eos = log_probs[:, EOS_ID].clone()
+        log_probs[at_limit] = float("-inf")
+        log_probs[at_limit, EOS_ID] = eos[at_limit]
+    return log_probs
 
 
 @torch.no_grad()
@@ -25,24 +69,25 @@ def greedy_search(
     src_mask: torch.Tensor,  # (B, S)
     max_len_a: float = 1.5,
     max_len_b: int = 10,
+    min_len: int = 0,
 ) -> list[Hypothesis]:
-    """The most probable next token at every step until EOS or ``a * source length + b`` tokens."""
+    """The most probable next token at every step, until EOS."""
     memory = model.encode(src, src_mask)
     state = model.decoder.init_state(memory)
     batch_size = src.size(0)
-    limits = (src_mask.sum(dim=1).float() * max_len_a + max_len_b).long()  # (B,)
+    max_len = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
     prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
     alive = torch.ones(batch_size, dtype=torch.bool, device=src.device)  # (B,)
     tokens, weights, scores = [], [], torch.zeros(batch_size, device=src.device)
-    for t in range(int(limits.max())):
+    for t in range(int(max_len.max()) + 1):
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, min_len)  # (B, V)
         prev = log_probs.argmax(dim=-1)  # (B,)
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
         tokens.append(prev)
         weights.append(w)
-        alive &= (prev != EOS_ID) & (t + 1 < limits)
+        alive &= prev != EOS_ID
         if not alive.any():
             break
     tokens_t = torch.stack(tokens, dim=1).cpu()  # (B, T)
@@ -51,19 +96,114 @@ def greedy_search(
     out = []
     for b in range(batch_size):
         seq = tokens_t[b].tolist()
-        n = seq.index(EOS_ID) if EOS_ID in seq else len(seq)
-        out.append(Hypothesis(seq[:n], weights_t[b, :n, : lengths[b]], float(scores[b])))
+        n = seq.index(EOS_ID)
+        out.append(Hypothesis(seq[:n], weights_t[b, :n, : lengths[b]], float(scores[b]), float(scores[b])))
     return out
+
+
+@dataclass
+class _Finished:
+    hyps: list[Hypothesis] = field(default_factory=list)
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2Seq,
+    src: torch.Tensor,  # (B, S)
+    src_mask: torch.Tensor,  # (B, S)
+    beam_size: int = 5,
+    alpha: float = 1.0,
+    norm: str = "gnmt",
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
+    min_len: int = 0,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """The ``nbest`` best hypotheses per sentence, best first, by ``score / length_penalty``."""
+    length_penalty(1, alpha, norm)  # validates norm
+    batch, k, device = src.size(0), beam_size, src.device
+    memory: Memory = model.encode(src, src_mask)
+    state: DecoderState = model.decoder.init_state(memory)
+    beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
+    memory, state = memory.select(beams), state.select(beams)  # encoder output and keys, once
+    max_len = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
+    row_max_len = max_len.repeat_interleave(k)  # (B*K,)
+    scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
+    scores[:, 0] = 0.0  # one live beam per sentence at the start
+    prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)  # (B*K,)
+    history = torch.empty(batch * k, 0, dtype=torch.long, device=device)  # (B*K, t)
+    attn = torch.empty(batch * k, 0, src.size(1), device=device)  # (B*K, t, S)
+    finished = [_Finished() for _ in range(batch)]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
+    offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
+    src_lengths = src_mask.sum(dim=1).tolist()
+    for t in range(int(max_len.max()) + 1):
+        logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, min_len)  # (B*K, V)
+        vocab = log_probs.size(1)
+        cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
+        top_scores, top_index = cand.topk(min(2 * k, k * vocab), dim=1)  # (B, 2K)
+        origin, token = top_index // vocab, top_index % vocab  # (B, 2K) beam and token of each
+        is_eos = token == EOS_ID  # (B, 2K)
+        # 1. EOS among the K best candidates: a finished hypothesis, set aside
+        ends = is_eos[:, :k] & ~done.unsqueeze(1) & (top_scores[:, :k] > float("-inf"))  # (B, K)
+        if bool(ends.any()):
+            for b, j in ends.nonzero().tolist():
+                row = b * k + int(origin[b, j])
+                raw = float(top_scores[b, j])
+                finished[b].hyps.append(
+                    Hypothesis(
+                        tokens=history[row].tolist(),
+                        weights=attn[row, :, : src_lengths[b]].float().cpu(),
+                        score=raw,
+                        norm_score=raw / length_penalty(t + 1, alpha, norm),
+                    )
+                )
+            done |= torch.tensor([len(f.hyps) >= k for f in finished], device=device)
+            if bool(done.all()):
+                break
+        # 2. the K best candidates that go on
+        go_on = top_scores.masked_fill(is_eos, float("-inf"))  # (B, 2K)
+        scores, pick = go_on.topk(k, dim=1)  # (B, K)
+        scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) the beam each continues
+        prev = token.gather(1, pick).view(-1)  # (B*K,)
+        state = state.select(rows)
+        history = torch.cat([history[rows], prev.unsqueeze(1)], dim=1)  # (B*K, t+1)
+        attn = torch.cat([attn[rows], w[rows].unsqueeze(1)], dim=1)  # (B*K, t+1, S)
+    out = []
+    for f in finished:
+        f.hyps.sort(key=lambda h: h.norm_score, reverse=True)
+        out.append(f.hyps[:nbest])
+    return out
+
+
+def search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[list[Hypothesis]]:
+    """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence."""
+    if cfg.beam <= 1:
+        return [[h] for h in greedy_search(model, src, src_mask, cfg.max_len_a, cfg.max_len_b, cfg.min_len)]
+    return beam_search(
+        model, src, src_mask, cfg.beam, cfg.length_penalty, cfg.length_norm,
+        cfg.max_len_a, cfg.max_len_b, cfg.min_len, max(cfg.nbest, 1),
+    )  # fmt: skip
+
+
+def describe(cfg: SearchConfig) -> str:
+    """The search in words, for reports."""
+    if cfg.beam <= 1:
+        return "greedy"
+    return f"beam {cfg.beam}, length penalty {cfg.length_norm} α={cfg.length_penalty}"
 
 
 @dataclass
 class Translation:
     source: str
-    text: str  # detokenised output
+    text: str  # detokenised output (the best hypothesis)
     src_pieces: list[str]  # source tokens (EOS as "</s>")
     tgt_pieces: list[str]  # output tokens
     weights: torch.Tensor  # (len(tgt_pieces), len(src_pieces))
-    score: float
+    score: float  # log-probability of the output
+    nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
 
 
 def translate_sentences(
@@ -72,23 +212,25 @@ def translate_sentences(
     tgt_tokenizer: Tokenizer,
     sentences: list[str],
     batch_size: int = 64,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
+    cfg: SearchConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> list[Translation]:
     """Translate many sentences: batched by length, returned in input order."""
+    cfg = cfg or SearchConfig()
     model.eval()
     ids = src_tokenizer.encode_batch(sentences)
     results: list[Translation | None] = [None] * len(sentences)
     for index in bucket_batches([len(s) for s in ids], batch_size):
         batch = collate([ids[i] for i in index]).to(device)
-        for i, hyp in zip(index, greedy_search(model, batch.src, batch.src_mask, max_len_a, max_len_b), strict=True):
+        for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg), strict=True):
+            best = hyps[0]
             results[i] = Translation(
                 source=sentences[i],
-                text=tgt_tokenizer.decode(hyp.tokens),
+                text=tgt_tokenizer.decode(best.tokens),
                 src_pieces=src_tokenizer.id_to_piece(ids[i]) + ["</s>"],
-                tgt_pieces=tgt_tokenizer.id_to_piece(hyp.tokens),
-                weights=hyp.weights,
-                score=hyp.score,
+                tgt_pieces=tgt_tokenizer.id_to_piece(best.tokens),
+                weights=best.weights,
+                score=best.score,
+                nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
             )
     return results  # type: ignore[return-value]

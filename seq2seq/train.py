@@ -35,6 +35,11 @@ from seq2seq.tokenizer import PAD_ID, Tokenizer
 
 log = logging.getLogger("seq2seq")
 
+# what must not change when a run resumes, or it would not repeat the uninterrupted run
+RESUME_MUST_MATCH = (
+    "seed", "model", "data", "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
+)  # fmt: skip
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -119,10 +124,14 @@ class Trainer:
             raise CheckpointError(
                 f"{self.last_path}: was trained on other data or tokenizer settings; use a new run folder"
             )
-        for part in ("model", "data"):
-            if ckpt["config"].get(part) != self.config_dict[part]:
+        for key in RESUME_MUST_MATCH:
+            part, _, name = key.partition(".")
+            old, new = ckpt["config"].get(part), self.config_dict[part]
+            if name:
+                old, new = (old or {}).get(name), new.get(name)
+            if old != new:
                 raise CheckpointError(
-                    f"{self.last_path}: holds a run with another {part} config; use a new run folder "
+                    f"{self.last_path}: holds a run with another {key}; use a new run folder "
                     "(or trainer.resume=false to start over in this one)"
                 )
         ts = ckpt["train_state"]
@@ -186,15 +195,13 @@ class Trainer:
             logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)
             loss += float(sequence_loss(logits, batch.tgt_out))
             n += batch.n_tgt_tokens
-        s = self.cfg.search
         hyps = translate_sentences(
             self.model,
             self.src_tok,
             self.tgt_tok,
             valid.src,
             self.cfg.trainer.eval_batch_size,
-            s.max_len_a,
-            s.max_len_b,
+            self.cfg.search,
             self.device,
         )
         scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
@@ -233,9 +240,9 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
         if self.cfg.trainer.resume:
             self.resume()
+        (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
         log.info(
             "%s model: %s parameters; %d training pairs; vocab %d/%d; device %s",
             self.cfg.model.decoder,
@@ -294,7 +301,7 @@ def main(cfg: DictConfig) -> None:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         result = train(cfg, out_dir)  # type: ignore[arg-type]
         print(f"best valid BLEU {result.state.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
-    except Seq2SeqError as e:
+    except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -52,8 +52,7 @@ class Translator:
                     self.loaded.tgt_tokenizer,
                     chunk,
                     self.cfg.batch_size,
-                    self.cfg.search.max_len_a,
-                    self.cfg.search.max_len_b,
+                    self.cfg,
                     self.device,
                 )
                 bar.update(len(chunk))
@@ -144,7 +143,7 @@ def main(cfg: DictConfig) -> None:
             batch_mode(translator, cfg)  # type: ignore[arg-type]
         else:
             interactive(translator)
-    except Seq2SeqError as e:
+    except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BIN = Path(sys.executable).parent
 TINY = [
@@ -89,6 +90,23 @@ def test_translate_pipe_keeps_line_count_and_order(compared: Path) -> None:
     assert all(out[i] for i in (0, 2, 3))
 
 
+def test_translate_pipe_matches_one_sentence_at_a_time(compared: Path) -> None:
+    ckpt = f"checkpoint={compared / 'attention' / 'best.pt'}"
+    lines = ["Tom chase Jerry", "Mary see a big dog in the park yesterday", "Jerry like Tom", "Lily find a red book"]
+    together = (
+        run("seq2seq-translate", ckpt, "batch_size=2", stdin="\n".join(lines) + "\n").stdout.decode().splitlines()
+    )
+    alone = [run("seq2seq-translate", ckpt, stdin=line + "\n").stdout.decode().strip() for line in lines]
+    assert together == alone
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_is_one_clear_line(compared: Path) -> None:
+    p = run("seq2seq-translate", f"checkpoint={compared / 'attention' / 'best.pt'}", "device=cuda", stdin="Tom\n")
+    assert p.returncode != 0
+    assert "torch sees no CUDA device" in p.stderr.decode() and "Traceback" not in p.stderr.decode()
+
+
 def test_translate_file_mode(compared: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_text("Tom chase Jerry\nJerry see Tom\n", encoding="utf-8")
@@ -142,10 +160,13 @@ def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
         ("model=transformerz", "model/transformerz"),
         ("model.decoder=lstm", "model.decoder='lstm' is not valid: choose one of attention, fixed_context"),
         ("model/attention=bilinear", "bilinear"),
+        ("data.bleu_tokenize=foo", "data.bleu_tokenize='foo' is not valid"),
+        ("model/attention=dot model.hidden_size=33", "dot attention needs query size == key size"),
+        ("search.beam=0", "need beam >= 1"),
     ],
 )
 def test_bad_override_is_named(override: str, message: str, tmp_path: Path) -> None:
-    p = run("seq2seq-train", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    p = run("seq2seq-train", *override.split(), f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert p.returncode != 0
     assert message in p.stderr.decode() + p.stdout.decode()
     assert "Traceback" not in p.stderr.decode()
@@ -156,6 +177,7 @@ def test_bad_override_is_named(override: str, message: str, tmp_path: Path) -> N
     [
         ("models.attention.hiden_size=3", "Could not override 'models.attention.hiden_size'"),
         ("+models.attention.hiden_size=3", "models.attention: Key 'hiden_size' not in 'ModelConfig'"),
+        ("model.attention.score=dott", "model.attention.score='dott' is not valid"),
     ],
 )
 def test_compare_names_a_bad_per_model_override(override: str, message: str, tmp_path: Path) -> None:

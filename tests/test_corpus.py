@@ -60,6 +60,21 @@ def test_crlf_and_bom_are_normalised(tmp_path: Path) -> None:
     assert read_lines(path) == ["one", "two"]
 
 
+def test_empty_corpus(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"")
+    tgt = write(tmp_path / "a.zh", b"")
+    with pytest.raises(CorpusError, match="hold no sentences"):
+        read_parallel(src, tgt)
+
+
+def test_alignment_link_outside_the_sentence(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"a b\n")
+    tgt = write(tmp_path / "a.zh", b"x y\n")
+    align = write(tmp_path / "a.align", b"0-0 2-1\n")
+    with pytest.raises(CorpusError, match=r"a\.align:1: link 2-1 is outside"):
+        read_parallel(src, tgt, align)
+
+
 def test_bad_alignment_link(tmp_path: Path) -> None:
     src = write(tmp_path / "a.en", b"a b\n")
     tgt = write(tmp_path / "a.zh", b"x y\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -78,6 +79,28 @@ def test_truncated_checkpoint_gives_a_clear_error(toy_root: Path, tmp_path: Path
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_model(cut)
+
+
+def test_empty_checkpoint_file_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(path)
+
+
+def test_resume_refuses_a_changed_learning_rate(toy_root: Path, tmp_path: Path) -> None:
+    train(tiny_config(toy_root, max_steps=3), tmp_path / "run")
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match="another trainer.lr"):
+        train(tiny_config(toy_root, lr=0.5), tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").read_text() == before  # still describes last.pt
+
+
+def test_checkpoints_are_readable_like_any_file(toy_root: Path, tmp_path: Path) -> None:
+    result = train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert result.best.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_foreign_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:

@@ -73,11 +73,20 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path, align_path: str | 
         for i, line in enumerate(lines, 1):
             if not line.strip():
                 raise CorpusError(f"{path}:{i}: empty line (every line must hold a sentence)")
+    if not src:
+        raise CorpusError(f"{src_path} and {tgt_path} hold no sentences")
     alignments = None
     if align_path is not None and Path(align_path).is_file():
         alignments = read_alignments(align_path)
         if len(alignments) != len(src):
             raise CorpusError(f"{align_path} has {len(alignments):,} lines but {src_path} has {len(src):,}")
+        for n, (links, s, t) in enumerate(zip(alignments, src, tgt, strict=True), 1):
+            n_src, n_tgt = len(s.split()), len(t.split())
+            for i, j in links:
+                if not (0 <= i < n_src and 0 <= j < n_tgt):
+                    raise CorpusError(
+                        f"{align_path}:{n}: link {i}-{j} is outside the sentence pair ({n_src} x {n_tgt} words)"
+                    )
     return ParallelCorpus(src, tgt, alignments)
 
 

@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from seq2seq.errors import ConfigError
+
 SCORES = ("dot", "scaled_dot", "general", "additive", "cosine")
 
 
@@ -135,7 +137,7 @@ def build_score(
 ) -> Score:
     """The score function called ``kind`` (one of :data:`SCORES`)."""
     if kind in ("dot", "scaled_dot", "cosine") and query_size != key_size:
-        raise ValueError(
+        raise ConfigError(
             f"{kind} attention needs query size == key size (got {query_size} and {key_size}); "
             "use 'general' or 'additive', or matching sizes"
         )
@@ -149,4 +151,4 @@ def build_score(
         return AdditiveScore(query_size, key_size, attention_size)
     if kind == "cosine":
         return CosineScore(temperature, learn_temperature)
-    raise ValueError(f"unknown attention score {kind!r}: choose one of {', '.join(SCORES)}")
+    raise ConfigError(f"unknown attention score {kind!r}: choose one of {', '.join(SCORES)}")

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from seq2seq.config import DECODERS, ModelConfig
+from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, build_score
 from seq2seq.models.decoder import AttentionDecoder, FixedContextDecoder, Memory, RNNDecoder
 from seq2seq.models.encoder import RNNEncoder
@@ -36,7 +37,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
     """The model ``cfg`` describes. The encoder's output (2 x ``hidden_size // 2`` when
     bidirectional) has the decoder's size, so every score function applies."""
     if cfg.decoder not in DECODERS:
-        raise ValueError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODERS)}")
+        raise ConfigError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODERS)}")
     enc_hidden = cfg.hidden_size // 2 if cfg.bidirectional else cfg.hidden_size
     encoder = RNNEncoder(
         vocab_size=src_vocab_size,

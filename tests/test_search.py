@@ -1,0 +1,115 @@
+"""Search: beam 1 is greedy, a wide beam is exhaustive search, batching changes nothing, scores
+are the model's log-probabilities."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from seq2seq.config import ModelConfig, SearchConfig
+from seq2seq.data.batching import collate
+from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.search import beam_search, greedy_search, length_penalty, search
+from seq2seq.tokenizer import BOS_ID, EOS_ID, UNK_ID
+
+SRC = [[4, 5, 6, 7, 5], [8, 9], [10, 11, 4, 6]]
+
+
+def model_of(decoder: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(decoder=decoder, embed_size=8, hidden_size=16, dropout=0.0), vocab, vocab).eval()
+
+
+def sequence_log_prob(model: Seq2Seq, src: list[int], tokens: list[int]) -> float:
+    """log p(tokens + EOS | src) by teacher forcing."""
+    batch = collate([src], [tokens])
+    with torch.no_grad():
+        logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)[0]  # (T, V)
+    return float(log_probs.gather(1, batch.tgt_out[0].unsqueeze(1)).sum())
+
+
+def test_length_penalty_by_hand() -> None:
+    assert length_penalty(7, 1.0, "gnmt") == pytest.approx(2.0)  # (5 + 7) / 6
+    assert length_penalty(7, 0.5, "gnmt") == pytest.approx(2.0**0.5)
+    assert length_penalty(4, 1.0, "length") == 4.0
+    assert length_penalty(4, 1.0, "none") == 1.0
+    with pytest.raises(ValueError, match="gnmt"):
+        length_penalty(4, 1.0, "average")
+
+
+@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+def test_beam_of_one_equals_greedy_token_for_token(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    greedy = greedy_search(model, batch.src, batch.src_mask)
+    beam = beam_search(model, batch.src, batch.src_mask, beam_size=1)
+    for g, (b,) in zip(greedy, beam, strict=True):
+        assert g.tokens == b.tokens
+        assert g.score == pytest.approx(b.score, abs=1e-5)
+        assert torch.allclose(g.weights, b.weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+@pytest.mark.parametrize(("alpha", "norm"), [(0.0, "none"), (1.0, "gnmt"), (1.0, "length")])
+def test_wide_beam_finds_the_exhaustive_best(decoder: str, alpha: float, norm: str) -> None:
+    vocab, max_len = 6, 3  # outputs: UNK, 4, 5 (PAD and BOS are never produced), then EOS
+    for seed in range(3):
+        model = model_of(decoder, vocab, seed)
+        src = [4, 5, 4]
+        candidates = [list(seq) for n in range(max_len + 1) for seq in itertools.product([UNK_ID, 4, 5], repeat=n)]
+        scored = [(sequence_log_prob(model, src, c) / length_penalty(len(c) + 1, alpha, norm), c) for c in candidates]
+        best_score, best = max(scored)
+        batch = collate([src])
+        (hyps,) = beam_search(
+            model, batch.src, batch.src_mask, beam_size=64, alpha=alpha, norm=norm, max_len_a=0, max_len_b=max_len,
+            nbest=5,
+        )  # fmt: skip
+        assert hyps[0].tokens == best
+        assert hyps[0].norm_score == pytest.approx(best_score, abs=1e-5)
+        expected_top5 = [c for _, c in sorted(scored, reverse=True)[:5]]
+        assert [h.tokens for h in hyps] == expected_top5
+
+
+@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+def test_batched_beam_equals_one_sentence_at_a_time(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    together = beam_search(model, batch.src, batch.src_mask, beam_size=4, nbest=3)
+    for src, hyps in zip(SRC, together, strict=True):
+        one = collate([src])
+        (alone,) = beam_search(model, one.src, one.src_mask, beam_size=4, nbest=3)
+        assert [h.tokens for h in alone] == [h.tokens for h in hyps]
+        for a, b in zip(alone, hyps, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+            assert torch.allclose(a.weights, b.weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+def test_scores_are_the_models_log_probabilities(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    for src, hyps in zip(SRC, beam_search(model, batch.src, batch.src_mask, beam_size=5, nbest=5), strict=True):
+        assert len(hyps) == 5
+        assert len({tuple(h.tokens) for h in hyps}) == 5
+        assert [h.norm_score for h in hyps] == sorted((h.norm_score for h in hyps), reverse=True)
+        for h in hyps:
+            assert h.score == pytest.approx(sequence_log_prob(model, src, h.tokens), abs=1e-4)
+            assert h.norm_score == pytest.approx(h.score / length_penalty(len(h.tokens) + 1, 1.0, "gnmt"))
+            assert h.weights.shape == (len(h.tokens), len(src) + 1)
+            assert BOS_ID not in h.tokens and EOS_ID not in h.tokens
+
+
+def test_length_limits_and_min_length() -> None:
+    model = model_of("attention")
+    batch = collate(SRC)
+    for min_len, max_len in [(0, 2), (4, 4)]:
+        cfg = SearchConfig(beam=3, nbest=3, max_len_a=0.0, max_len_b=max_len, min_len=min_len)
+        for hyps in search(model, batch.src, batch.src_mask, cfg):
+            assert all(min_len <= len(h.tokens) <= max_len for h in hyps)
+        greedy = search(
+            model, batch.src, batch.src_mask, SearchConfig(max_len_a=0.0, max_len_b=max_len, min_len=min_len)
+        )
+        assert all(min_len <= len(h.tokens) <= max_len for (h,) in greedy)
