@@ -75,7 +75,7 @@ class AdditiveScore(Score):
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         q = self.query_proj(query)  # (B, T, A)
-        hidden = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        hidden = torch.tanh_(keys.unsqueeze(1) + q.unsqueeze(2))  # (B, T, S, A), in place: the biggest tensor
         return self.v(hidden).squeeze(-1)  # (B, T, S)
 
 
