@@ -63,15 +63,23 @@ def _needs_cjk(labels: list[str]) -> bool:
     return any(ord(ch) > 0x2E7F for label in labels for ch in label)
 
 
-def _font_family(labels: list[str]) -> list[str]:
+def _font_family(labels: list[str]) -> tuple[list[str], bool]:
+    """Fonts for ``labels``, and whether their glyphs will all show."""
     family = ["DejaVu Sans"]
     if _needs_cjk(labels):
         cjk = find_cjk_font()
         if cjk is None:
             _warn_no_cjk_font()
-        else:
-            family.insert(0, cjk)
-    return family
+            return family, False
+        family.insert(0, cjk)
+    return family, True
+
+
+def _labels(tokens: list[str], readable: bool) -> list[str]:
+    """Tick labels without SentencePiece markers; numbered when CJK glyphs will show as boxes,
+    so rows and columns can still be matched with the text printed in the terminal."""
+    shown = [t.replace("▁", "") or "▁" for t in tokens]
+    return shown if readable else [f"{j}:{s}" if _needs_cjk([s]) else s for j, s in enumerate(shown)]
 
 
 def plot_bleu_by_length(rows_by_model: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> None:
@@ -99,7 +107,7 @@ def plot_attention(
     Source tokens are columns, target tokens rows."""
     plt = _pyplot()
     labels = [tok for _, src, tgt, _ in panels for tok in src + tgt]
-    family = _font_family(labels)
+    family, readable = _font_family(labels)
     n_src = max(len(src) for _, src, _, _ in panels)
     n_tgt = max(len(tgt) for _, _, tgt, _ in panels)
     width = min(3 + 0.26 * n_src, 14) * len(panels)
@@ -108,9 +116,9 @@ def plot_attention(
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         for ax, (title, src, tgt, weights) in zip(axes[0], panels, strict=True):
             ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
-            ax.set_xticks(range(len(src)), [s.lstrip("▁") for s in src], rotation=90, fontfamily=family, fontsize=9)
-            ax.set_yticks(range(len(tgt)), [t.lstrip("▁") for t in tgt], fontfamily=family, fontsize=9)
-            ax.set_title(title)
+            ax.set_xticks(range(len(src)), _labels(src, readable), rotation=90, fontfamily=family, fontsize=9)
+            ax.set_yticks(range(len(tgt)), _labels(tgt, readable), fontfamily=family, fontsize=9)
+            ax.set_title(title, fontfamily=family)
             ax.set_xlabel("source")
             ax.set_ylabel("output")
         fig.tight_layout()

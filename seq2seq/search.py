@@ -227,7 +227,7 @@ def translate_sentences(
             results[i] = Translation(
                 source=sentences[i],
                 text=tgt_tokenizer.decode(best.tokens),
-                src_pieces=src_tokenizer.id_to_piece(ids[i]) + ["</s>"],
+                src_pieces=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
                 tgt_pieces=tgt_tokenizer.id_to_piece(best.tokens),
                 weights=best.weights,
                 score=best.score,

@@ -1,16 +1,24 @@
-"""``seq2seq-translate``: an interactive prompt on a terminal, line-by-line translation on a pipe.
+"""``seq2seq-translate``: an interactive prompt on a terminal, batch translation on a pipe or file.
 
-Interactive: one sentence in, its translation out, then where the model looked (the source word
-with the most attention for each output word). A blank line or Ctrl-D ends; Ctrl-C drops the
-current line. Pipe or ``input=FILE``: one output line per input line, same order, empty lines
-stay empty.
+Interactive: one sentence in, its translation out, then where the model looked: a heatmap in the
+terminal (source tokens as columns, output tokens as rows, shaded blocks, aligned for
+double-width characters) and the most-attended source word for each output word. Commands
+(``:help``) change the search or save the heatmap as a PNG. A blank line or Ctrl-D ends;
+Ctrl-C drops the current line.
+
+Batch (stdin is a pipe, or ``input=FILE``): sorted by length into batches, restored to input
+order, one output line per input line (an empty line gives an empty line); ``format=json`` writes
+one JSON object per line with the n-best list, scores and attention.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+import unicodedata
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import hydra
 import torch
@@ -19,11 +27,12 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import CONFIG_DIR, TranslateConfig, check_choices, register_configs
-from seq2seq.errors import CorpusError, Seq2SeqError
+from seq2seq.errors import ConfigError, CorpusError, Seq2SeqError
 from seq2seq.evaluate import resolve_device
-from seq2seq.search import Translation, translate_sentences
+from seq2seq.search import Translation, describe, translate_sentences
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
+SHADES = " ░▒▓█"
 
 
 class Translator:
@@ -59,6 +68,9 @@ class Translator:
         return results
 
 
+# ---------------------------------------------------------------- batch mode
+
+
 def read_input(stream: TextIO | None, path: str | None) -> list[str]:
     """All input lines, checked for UTF-8 (an error names the line)."""
     data = Path(path).read_bytes() if path else stream.buffer.read()  # type: ignore[union-attr]
@@ -75,17 +87,39 @@ def read_input(stream: TextIO | None, path: str | None) -> list[str]:
     return out
 
 
+def as_json(t: Translation | None, with_attention: bool) -> str:
+    """One output line of ``format=json``; ``None`` (an empty input line) gives ``{}``."""
+    if t is None:
+        return "{}"
+    obj: dict[str, Any] = {
+        "source": t.source,
+        "translation": t.text,
+        "score": round(t.score, 4),
+        "nbest": [{"translation": text, "score": round(score, 4)} for text, score in t.nbest],
+    }
+    if with_attention:
+        obj["attention"] = {
+            "source": [p.replace("▁", "") or "▁" for p in t.src_pieces],
+            "target": [p.replace("▁", "") or "▁" for p in t.tgt_pieces],
+            "weights": [[round(float(x), 4) for x in row] for row in t.weights],
+        }
+    return json.dumps(obj, ensure_ascii=False)
+
+
 def batch_mode(translator: Translator, cfg: TranslateConfig) -> None:
     if cfg.input and not Path(cfg.input).is_file():
         raise CorpusError(f"{cfg.input}: file not found")
     lines = read_input(sys.stdin, cfg.input)
     todo = [i for i, line in enumerate(lines) if line.strip()]
     sources = [translator.clip(lines[i].strip(), f"line {i + 1}: ") for i in todo]
-    outputs = [""] * len(lines)
-    translations = translator.translate(sources, progress=sys.stderr.isatty() and len(todo) > 100)
+    translations = translator.translate(sources, progress=len(todo) > 0 and sys.stderr.isatty())
+    by_line: list[Translation | None] = [None] * len(lines)
     for i, t in zip(todo, translations, strict=True):
-        outputs[i] = t.text
-    text = "".join(line + "\n" for line in outputs)
+        by_line[i] = t
+    if cfg.format == "json":
+        text = "".join(as_json(t, cfg.attn) + "\n" for t in by_line)
+    else:
+        text = "".join(("" if t is None else t.text) + "\n" for t in by_line)
     if cfg.output:
         Path(cfg.output).write_text(text, encoding="utf-8")
     else:
@@ -93,41 +127,176 @@ def batch_mode(translator: Translator, cfg: TranslateConfig) -> None:
         sys.stdout.flush()
 
 
-def looked_at(t: Translation) -> list[str]:
-    """For each output token, the source token it attended to most, and the weight."""
-    lines = []
-    width = max((len(p) for p in t.tgt_pieces), default=0)
-    for row, piece in zip(t.weights, t.tgt_pieces, strict=True):
-        j = int(row.argmax())
-        lines.append(f"  {piece.lstrip('▁'):<{width}}  <- {t.src_pieces[j].lstrip('▁')}  ({float(row[j]):.2f})")
+# ---------------------------------------------------------------- the terminal heatmap
+
+
+def display(token: str) -> str:
+    """A token as shown: no SentencePiece marker, control characters as ``?``."""
+    shown = "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in token.replace("▁", ""))
+    return shown or "▁"
+
+
+def width(text: str) -> int:
+    """Terminal columns: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, cols: int) -> str:
+    return text + " " * max(cols - width(text), 0)
+
+
+def shade(weight: float) -> str:
+    return SHADES[min(int(weight * len(SHADES)), len(SHADES) - 1)]
+
+
+def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
+    """Rows: output tokens; columns: source tokens; each cell shaded by its attention weight.
+
+    Columns are as wide as their token; when that does not fit the terminal, columns are two
+    wide and numbered, with the numbered source tokens listed below.
+    """
+    src = [display(p) for p in t.src_pieces]
+    tgt = [display(p) for p in t.tgt_pieces]
+    left = max((width(s) for s in tgt), default=0) + 1
+    max_cols = max_cols or shutil.get_terminal_size((100, 24)).columns
+    cols = [max(width(s), 2) for s in src]
+    numbered = left + sum(c + 1 for c in cols) > max_cols
+    if numbered:
+        cols = [2] * len(src)
+        header = [f"{j % 100:>2}" for j in range(len(src))]
+    else:
+        header = [pad(s, c) for s, c in zip(src, cols, strict=True)]
+    lines = [" " * left + " ".join(header)]
+    for row, token in zip(t.weights.tolist(), tgt, strict=True):
+        lines.append(pad(token, left) + " ".join(shade(w) * c for w, c in zip(row, cols, strict=True)))
+    if numbered:
+        lines.append("  " + "  ".join(f"{j}:{s}" for j, s in enumerate(src)))
     return lines
 
 
-def interactive(translator: Translator) -> None:
-    try:
-        import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:
-        pass
-    print("seq2seq: type a sentence; a blank line or Ctrl-D quits.", file=sys.stderr)
-    while True:
+def looked_at(t: Translation) -> list[str]:
+    """For each output token, the source token it attended to most, and the weight."""
+    tgt = [display(p) for p in t.tgt_pieces]
+    left = max((width(s) for s in tgt), default=0)
+    lines = []
+    for row, token in zip(t.weights, tgt, strict=True):
+        j = int(row.argmax())
+        lines.append(f"  {pad(token, left)}  <- {display(t.src_pieces[j])}  ({float(row[j]):.2f})")
+    return lines
+
+
+# ---------------------------------------------------------------- interactive mode
+
+HELP = """commands:
+  :beam N          beam size (1: greedy)            :nbest N     show the N best translations
+  :lp A            length penalty α                  :attn on|off  show where the model looked
+  :save FILE.png   save the last heatmap as a picture
+  :settings        the current search                :help, :quit
+a blank line or Ctrl-D quits; Ctrl-C drops the line"""
+
+
+class Session:
+    """The interactive prompt: translations, attention display and ``:`` commands."""
+
+    def __init__(self, translator: Translator, out: TextIO = sys.stdout) -> None:
+        self.translator = translator
+        self.cfg = translator.cfg
+        self.out = out
+        self.last: Translation | None = None
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def command(self, line: str) -> bool:
+        """Run a ``:`` command; False when the session should end."""
+        name, _, arg = line[1:].strip().partition(" ")
+        arg = arg.strip()
         try:
-            line = input("> ")
-        except EOFError:
-            print(file=sys.stderr)
-            return
-        except KeyboardInterrupt:
-            print("^C", file=sys.stderr)
-            continue
-        if not line.strip():
-            return
+            if name in ("q", "quit", "exit"):
+                return False
+            if name in ("h", "help", "?"):
+                self.say(HELP)
+            elif name == "beam":
+                self.set_search(beam=int(arg), nbest=min(self.cfg.nbest, max(int(arg), 1)))
+            elif name == "nbest":
+                n = int(arg)
+                self.set_search(nbest=n, beam=max(self.cfg.beam, n))
+            elif name == "lp":
+                self.set_search(length_penalty=float(arg))
+            elif name == "attn":
+                if arg not in ("on", "off"):
+                    raise ValueError
+                self.cfg.attn = arg == "on"
+                self.say(f"attention display {arg}")
+            elif name == "save":
+                self.save(arg)
+            elif name == "settings":
+                self.say(f"{describe(self.cfg)}, nbest {self.cfg.nbest}, attention {'on' if self.cfg.attn else 'off'}")
+            else:
+                self.say(f"unknown command :{name} (:help lists them)")
+        except ValueError:
+            self.say(f"bad value for :{name}: {arg!r} (:help lists the commands)")
+        return True
+
+    def set_search(self, **values: Any) -> None:
+        old = {k: getattr(self.cfg, k) for k in values}
+        for k, v in values.items():
+            setattr(self.cfg, k, v)
         try:
-            t = translator.translate([translator.clip(line.strip())])[0]
-        except KeyboardInterrupt:
-            print("^C", file=sys.stderr)
-            continue
-        print(t.text)
-        if translator.cfg.attn and t.tgt_pieces:
-            print("\n".join(looked_at(t)))
+            check_choices(self.cfg)
+        except ConfigError as e:
+            for k, v in old.items():
+                setattr(self.cfg, k, v)
+            self.say(str(e))
+            return
+        self.say(f"{describe(self.cfg)}, nbest {self.cfg.nbest}")
+
+    def save(self, path: str) -> None:
+        if self.last is None or not path:
+            self.say("translate a sentence first, then :save FILE.png")
+            return
+        from seq2seq import plots
+
+        t = self.last
+        plots.plot_attention([(t.text, t.src_pieces, t.tgt_pieces, t.weights)], path)
+        self.say(f"saved {path}")
+
+    def translate(self, line: str) -> None:
+        t = self.translator.translate([self.translator.clip(line)])[0]
+        self.last = t
+        self.say(t.text)
+        if len(t.nbest) > 1:
+            for k, (text, score) in enumerate(t.nbest, 1):
+                self.say(f"  {k}. {score:8.3f}  {text}")
+        if self.cfg.attn and t.tgt_pieces:
+            self.say("\n".join(heatmap(t)))
+            self.say("\n".join(looked_at(t)))
+
+    def run(self) -> None:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+        print("seq2seq: type a sentence (:help for commands); a blank line or Ctrl-D quits.", file=sys.stderr)
+        while True:
+            try:
+                line = input("> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return
+            except KeyboardInterrupt:
+                print("^C", file=sys.stderr)
+                continue
+            if not line.strip():
+                return
+            try:
+                if line.lstrip().startswith(":"):
+                    if not self.command(line.strip()):
+                        return
+                else:
+                    self.translate(line.strip())
+            except KeyboardInterrupt:
+                print("^C", file=sys.stderr)
 
 
 register_configs()
@@ -142,7 +311,7 @@ def main(cfg: DictConfig) -> None:
         if cfg.input or not sys.stdin.isatty():
             batch_mode(translator, cfg)  # type: ignore[arg-type]
         else:
-            interactive(translator)
+            Session(translator).run()
     except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")
 

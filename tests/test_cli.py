@@ -184,3 +184,22 @@ def test_compare_names_a_bad_per_model_override(override: str, message: str, tmp
     p = run("seq2seq-compare", override, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert p.returncode != 0
     assert message in p.stderr.decode()
+
+
+def test_translate_json_lines_with_beam_and_nbest(compared: Path) -> None:
+    ckpt = f"checkpoint={compared / 'attention' / 'best.pt'}"
+    p = run("seq2seq-translate", ckpt, "beam=3", "nbest=2", "format=json", stdin="Tom chase Jerry\n\nJerry see Tom\n")
+    assert p.returncode == 0, text(p)
+    rows = [json.loads(line) for line in p.stdout.decode().splitlines()]
+    assert len(rows) == 3 and rows[1] == {}
+    assert len(rows[0]["nbest"]) == 2 and rows[0]["nbest"][0]["translation"] == rows[0]["translation"]
+    assert len(rows[2]["attention"]["weights"]) == len(rows[2]["attention"]["target"])
+
+
+def test_eval_with_beam_says_which_search(compared: Path, toy_root: Path) -> None:
+    ckpt = compared / "attention" / "best.pt"
+    p = run("seq2seq-eval", f"checkpoint={ckpt}", f"data.root={toy_root}", "beam=3", "length_penalty=0.6")
+    assert p.returncode == 0, text(p)
+    assert "beam 3, length penalty gnmt α=0.6" in p.stdout.decode()
+    report = json.loads((compared / "attention" / "eval-toy-test-beam3.json").read_text())
+    assert report["search"] == "beam 3, length penalty gnmt α=0.6"

@@ -1,0 +1,124 @@
+"""The translator's display: terminal heatmap (double-width aware), commands, JSON lines."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from seq2seq.checkpoint import Loaded
+from seq2seq.config import ModelConfig, TranslateConfig
+from seq2seq.models.seq2seq import build_model
+from seq2seq.search import Translation
+from seq2seq.tokenizer import Tokenizer
+from seq2seq.translate import Session, Translator, as_json, heatmap, looked_at, width
+
+
+def example() -> Translation:
+    weights = torch.tensor([[0.9, 0.05, 0.05, 0.0], [0.1, 0.8, 0.1, 0.0], [0.0, 0.1, 0.7, 0.2]])
+    return Translation(
+        source="Tom chase Jerry",
+        text="汤姆 追逐 杰瑞",
+        src_pieces=["▁Tom", "▁chase", "▁Jerry", "</s>"],
+        tgt_pieces=["▁汤姆", "▁追逐", "▁杰瑞"],
+        weights=weights,
+        score=-0.5,
+        nbest=[("汤姆 追逐 杰瑞", -0.3), ("汤姆 追逐 汤姆", -2.0)],
+    )
+
+
+def test_width_counts_wide_characters_twice() -> None:
+    assert width("Tom") == 3
+    assert width("汤姆") == 4
+    assert width("，") == 2
+
+
+def test_heatmap_columns_line_up_with_double_width_rows() -> None:
+    lines = heatmap(example(), max_cols=200)
+    assert lines[0].split() == ["Tom", "chase", "Jerry", "</s>"]
+    assert {width(line) for line in lines} == {width(lines[0])}  # every row as wide as the header
+    row = lines[1]  # 汤姆: most weight on "Tom", drawn with the darkest shade under it
+    assert row.startswith("汤姆 ") and "███" in row
+    start = width(lines[0].split("Tom")[0])
+    assert row[start - 2 : start - 2 + 3] == "███"  # the row label is 2 characters / 4 columns wide
+
+
+def test_heatmap_numbers_columns_when_too_wide() -> None:
+    lines = heatmap(example(), max_cols=20)
+    assert lines[0].split() == ["0", "1", "2", "3"]
+    assert lines[-1].split() == ["0:Tom", "1:chase", "2:Jerry", "3:</s>"]
+
+
+def test_looked_at_names_the_most_attended_word() -> None:
+    lines = looked_at(example())
+    assert [line.split()[-2] for line in lines] == ["Tom", "chase", "Jerry"]
+    assert lines[0].split()[-1] == "(0.90)"
+
+
+def test_json_line_holds_nbest_and_attention() -> None:
+    obj = json.loads(as_json(example(), with_attention=True))
+    assert obj["translation"] == "汤姆 追逐 杰瑞"
+    assert [h["score"] for h in obj["nbest"]] == [-0.3, -2.0]
+    assert obj["attention"]["source"] == ["Tom", "chase", "Jerry", "</s>"]
+    assert len(obj["attention"]["weights"]) == 3 and len(obj["attention"]["weights"][0]) == 4
+    assert "attention" not in json.loads(as_json(example(), with_attention=False))
+    assert as_json(None, True) == "{}"
+
+
+@pytest.fixture()
+def session() -> Session:
+    sentences = ["Tom chase Jerry", "Jerry see Tom", "Mary like Tom"]
+    src = Tokenizer.train(sentences, 100, "word", "identity")
+    tgt = Tokenizer.train(["汤姆 追逐 杰瑞", "杰瑞 看见 汤姆", "玛丽 喜欢 汤姆"], 100, "word", "identity")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(embed_size=8, hidden_size=16, dropout=0.0), len(src), len(tgt)).eval()
+    cfg = OmegaConf.structured(TranslateConfig(checkpoint="x.pt"))
+    return Session(Translator(Loaded(model, src, tgt, {}), cfg, torch.device("cpu")), out=io.StringIO())
+
+
+def output(s: Session) -> str:
+    return s.out.getvalue()  # type: ignore[attr-defined]
+
+
+def test_commands_change_the_search(session: Session) -> None:
+    assert session.command(":beam 4")
+    assert session.cfg.beam == 4
+    assert session.command(":nbest 3")
+    assert session.cfg.nbest == 3
+    assert session.command(":lp 0.6")
+    assert session.cfg.length_penalty == 0.6
+    assert "beam 4, length penalty gnmt α=0.6, nbest 3" in output(session)
+    assert session.command(":beam 2")  # nbest follows the beam down
+    assert (session.cfg.beam, session.cfg.nbest) == (2, 2)
+    assert not session.command(":quit")
+
+
+def test_bad_commands_say_so_and_change_nothing(session: Session) -> None:
+    session.command(":beam many")
+    session.command(":beam 0")
+    session.command(":attn maybe")
+    session.command(":frobnicate")
+    text = output(session)
+    assert "bad value for :beam: 'many'" in text
+    assert "need beam >= 1" in text
+    assert "bad value for :attn" in text
+    assert "unknown command :frobnicate" in text
+    assert session.cfg.beam == 1 and session.cfg.attn
+
+
+def test_translation_shows_nbest_heatmap_and_survives_odd_input(session: Session, tmp_path: Path) -> None:
+    session.command(":nbest 2")
+    session.translate("Tom chase Jerry")
+    text = output(session)
+    assert "  1. " in text and "  2. " in text
+    assert "<- " in text  # where the model looked
+    for odd in ["zebra \x01 \x1b[31m", "Tom " * 500, "，。！"]:
+        session.translate(odd)
+    session.command(":attn off")
+    session.translate("Tom")
+    session.command(f":save {tmp_path / 'h.png'}")
+    assert (tmp_path / "h.png").stat().st_size > 0
