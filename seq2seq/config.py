@@ -27,6 +27,9 @@ class TokenizerConfig:
     src_vocab_size: int = 8000  # a soft limit: a small corpus may give fewer pieces
     tgt_vocab_size: int = 8000
     normalization: str = "nmt_nfkc"  # SentencePiece rule; "identity" keeps text as it is
+    tgt_normalization: str = ""  # the target side's rule, if not `normalization` (Chinese: identity)
+    joint: bool = False  # one model for both languages (src_vocab_size pieces)
+    cache_dir: str = ".cache/seq2seq/sentencepiece"  # trained models, by hash of data and settings; "": off
 
 
 @dataclass
@@ -39,6 +42,7 @@ class DataConfig:
     valid: str = "valid"
     test: str = "test"
     bleu_tokenize: str = "auto"  # sacreBLEU tokenizer; auto: "zh" for Chinese targets, else "13a"
+    max_len: int = 0  # training pairs with a side longer than this many tokens are left out (counted); 0: none
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
@@ -68,7 +72,13 @@ class TrainerConfig:
     max_steps: int = 0  # stop after this many updates; 0: no limit
     batch_size: int = 64  # sentences per batch
     max_tokens: int = 0  # also cap (sentences x longest source) per batch; 0: no cap
+    max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling
+    lr_shrink: float = 0.5
+    lr_patience: int = 0  # epochs without a better valid loss before shrinking
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.0
     grad_clip: float = 1.0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0: torch's default
@@ -151,6 +161,8 @@ def check_choices(cfg: Any) -> None:
         from sacrebleu.metrics.bleu import _TOKENIZERS
 
         _choice("data.bleu_tokenize", cfg.data.bleu_tokenize, ("auto", *_TOKENIZERS))
+    if "trainer" in cfg:
+        _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, ("constant", "plateau"))
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
     _choice("device", device, ("auto", "cpu", "cuda"))
     for search in (cfg, cfg.get("search")):

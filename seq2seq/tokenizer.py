@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 import sentencepiece as spm
 
@@ -54,6 +57,37 @@ class Tokenizer:
             minloglevel=2,
         )
         return cls(buffer.getvalue())
+
+    @classmethod
+    def train_cached(
+        cls,
+        sentences: list[str],
+        vocab_size: int,
+        model_type: str,
+        normalization: str,
+        cache_dir: str | Path | None,
+    ) -> tuple[Tokenizer, bool]:
+        """:meth:`train`, or the model a previous run trained on the same sentences with the same
+        settings, found in ``cache_dir`` by a hash of both. Returns the tokenizer and whether it
+        came from the cache."""
+        if not cache_dir:
+            return cls.train(sentences, vocab_size, model_type, normalization), False
+        settings = {"vocab_size": vocab_size, "model_type": model_type, "normalization": normalization, "v": 1}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+        for sentence in sentences:
+            digest.update(sentence.encode("utf-8") + b"\n")
+        path = Path(cache_dir) / f"{digest.hexdigest()[:32]}.model"
+        if path.is_file():
+            try:
+                return cls(path.read_bytes()), True
+            except (RuntimeError, ValueError):  # a damaged cache entry: train anew
+                pass
+        tok = cls.train(sentences, vocab_size, model_type, normalization)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{id(tok)}")
+        tmp.write_bytes(tok.model_proto)
+        tmp.replace(path)
+        return tok, False
 
     def __len__(self) -> int:
         return self.sp.get_piece_size()

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import CONFIG_DIR, DataConfig, TrainConfig, check_choices, register_configs
 from seq2seq.data.batching import bucket_batches, collate
-from seq2seq.data.corpus import ParallelCorpus, load_split
-from seq2seq.errors import CheckpointError, Seq2SeqError
+from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split
+from seq2seq.errors import CheckpointError, ConfigError, Seq2SeqError
 from seq2seq.evaluate import bleu_tokenizer, corpus_scores, resolve_device
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import translate_sentences
@@ -38,6 +38,7 @@ log = logging.getLogger("seq2seq")
 # what must not change when a run resumes, or it would not repeat the uninterrupted run
 RESUME_MUST_MATCH = (
     "seed", "model", "data", "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
+    "trainer.label_smoothing", "trainer.lr_schedule", "trainer.lr_shrink", "trainer.lr_patience", "trainer.min_lr",
 )  # fmt: skip
 
 
@@ -47,9 +48,23 @@ def seed_everything(seed: int) -> None:
 
 
 def train_tokenizers(data: DataConfig, train: ParallelCorpus) -> tuple[Tokenizer, Tokenizer]:
+    """SentencePiece models for both sides (one shared model if ``joint``), cached by data and settings."""
     tok = data.tokenizer
-    src = Tokenizer.train(train.src, tok.src_vocab_size, tok.model_type, tok.normalization)
-    tgt = Tokenizer.train(train.tgt, tok.tgt_vocab_size, tok.model_type, tok.normalization)
+    tgt_norm = tok.tgt_normalization or tok.normalization
+    if tok.joint:
+        if tgt_norm != tok.normalization:
+            raise ConfigError("a joint tokenizer has one normalization: leave data.tokenizer.tgt_normalization empty")
+        joint, hit = Tokenizer.train_cached(
+            train.src + train.tgt, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
+        )
+        log.info("joint tokenizer: %d pieces (%s)", len(joint), "from the cache" if hit else "trained")
+        return joint, joint
+    src, src_hit = Tokenizer.train_cached(
+        train.src, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
+    )
+    tgt, tgt_hit = Tokenizer.train_cached(train.tgt, tok.tgt_vocab_size, tok.model_type, tgt_norm, tok.cache_dir)
+    for side, t, hit in (("source", src, src_hit), ("target", tgt, tgt_hit)):
+        log.info("%s tokenizer: %d pieces (%s)", side, len(t), "from the cache" if hit else "trained")
     return src, tgt
 
 
@@ -62,6 +77,9 @@ class TrainState:
     step: int = 0
     best_bleu: float = -1.0
     train_seconds: float = 0.0
+    lr: float = 0.0  # the learning rate now (the schedule moves it)
+    best_valid_loss: float = float("inf")  # for the plateau schedule
+    bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -73,10 +91,14 @@ class TrainResult:
     params: int
 
 
-def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
+def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Summed token cross-entropy, padding ignored. ``logits (B, T, V)``, ``tgt_out (B, T)``."""
     return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1), ignore_index=PAD_ID, reduction="sum"
+        logits.reshape(-1, logits.size(-1)).float(),  # (B * T, V)
+        tgt_out.reshape(-1),  # (B * T,)
+        ignore_index=PAD_ID,
+        reduction="sum",
+        label_smoothing=label_smoothing,
     )
 
 
@@ -90,7 +112,7 @@ class Trainer:
         if cfg.trainer.threads > 0:
             torch.set_num_threads(cfg.trainer.threads)
         data = cfg.data
-        self.train_data = load_split(data.root, data.train, data.src_lang, data.tgt_lang)
+        self.train_data = load_split(data.root, data.train, data.src_lang, data.tgt_lang, drop_empty=True)
         self.valid_data = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
         if cfg.trainer.valid_max_sentences > 0:
             n = cfg.trainer.valid_max_sentences
@@ -98,11 +120,17 @@ class Trainer:
         self.tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
         seed_everything(cfg.seed)
         self.src_tok, self.tgt_tok = train_tokenizers(data, self.train_data)
-        self.src_ids = self.src_tok.encode_batch(self.train_data.src)
-        self.tgt_ids = self.tgt_tok.encode_batch(self.train_data.tgt)
+        for note in self.train_data.notes + self.valid_data.notes:
+            log.info("%s", note)
+        src_ids = self.src_tok.encode_batch(self.train_data.src)
+        tgt_ids = self.tgt_tok.encode_batch(self.train_data.tgt)
+        keep, note = filter_long(src_ids, tgt_ids, data.max_len)
+        if note:
+            log.info("%s", note)
+        self.src_ids, self.tgt_ids = [src_ids[i] for i in keep], [tgt_ids[i] for i in keep]
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
-        self.state = TrainState()
+        self.state = TrainState(lr=cfg.trainer.lr)
         self.config_dict: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[assignment]
 
     @property
@@ -176,7 +204,7 @@ class Trainer:
         self.model.train()
         logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
         n_tokens = batch.n_tgt_tokens
-        loss = sequence_loss(logits, batch.tgt_out)
+        loss = sequence_loss(logits, batch.tgt_out, self.cfg.trainer.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         (loss / n_tokens).backward()
         if self.cfg.trainer.grad_clip > 0:
@@ -207,9 +235,27 @@ class Trainer:
         scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
         return {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
 
-    def finished(self) -> bool:
+    def finished(self, extra_seconds: float = 0.0) -> bool:
         t = self.cfg.trainer
-        return self.state.epoch >= t.epochs or (t.max_steps > 0 and self.state.step >= t.max_steps)
+        return (
+            self.state.epoch >= t.epochs
+            or (t.max_steps > 0 and self.state.step >= t.max_steps)
+            or (t.max_minutes > 0 and self.state.train_seconds + extra_seconds >= 60 * t.max_minutes)
+        )
+
+    def schedule(self, valid_loss: float) -> None:
+        """The plateau schedule: shrink the learning rate when the valid loss stops falling."""
+        t = self.cfg.trainer
+        if valid_loss < self.state.best_valid_loss:
+            self.state.best_valid_loss, self.state.bad_epochs = valid_loss, 0
+            return
+        self.state.bad_epochs += 1
+        if t.lr_schedule == "plateau" and self.state.bad_epochs > t.lr_patience:
+            self.state.lr = max(self.state.lr * t.lr_shrink, t.min_lr)
+            self.state.bad_epochs = 0
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.state.lr
+            log.info("valid loss did not improve: learning rate now %.2e", self.state.lr)
 
     def end_of_epoch(self, train_loss: float, tokens: int, seconds: float) -> None:
         metrics = self.validate()
@@ -222,6 +268,7 @@ class Trainer:
             "valid_chrf": metrics["valid_chrf"],
             "tokens_per_second": round(tokens / max(seconds, 1e-9)),
             "train_seconds": round(self.state.train_seconds, 1),
+            "lr": self.state.lr,
         }
         self.state.history.append(row)
         log.info(
@@ -236,6 +283,7 @@ class Trainer:
         if metrics["valid_bleu"] > self.state.best_bleu or not self.best_path.exists():
             self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
             self.save_best()
+        self.schedule(metrics["valid_loss"])
         self.save()
 
     def fit(self) -> TrainResult:
@@ -247,7 +295,7 @@ class Trainer:
             "%s model: %s parameters; %d training pairs; vocab %d/%d; device %s",
             self.cfg.model.decoder,
             f"{self.model.num_parameters:,}",
-            len(self.train_data),
+            len(self.src_ids),
             len(self.src_tok),
             len(self.tgt_tok),
             self.device,
@@ -272,7 +320,7 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 bar.update()
                 bar.set_postfix(loss=f"{loss / n:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
-                if t.max_steps > 0 and self.state.step >= t.max_steps:
+                if self.finished(extra_seconds=elapsed):
                     break
             bar.close()
             seconds = time.perf_counter() - start

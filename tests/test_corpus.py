@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import read_lines, read_parallel
+from seq2seq.data.corpus import filter_long, load_split, read_lines, read_parallel
 from seq2seq.errors import CorpusError
 
 
@@ -81,3 +81,45 @@ def test_bad_alignment_link(tmp_path: Path) -> None:
     align = write(tmp_path / "a.align", b"0-0 1:1\n")
     with pytest.raises(CorpusError, match=r"a\.align:1: '1:1'"):
         read_parallel(src, tgt, align)
+
+
+def test_empty_pairs_left_out_and_counted_when_asked(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"one\n\nthree\nfour\n")
+    tgt = write(tmp_path / "a.zh", b"1\n2\n3\n \n")
+    corpus = read_parallel(src, tgt, drop_empty=True)
+    assert corpus.src == ["one", "three"] and corpus.tgt == ["1", "3"]
+    assert any("left out 2 pairs with an empty side (first: line 2)" in n for n in corpus.notes)
+
+
+def test_crlf_is_counted(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.en", b"one\r\ntwo\r\n")
+    tgt = write(tmp_path / "a.zh", b"1\n2\n")
+    corpus = read_parallel(src, tgt)
+    assert corpus.src == ["one", "two"]
+    assert corpus.notes == (f"{src}: normalised 2 CR line endings",)
+
+
+def test_long_pairs_filtered_and_counted() -> None:
+    keep, note = filter_long([[1] * 3, [1] * 120, [1] * 5], [[1] * 4, [1] * 6, [1] * 101], 100)
+    assert keep == [0]
+    assert note == "kept 1 of 3 pairs: 2 longer than 100 tokens"
+    assert filter_long([[1]], [[1]], 0) == ([0], None)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/corpora beside the checkout")
+@pytest.mark.parametrize(
+    ("corpus", "split", "src", "tgt"),
+    [("multi30k", "train", "de", "en"), ("multi30k", "test2016", "de", "en"), ("tatoeba-cmn", "valid", "en", "zh")],
+)
+def test_loader_reads_the_first_200_lines_of_the_shared_corpora(
+    corpus: str, split: str, src: str, tgt: str, tmp_path: Path
+) -> None:
+    for lang in (src, tgt):
+        lines = (SHARED / corpus / f"{split}.{lang}").read_bytes().split(b"\n")[:200]
+        (tmp_path / f"{split}.{lang}").write_bytes(b"\n".join(lines) + b"\n")
+    data = load_split(tmp_path, split, src, tgt)
+    assert len(data) == 200 and data.notes == ()
+    assert all(s.strip() and t.strip() for s, t in zip(data.src, data.tgt, strict=True))

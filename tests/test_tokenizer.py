@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from seq2seq.data.toy import generate
@@ -47,3 +49,23 @@ def test_same_data_same_tokenizer(pairs: list) -> None:
 def test_bad_model_type() -> None:
     with pytest.raises(ValueError, match="unigram"):
         Tokenizer.train(["a b"], 10, "wordpiece")
+
+
+def test_cache_hit_and_miss(pairs: list, tmp_path: Path) -> None:
+    sents = [p.src for p in pairs]
+    first, hit1 = Tokenizer.train_cached(sents, 60, "unigram", "nmt_nfkc", tmp_path)
+    again, hit2 = Tokenizer.train_cached(sents, 60, "unigram", "nmt_nfkc", tmp_path)
+    other, hit3 = Tokenizer.train_cached(sents, 70, "unigram", "nmt_nfkc", tmp_path)
+    changed, hit4 = Tokenizer.train_cached(sents[:-1], 60, "unigram", "nmt_nfkc", tmp_path)
+    assert (hit1, hit2, hit3, hit4) == (False, True, False, False)
+    assert again.model_proto == first.model_proto
+    assert len(list(tmp_path.glob("*.model"))) == 3
+
+
+def test_damaged_cache_entry_is_retrained(pairs: list, tmp_path: Path) -> None:
+    sents = [p.src for p in pairs]
+    Tokenizer.train_cached(sents, 60, "unigram", "nmt_nfkc", tmp_path)
+    (entry,) = tmp_path.glob("*.model")
+    entry.write_bytes(b"garbage")
+    tok, hit = Tokenizer.train_cached(sents, 60, "unigram", "nmt_nfkc", tmp_path)
+    assert not hit and tok.decode(tok.encode("Tom chase Jerry")) == "Tom chase Jerry"

@@ -129,3 +129,31 @@ def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> N
         save_atomic({"a": lambda: 0}, path)  # lambdas cannot be pickled
     assert torch.load(path, weights_only=True) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/corpora beside the checkout")
+def test_a_small_model_overfits_50_multi30k_pairs(tmp_path: Path) -> None:
+    root = tmp_path / "m30k"
+    root.mkdir()
+    for lang in ("de", "en"):
+        lines = (SHARED / "multi30k" / f"train.{lang}").read_text(encoding="utf-8").splitlines()[:50]
+        for split in ("train", "valid"):  # validate on the training pairs: the point is memorising them
+            (root / f"{split}.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = OmegaConf.structured(TrainConfig)
+    cfg.data = OmegaConf.merge(
+        cfg.data,
+        {
+            "name": "multi30k", "root": str(root), "src_lang": "de", "tgt_lang": "en",
+            "tokenizer": {"model_type": "bpe", "src_vocab_size": 400, "tgt_vocab_size": 400, "cache_dir": ""},
+        },
+    )  # fmt: skip
+    cfg.model.embed_size, cfg.model.hidden_size, cfg.model.dropout = 64, 128, 0.0
+    cfg.trainer = OmegaConf.merge(
+        cfg.trainer,
+        {"epochs": 40, "batch_size": 25, "lr": 0.01, "progress": False, "device": "cpu", "threads": 1},
+    )
+    result = train(cfg, tmp_path / "run")  # type: ignore[arg-type]
+    assert result.state.best_bleu > 90, result.state.history[-3:]
