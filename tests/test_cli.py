@@ -203,3 +203,17 @@ def test_eval_with_beam_says_which_search(compared: Path, toy_root: Path) -> Non
     assert "beam 3, length penalty gnmt α=0.6" in p.stdout.decode()
     report = json.loads((compared / "attention" / "eval-toy-test-beam3.json").read_text())
     assert report["search"] == "beam 3, length penalty gnmt α=0.6"
+
+
+def test_multirun_writes_one_folder_per_model(toy_root: Path, tmp_path: Path) -> None:
+    p = run(
+        "seq2seq-train", "-m", "model=attention,fixed_context", f"data.root={toy_root}", "trainer.max_steps=2",
+        "trainer.progress=false", "model.hidden_size=32", "model.embed_size=16", f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, text(p)
+    runs = sorted(d for d in tmp_path.iterdir() if (d / "config.yaml").exists())
+    assert len(runs) == 2
+    decoders = sorted((d / "config.yaml").read_text().split("decoder: ")[1].split()[0] for d in runs)
+    assert decoders == ["attention", "fixed_context"]
+    assert all((d / "best.pt").exists() for d in runs)

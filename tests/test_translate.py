@@ -122,3 +122,10 @@ def test_translation_shows_nbest_heatmap_and_survives_odd_input(session: Session
     session.translate("Tom")
     session.command(f":save {tmp_path / 'h.png'}")
     assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_figure_labels_are_numbered_when_cjk_glyphs_cannot_show() -> None:
+    from seq2seq.plots import _labels
+
+    assert _labels(["▁汤姆", "▁Tom", "</s>"], readable=True) == ["汤姆", "Tom", "</s>"]
+    assert _labels(["▁汤姆", "▁Tom", "</s>"], readable=False) == ["0:汤姆", "Tom", "</s>"]
