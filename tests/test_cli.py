@@ -212,7 +212,7 @@ def test_multirun_writes_one_folder_per_model(toy_root: Path, tmp_path: Path) ->
         cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, text(p)
-    runs = sorted(d for d in tmp_path.iterdir() if (d / "config.yaml").exists())
+    runs = sorted(c.parent for c in tmp_path.rglob("best.pt"))
     assert len(runs) == 2
     decoders = sorted((d / "config.yaml").read_text().split("decoder: ")[1].split()[0] for d in runs)
     assert decoders == ["attention", "fixed_context"]
