@@ -101,11 +101,6 @@ def greedy_search(
     return out
 
 
-@dataclass
-class _Finished:
-    hyps: list[Hypothesis] = field(default_factory=list)
-
-
 @torch.no_grad()
 def beam_search(
     model: Seq2Seq,
@@ -133,7 +128,7 @@ def beam_search(
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)  # (B*K,)
     history = torch.empty(batch * k, 0, dtype=torch.long, device=device)  # (B*K, t)
     attn = torch.empty(batch * k, 0, src.size(1), device=device)  # (B*K, t, S)
-    finished = [_Finished() for _ in range(batch)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # set aside, per sentence
     done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
     src_lengths = src_mask.sum(dim=1).tolist()
@@ -151,7 +146,7 @@ def beam_search(
             for b, j in ends.nonzero().tolist():
                 row = b * k + int(origin[b, j])
                 raw = float(top_scores[b, j])
-                finished[b].hyps.append(
+                finished[b].append(
                     Hypothesis(
                         tokens=history[row].tolist(),
                         weights=attn[row, :, : src_lengths[b]].float().cpu(),
@@ -159,7 +154,7 @@ def beam_search(
                         norm_score=raw / length_penalty(t + 1, alpha, norm),
                     )
                 )
-            done |= torch.tensor([len(f.hyps) >= k for f in finished], device=device)
+            done |= torch.tensor([len(f) >= k for f in finished], device=device)
             if bool(done.all()):
                 break
         # 2. the K best candidates that go on
@@ -173,8 +168,8 @@ def beam_search(
         attn = torch.cat([attn[rows], w[rows].unsqueeze(1)], dim=1)  # (B*K, t+1, S)
     out = []
     for f in finished:
-        f.hyps.sort(key=lambda h: h.norm_score, reverse=True)
-        out.append(f.hyps[:nbest])
+        f.sort(key=lambda h: h.norm_score, reverse=True)
+        out.append(f[:nbest])
     return out
 
 
