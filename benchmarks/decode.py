@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--embed", type=int, default=256)
     p.add_argument("--hidden", type=int, default=512, help="decoder size; the biGRU has half per direction")
     p.add_argument("--score", default="additive")
-    p.add_argument("--decoder", default="attention")
+    p.add_argument("--decoder", default="bahdanau")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--beams", default="1,5")
     p.add_argument("--out-len", type=int, default=16)

@@ -17,12 +17,12 @@ import time
 
 import torch
 
-from seq2seq.config import AttentionConfig, ModelConfig
+from seq2seq.config import AttentionConfig, ModelConfig, describe_model
 from seq2seq.data.batching import collate
 from seq2seq.data.toy import generate
 from seq2seq.models.seq2seq import build_model
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.train import sequence_loss
+from seq2seq.train import batch_loss
 
 
 def sync(device: torch.device) -> None:
@@ -47,7 +47,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--min-len", type=int, default=21)
     p.add_argument("--max-len", type=int, default=30)
-    p.add_argument("--models", default="fixed_context,attention:additive,attention:dot")
+    p.add_argument("--models", default="sutskever,cho,bahdanau:additive,bahdanau:dot,luong:general")
+    p.add_argument("--rnn", default="gru", help="gru | lstm")
+    p.add_argument("--encoder", default="rnn", help="rnn | self_attention")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -76,6 +78,8 @@ def main() -> None:
             embed_size=args.embed,
             hidden_size=args.hidden,
             dropout=0.1,
+            rnn=args.rnn,
+            encoder=args.encoder,
             attention=AttentionConfig(score=score or "additive"),
         )
         model = build_model(cfg, len(src_tok), len(tgt_tok)).to(device)
@@ -87,14 +91,13 @@ def main() -> None:
             if i == args.warmup:
                 sync(device)
                 start = time.perf_counter()
-            logits, _ = model(train_batch.src, train_batch.src_mask, train_batch.tgt_in)
-            loss = sequence_loss(logits, train_batch.tgt_out) / n_tokens
+            loss = batch_loss(model, train_batch) / n_tokens
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         sync(device)
         train_s = (time.perf_counter() - start) / args.steps
-        name = decoder if decoder == "fixed_context" else f"{decoder} ({score or 'additive'})"
+        name = describe_model(cfg)
         print(
             f"| {name} | {model.num_parameters:,} | {n_tokens / train_s:,.0f} | {args.batch_size / train_s:,.1f} "
             f"| {peak_memory_mb(device):,.0f} |"

@@ -17,66 +17,101 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from seq2seq.checkpoint import load_model
-from seq2seq.config import CONFIG_DIR, CompareConfig, TrainConfig, check_choices, compared_models, register_configs
+from seq2seq.checkpoint import load_model, read_checkpoint
+from seq2seq.config import (
+    CONFIG_DIR,
+    CompareConfig,
+    ModelConfig,
+    SearchConfig,
+    TrainConfig,
+    check_choices,
+    compared_models,
+    describe_model,
+    register_configs,
+    uses_attention,
+)
 from seq2seq.data.corpus import load_split
 from seq2seq.errors import Seq2SeqError
-from seq2seq.evaluate import bleu_tokenizer, evaluate_model, resolve_device
+from seq2seq.evaluate import bleu_tokenizer, evaluate_model, length_buckets, resolve_device
 from seq2seq.search import Translation, describe
 from seq2seq.train import train
 
 log = logging.getLogger("seq2seq")
+MAX_HEATMAPS = 6  # panels in attention_heatmap.png (the first models of a larger report)
 
 
 def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
-    """Train and evaluate every model of ``cfg.models``; write the report into ``out_dir``."""
-    data = cfg.data
-    test = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
-    tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
-    device = resolve_device(cfg.trainer.device)
-    models: dict[str, Any] = {}
-    translations: dict[str, list[Translation]] = {}
-    histories: dict[str, list[dict[str, Any]]] = {}
-    signature = ""
+    """Train every model of ``cfg.models`` into ``out_dir/NAME``, then evaluate them all and
+    write the report into ``out_dir``."""
+    runs = {}
     for name, model_cfg in compared_models(cfg).items():
-        log.info("=== %s ===", name)
+        log.info("=== %s: %s ===", name, describe_model(model_cfg))
         train_cfg = OmegaConf.merge(
             OmegaConf.structured(TrainConfig),
             {"seed": cfg.seed, "data": cfg.data, "model": model_cfg, "trainer": cfg.trainer, "search": cfg.search},
         )
-        result = train(train_cfg, out_dir / name)  # type: ignore[arg-type]
-        loaded = load_model(result.best, device)
+        train(train_cfg, out_dir / name)  # type: ignore[arg-type]
+        runs[name] = out_dir / name
+    return report_runs(runs, cfg.data, cfg.split, cfg, cfg.trainer.eval_batch_size, cfg.trainer.device, out_dir)
+
+
+def report_runs(
+    runs: dict[str, Path],
+    data: Any,
+    split: str,
+    search: SearchConfig,
+    batch_size: int,
+    device_name: str,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Evaluate each trained run folder's ``best.pt`` on one test split and write one report
+    (tables, BLEU by length, heatmaps, curves) into ``out_dir``. Params, epochs and train time
+    come from the run's ``last.pt``."""
+    test = load_split(data.root, split, data.src_lang, data.tgt_lang)
+    tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
+    buckets = length_buckets(data.length_buckets)
+    device = resolve_device(device_name)
+    models: dict[str, Any] = {}
+    translations: dict[str, list[Translation]] = {}
+    histories: dict[str, list[dict[str, Any]]] = {}
+    signature = ""
+    for name, run_dir in runs.items():
+        loaded = load_model(run_dir / "best.pt", device)
+        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), loaded.config["model"])
+        state = read_checkpoint(run_dir / "last.pt").get("train_state", {})
         report, translations[name] = evaluate_model(
             loaded.model,
             loaded.src_tokenizer,
             loaded.tgt_tokenizer,
             test,
             tokenize,
-            cfg.trainer.eval_batch_size,
-            cfg,
+            batch_size,
+            search,
             device,
-            with_alignment=model_cfg.decoder != "fixed_context",
+            with_alignment=uses_attention(model_cfg),
+            buckets=buckets,
         )
         signature = report.pop("bleu_signature")
-        history = result.state.history
+        history = state.get("history", [])
         histories[name] = history
         models[name] = {
+            "model": describe_model(model_cfg),
             "decoder": model_cfg.decoder,
-            "attention": model_cfg.attention.score if model_cfg.decoder != "fixed_context" else None,
+            "attention": model_cfg.attention.score if uses_attention(model_cfg) else None,
             **report,
-            "params": result.params,
+            "params": loaded.model.num_parameters,
             "epochs": history[-1]["epoch"] if history else 0,
-            "steps": result.state.step,
-            "train_seconds": round(result.state.train_seconds, 1),
+            "steps": state.get("step", 0),
+            "train_seconds": round(state.get("train_seconds", 0.0), 1),
             "train_tokens_per_second": round(sum(r["tokens_per_second"] for r in history) / max(len(history), 1)),
-            "best_valid_bleu": result.state.best_bleu,
-            "checkpoint": str(result.best),
+            "best_valid_bleu": state.get("best_bleu"),
+            "checkpoint": str(run_dir / "best.pt"),
         }
-        log.info("%s: test BLEU %.2f, chrF %.2f", name, report["bleu"], report["chrf"])
+        log.info("%s: %s BLEU %.2f, chrF %.2f", name, split, report["bleu"], report["chrf"])
     summary = {
         "data": data.name,
-        "split": cfg.split,
-        "search": describe(cfg),
+        "split": split,
+        "search": describe(search),
         "bleu_signature": signature,
         "models": models,
     }
@@ -115,10 +150,17 @@ def write_report(
     )
     i = pick_example(sources)
     panels = []
-    for name, ts in translations.items():
+    for name, ts in list(translations.items())[:MAX_HEATMAPS]:
         t = ts[i]
-        how = "one C for every word: uniform" if models[name]["decoder"] == "fixed_context" else "a fresh c_i per word"
-        panels.append((f"{name} ({how}), test BLEU {models[name]['bleu']:.1f}", t.src_pieces, t.tgt_pieces, t.weights))
+        how = "a fresh c_i per word" if models[name]["attention"] else "one C for every word: uniform"
+        panels.append(
+            (
+                f"{name} ({how}), {summary['split']} BLEU {models[name]['bleu']:.1f}",
+                t.src_pieces,
+                t.tgt_pieces,
+                t.weights,
+            )
+        )
     plots.plot_attention(panels, out_dir / "attention_heatmap.png")
     plots.plot_curves(histories, out_dir / "training_curves.png")
 
@@ -129,15 +171,15 @@ def markdown_report(summary: dict[str, Any]) -> str:
     lines = [
         f"# {' vs '.join(names)} on {summary['data']} ({summary['split']} split, {summary['search']})",
         "",
-        "| model | BLEU | chrF | alignment acc. | params | epochs | train time | train tok/s | decode sent/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | architecture | BLEU | chrF | alignment acc. | params | epochs | train time | train tok/s "
+        "| decode sent/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in models.items():
         acc = f"{100 * m['alignment_accuracy']:.1f}%" if m.get("alignment_accuracy") is not None else "n/a"
-        lines.append(
-            f"| {name} | {m['bleu']:.2f} | {m['chrf']:.2f} | {acc} | {m['params']:,} | {m['epochs']} "
-            f"| {m['train_seconds']:.0f} s | {m['train_tokens_per_second']:,} | {m['sentences_per_second']:,} |"
-        )
+        row = [name, m.get("model", m["decoder"]), f"{m['bleu']:.2f}", f"{m['chrf']:.2f}", acc, f"{m['params']:,}"]
+        row += [str(m["epochs"]), f"{m['train_seconds']:.0f} s", f"{m['train_tokens_per_second']:,}"]
+        lines.append("| " + " | ".join([*row, f"{m['sentences_per_second']:,}"]) + " |")
     buckets = [r["bucket"] for r in models[names[0]]["bleu_by_src_len"]]
     lines += ["", "BLEU by source length (words):", "", "| source length | sentences | " + " | ".join(names) + " |"]
     lines.append("|---|---:|" + "---:|" * len(names))

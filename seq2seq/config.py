@@ -17,7 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.errors import ConfigError
 
-DECODERS = ("attention", "fixed_context")
+ATTENTION_DECODERS = ("bahdanau", "luong")  # a fresh context c_i per target word
+FIXED_CONTEXT_DECODERS = ("cho", "sutskever")  # one fixed C for the whole target: "distracted"
+DECODERS = ATTENTION_DECODERS + FIXED_CONTEXT_DECODERS
+ENCODERS = ("rnn", "self_attention")
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
 
 
@@ -43,6 +46,7 @@ class DataConfig:
     test: str = "test"
     bleu_tokenize: str = "auto"  # sacreBLEU tokenizer; auto: "zh" for Chinese targets, else "13a"
     max_len: int = 0  # training pairs with a side longer than this many tokens are left out (counted); 0: none
+    length_buckets: list[int] = field(default_factory=lambda: [10, 20, 30, 40])  # BLEU by source length: 1-10, ..., 41+
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
 
@@ -55,15 +59,83 @@ class AttentionConfig:
 
 
 @dataclass
+class SelfAttentionConfig:
+    heads: int = 4  # must divide model.hidden_size
+    ff_size: int = 0  # feed-forward inner size; 0: 4 x model.hidden_size
+    positions: str = "sinusoidal"  # sinusoidal | learned
+    max_positions: int = 1024  # longest source (in pieces) the encoder accepts
+
+
+@dataclass
 class ModelConfig:
-    decoder: str = "attention"  # attention | fixed_context
-    embed_size: int = 64
+    decoder: str = "bahdanau"  # bahdanau | luong (attention) | cho | sutskever (fixed context)
+    encoder: str = "rnn"  # rnn | self_attention (Transformer encoder layers)
+    rnn: str = "gru"  # gru | lstm: the decoder's cell, and the encoder's when encoder=rnn
+    embed_size: int = 64  # with encoder=self_attention the source embeddings are hidden_size wide
     hidden_size: int = 128  # decoder state; a bidirectional encoder has hidden_size // 2 per direction
-    bidirectional: bool = True
+    bidirectional: bool = True  # encoder=rnn only
     encoder_layers: int = 1
     decoder_layers: int = 1
     dropout: float = 0.1
-    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    bridge: str = "linear"  # how the summary C starts the decoder: linear (tanh(W C)) | copy (C) | zero
+    tie_embeddings: bool = False  # the output layer reuses the target embeddings (bahdanau, cho; or embed == hidden)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)  # bahdanau and luong only
+    self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # encoder=self_attention only
+
+
+def uses_attention(model: Any) -> bool:
+    """Whether a model config (or its saved dict) builds an attention decoder."""
+    return model["decoder"] in ATTENTION_DECODERS
+
+
+def describe_model(model: Any) -> str:
+    """A short name of the architecture, e.g. ``luong/general decoder, 1-layer bi-lstm encoder``."""
+    decoder = f"{model.decoder}/{model.attention.score}" if uses_attention(model) else model.decoder
+    if model.encoder == "self_attention":
+        encoder = f"{model.encoder_layers}-layer self-attention ({model.self_attention.heads} heads)"
+    else:
+        encoder = f"{model.encoder_layers}-layer {'bi-' if model.bidirectional else ''}{model.rnn}"
+    return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}), {encoder} encoder"
+
+
+def check_model(model: Any) -> None:
+    """Reject a model config whose choices or sizes cannot build, naming what would."""
+    from seq2seq.models.attention import SCORES
+    from seq2seq.models.decoder import BRIDGES
+    from seq2seq.models.encoder import POSITIONS, RNNS
+
+    _choice("model.decoder", model.decoder, DECODERS)
+    _choice("model.encoder", model.encoder, ENCODERS)
+    _choice("model.rnn", model.rnn, RNNS)
+    _choice("model.bridge", model.bridge, BRIDGES)
+    _choice("model.attention.score", model.attention.score, SCORES)
+    _choice("model.self_attention.positions", model.self_attention.positions, POSITIONS)
+    if model.encoder == "self_attention":
+        key_size = model.hidden_size
+        if model.hidden_size % model.self_attention.heads:
+            raise ConfigError(
+                f"model.hidden_size={model.hidden_size} is not divisible by "
+                f"model.self_attention.heads={model.self_attention.heads}"
+            )
+    else:
+        key_size = (model.hidden_size // 2) * 2 if model.bidirectional else model.hidden_size
+    if model.decoder in ATTENTION_DECODERS and model.attention.score in ("dot", "scaled_dot", "cosine"):
+        if key_size != model.hidden_size:
+            raise ConfigError(
+                f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
+                f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
+            )
+    if model.bridge == "copy" and key_size != model.hidden_size:
+        raise ConfigError(f"model.bridge=copy needs the summary C ({key_size}) as wide as model.hidden_size")
+    if model.tie_embeddings and model.decoder in ("luong", "sutskever") and model.embed_size != model.hidden_size:
+        raise ConfigError(
+            f"model.tie_embeddings with model.decoder={model.decoder} needs model.embed_size == model.hidden_size "
+            "(its output layer reads the decoder state)"
+        )
+    if model.decoder == "sutskever" and model.bridge == "zero":
+        raise ConfigError(
+            "model.decoder=sutskever reads the source only through the bridge: model.bridge=zero leaves it blind"
+        )
 
 
 @dataclass
@@ -140,27 +212,30 @@ class CompareConfig(SearchConfig):
     split: str = "test"
 
 
+@dataclass
+class GatherConfig(SearchConfig):
+    runs: list[str] = MISSING  # run folders, or folders holding them (searched for best.pt + last.pt)
+    data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
+    split: str = "test"
+    batch_size: int = 128
+    device: str = "auto"
+
+
 def check_choices(cfg: Any) -> None:
     """Reject option values outside their choices, naming the valid ones."""
-    from seq2seq.models.attention import SCORES
     from seq2seq.tokenizer import MODEL_TYPES
 
     models = list(compared_models(cfg).values()) if "models" in cfg else [cfg.model] if "model" in cfg else []
     for model in models:
-        _choice("model.decoder", model.decoder, DECODERS)
-        _choice("model.attention.score", model.attention.score, SCORES)
-        key_size = (model.hidden_size // 2) * 2 if model.bidirectional else model.hidden_size
-        if model.decoder == "attention" and model.attention.score in ("dot", "scaled_dot", "cosine"):
-            if key_size != model.hidden_size:
-                raise ConfigError(
-                    f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
-                    f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
-                )
+        check_model(model)
     if "data" in cfg and not OmegaConf.is_missing(cfg.data, "name"):
         _choice("data.tokenizer.model_type", cfg.data.tokenizer.model_type, MODEL_TYPES)
         from sacrebleu.metrics.bleu import _TOKENIZERS
 
         _choice("data.bleu_tokenize", cfg.data.bleu_tokenize, ("auto", *_TOKENIZERS))
+        from seq2seq.evaluate import length_buckets
+
+        length_buckets(cfg.data.length_buckets)
     if "trainer" in cfg:
         _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, ("constant", "plateau"))
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
@@ -198,3 +273,4 @@ def register_configs() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="compare_schema", node=CompareConfig)
+    cs.store(name="gather_schema", node=GatherConfig)

@@ -16,7 +16,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from sacrebleu.metrics import BLEU, CHRF
 
-from seq2seq.config import CONFIG_DIR, DataConfig, EvalConfig, SearchConfig, check_choices, register_configs
+from seq2seq.config import (
+    CONFIG_DIR,
+    DataConfig,
+    EvalConfig,
+    SearchConfig,
+    check_choices,
+    register_configs,
+    uses_attention,
+)
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
 from seq2seq.errors import ConfigError, Seq2SeqError
@@ -25,6 +33,14 @@ from seq2seq.search import Translation, describe, translate_sentences
 from seq2seq.tokenizer import Tokenizer
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = ((1, 10), (11, 20), (21, 30), (31, 40), (41, 10_000))
+
+
+def length_buckets(upper: list[int] | tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``[10, 15, 20]`` -> 1-10, 11-15, 16-20, 21+ (``data.length_buckets``)."""
+    if not upper or list(upper) != sorted(set(upper)) or upper[0] < 1:
+        raise ConfigError(f"data.length_buckets={list(upper)}: give increasing word counts, e.g. [10, 20, 30]")
+    lows = [1] + [u + 1 for u in upper]
+    return tuple(zip(lows, [*upper, 10_000], strict=True))
 
 
 def bleu_tokenizer(setting: str, tgt_lang: str) -> str:
@@ -140,8 +156,10 @@ def evaluate_model(
     search: SearchConfig | None = None,
     device: torch.device | str = "cpu",
     with_alignment: bool = True,
+    buckets: tuple[tuple[int, int], ...] = LENGTH_BUCKETS,
 ) -> tuple[dict[str, Any], list[Translation]]:
-    """Translate ``corpus.src`` with ``search`` (default greedy) and score against ``corpus.tgt``."""
+    """Translate ``corpus.src`` with ``search`` (default greedy) and score against ``corpus.tgt``,
+    overall and by source length (``buckets``)."""
     search = search or SearchConfig()
     start = time.perf_counter()
     translations = translate_sentences(model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size, search, device)
@@ -151,7 +169,7 @@ def evaluate_model(
         "search": describe(search),
         "sentences": len(corpus),
         **corpus_scores(hyps, corpus.tgt, tokenize),
-        "bleu_by_src_len": bleu_by_length(corpus.src, hyps, corpus.tgt, tokenize),
+        "bleu_by_src_len": bleu_by_length(corpus.src, hyps, corpus.tgt, tokenize, buckets),
         "decode_seconds": round(seconds, 2),
         "sentences_per_second": round(len(corpus) / seconds, 1),
     }
@@ -199,7 +217,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     data = eval_data(cfg.data, loaded.config["data"])
     corpus = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
-    is_attention = loaded.config["model"]["decoder"] != "fixed_context"
+    is_attention = uses_attention(loaded.config["model"])
     report, translations = evaluate_model(
         loaded.model,
         loaded.src_tokenizer,
@@ -210,6 +228,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         cfg,
         device,
         with_alignment=is_attention,
+        buckets=length_buckets(data.length_buckets),
     )
     report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": cfg.split, **report}
     beam = f"-beam{cfg.beam}" if cfg.beam > 1 else ""

@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
-from seq2seq.config import CONFIG_DIR, DataConfig, TrainConfig, check_choices, register_configs
-from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.config import CONFIG_DIR, DataConfig, TrainConfig, check_choices, describe_model, register_configs
+from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split
 from seq2seq.errors import CheckpointError, ConfigError, Seq2SeqError
 from seq2seq.evaluate import bleu_tokenizer, corpus_scores, resolve_device
@@ -92,7 +92,8 @@ class TrainResult:
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Summed token cross-entropy, padding ignored. ``logits (B, T, V)``, ``tgt_out (B, T)``."""
+    """Summed token cross-entropy, padding ignored. ``logits (B, T, V)``, ``tgt_out (B, T)``
+    (or ``(N, V)`` and ``(N,)``)."""
     return torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),  # (B * T, V)
         tgt_out.reshape(-1),  # (B * T,)
@@ -100,6 +101,15 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: 
         reduction="sum",
         label_smoothing=label_smoothing,
     )
+
+
+def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The batch's summed loss under teacher forcing. The output layer (the biggest matrix)
+    runs on the real target positions only, not on padding."""
+    features, _ = model.decoder.features(batch.tgt_in, model.encode(batch.src, batch.src_mask))  # (B, T, F)
+    real = batch.tgt_out != PAD_ID  # (B, T)
+    logits = model.decoder.logits(features[real])  # (N, vocab)
+    return sequence_loss(logits, batch.tgt_out[real], label_smoothing)
 
 
 class Trainer:
@@ -197,14 +207,14 @@ class Trainer:
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         rng = random.Random(self.cfg.seed * 100_003 + epoch)
         t = self.cfg.trainer
-        return bucket_batches([len(s) for s in self.src_ids], t.batch_size, t.max_tokens, rng)
+        src_lengths, tgt_lengths = [len(s) for s in self.src_ids], [len(s) for s in self.tgt_ids]
+        return bucket_batches(src_lengths, t.batch_size, t.max_tokens, rng, tgt_lengths)
 
     def train_step(self, index: list[int]) -> tuple[float, int]:
         batch = collate([self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]).to(self.device)
         self.model.train()
-        logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
         n_tokens = batch.n_tgt_tokens
-        loss = sequence_loss(logits, batch.tgt_out, self.cfg.trainer.label_smoothing)
+        loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         (loss / n_tokens).backward()
         if self.cfg.trainer.grad_clip > 0:
@@ -292,9 +302,11 @@ class Trainer:
             self.resume()
         (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
         log.info(
-            "%s model: %s parameters; %d training pairs; vocab %d/%d; device %s",
-            self.cfg.model.decoder,
+            "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s",
+            describe_model(self.cfg.model),
             f"{self.model.num_parameters:,}",
+            f"{sum(p.numel() for p in self.model.encoder.parameters()):,}",
+            f"{sum(p.numel() for p in self.model.decoder.parameters()):,}",
             len(self.src_ids),
             len(self.src_tok),
             len(self.tgt_tok),

@@ -121,3 +121,36 @@ def test_dot_needs_matching_sizes() -> None:
 def test_unknown_score_lists_choices() -> None:
     with pytest.raises(ValueError, match="additive"):
         build_score("bilinear-ish", 4, 4, 4)
+
+
+def reference_scores(kind: str, attention: Attention, query: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Each score from its formula, one (query step, source word) pair at a time, nothing precomputed."""
+    score = attention.score
+    steps, words = query.size(1), values.size(1)
+    out = torch.zeros(1, steps, words, dtype=query.dtype)
+    for t in range(steps):
+        q = query[0, t]
+        for j in range(words):
+            h = values[0, j]
+            if kind == "dot":
+                out[0, t, j] = q @ h
+            elif kind == "scaled_dot":
+                out[0, t, j] = q @ h / math.sqrt(q.numel())
+            elif kind == "general":
+                out[0, t, j] = q @ score.key_proj.weight @ h  # q^T W h
+            elif kind == "additive":
+                hidden = torch.tanh(score.query_proj(q) + score.key_proj.weight @ h)  # W q + b + U h
+                out[0, t, j] = score.v.weight[0] @ hidden
+            else:
+                out[0, t, j] = torch.nn.functional.cosine_similarity(q, h, dim=0) * score.log_scale.exp()
+    return out
+
+
+@pytest.mark.parametrize("kind", SCORES)
+def test_keys_projected_once_give_the_scores_computed_per_step(kind: str) -> None:
+    torch.manual_seed(0)
+    attention = make(kind)
+    query, values = torch.randn(1, 3, 4), torch.randn(1, 5, 4)
+    with torch.no_grad():
+        once = attention.score(query, attention.project_keys(values))  # (1, 3, 5)
+        assert torch.allclose(once, reference_scores(kind, attention, query, values), atol=1e-5)

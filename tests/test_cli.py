@@ -65,7 +65,7 @@ def test_train_cli(toy_root: Path, tmp_path: Path) -> None:
     assert p.returncode == 0, text(p)
     assert "best valid BLEU" in p.stdout.decode()
     assert {"best.pt", "last.pt", "metrics.csv", "config.yaml"} <= {f.name for f in tmp_path.iterdir()}
-    assert "decoder: fixed_context" in (tmp_path / "config.yaml").read_text()
+    assert "decoder: cho" in (tmp_path / "config.yaml").read_text()
 
 
 def test_eval_cli(compared: Path, toy_root: Path, tmp_path: Path) -> None:
@@ -158,7 +158,9 @@ def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
         ("trainer.epochz=3", "epochz"),
         ("trainer.epochs=many", "trainer.epochs"),
         ("model=transformerz", "model/transformerz"),
-        ("model.decoder=lstm", "model.decoder='lstm' is not valid: choose one of attention, fixed_context"),
+        ("model.decoder=lstm", "model.decoder='lstm' is not valid: choose one of bahdanau, luong, cho, sutskever"),
+        ("model.rnn=rnn", "model.rnn='rnn' is not valid: choose one of gru, lstm"),
+        ("model.encoder=self_attention model.self_attention.heads=3", "not divisible by model.self_attention.heads=3"),
         ("model/attention=bilinear", "bilinear"),
         ("data.bleu_tokenize=foo", "data.bleu_tokenize='foo' is not valid"),
         ("model/attention=dot model.hidden_size=33", "dot attention needs query size == key size"),
@@ -205,15 +207,35 @@ def test_eval_with_beam_says_which_search(compared: Path, toy_root: Path) -> Non
     assert report["search"] == "beam 3, length penalty gnmt α=0.6"
 
 
-def test_multirun_writes_one_folder_per_model(toy_root: Path, tmp_path: Path) -> None:
+def test_multirun_writes_one_folder_per_model_and_gather_reports_them(toy_root: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
     p = run(
-        "seq2seq-train", "-m", "model=attention,fixed_context", f"data.root={toy_root}", "trainer.max_steps=2",
-        "trainer.progress=false", "model.hidden_size=32", "model.embed_size=16", f"hydra.sweep.dir={tmp_path}",
+        "seq2seq-train", "-m", "model=attention,fixed_context,luong", f"data.root={toy_root}", "trainer.max_steps=2",
+        "trainer.progress=false", "model.hidden_size=32", "model.embed_size=16", f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, text(p)
-    runs = sorted(c.parent for c in tmp_path.rglob("best.pt"))
-    assert len(runs) == 2
+    runs = sorted(c.parent for c in sweep.rglob("best.pt"))
+    assert len(runs) == 3
     decoders = sorted((d / "config.yaml").read_text().split("decoder: ")[1].split()[0] for d in runs)
-    assert decoders == ["attention", "fixed_context"]
+    assert decoders == ["bahdanau", "cho", "luong"]
     assert all((d / "best.pt").exists() for d in runs)
+
+    out = tmp_path / "gathered"
+    p = run("seq2seq-gather", f"runs=[{sweep}]", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    report = json.loads((out / "comparison.json").read_text())
+    assert sorted(report["models"]) == sorted(str(r.relative_to(sweep)) for r in runs)
+    by_decoder = {m["decoder"]: m for m in report["models"].values()}
+    assert by_decoder["cho"].get("alignment_accuracy") is None
+    assert 0.0 <= by_decoder["luong"]["alignment_accuracy"] <= 1.0
+    assert all(m["params"] > 0 and m["steps"] == 2 for m in report["models"].values())
+    assert "luong/general decoder" in p.stdout.decode()
+    for name in ("comparison.md", "bleu_by_length.png", "attention_heatmap.png", "training_curves.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_gather_names_a_folder_without_runs(tmp_path: Path) -> None:
+    p = run("seq2seq-gather", f"runs=[{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert f"runs: no trained run (best.pt + last.pt) in {tmp_path}" in p.stderr.decode()

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from seq2seq.evaluate import alignment_accuracy, bleu_by_length, bleu_tokenizer, corpus_scores, word_index
+from seq2seq.errors import ConfigError
+from seq2seq.evaluate import (
+    alignment_accuracy,
+    bleu_by_length,
+    bleu_tokenizer,
+    corpus_scores,
+    length_buckets,
+    word_index,
+)
 
 
 def test_bleu_tokenizer_choice() -> None:
@@ -61,3 +70,10 @@ def test_unaligned_target_words_are_not_counted() -> None:
     weights = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     acc = alignment_accuracy([weights], [["▁a", "▁b"]], [["▁x", "▁，"]], [[(0, 0)]])
     assert acc == 1.0
+
+
+def test_length_buckets_from_upper_bounds() -> None:
+    assert length_buckets([10, 15, 20]) == ((1, 10), (11, 15), (16, 20), (21, 10_000))
+    for bad in ([], [10, 5], [0, 10], [10, 10]):
+        with pytest.raises(ConfigError, match="data.length_buckets"):
+            length_buckets(bad)

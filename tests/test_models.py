@@ -5,26 +5,47 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.config import AttentionConfig, ModelConfig
+from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig
 from seq2seq.data.batching import collate
-from seq2seq.models.decoder import FixedContextDecoder
+from seq2seq.errors import ConfigError
+from seq2seq.models.decoder import ChoDecoder, LuongDecoder, SutskeverDecoder
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import greedy_search
 
 VOCAB = 12
+SCORES = ["additive", "dot", "scaled_dot", "general", "cosine"]
+# (decoder, score, other ModelConfig settings): every score under both placements, both
+# fixed-context decoders, LSTMs and 2 layers, a unidirectional encoder, every bridge, and the
+# self-attention encoder under every decoder.
 VARIANTS = [
-    ("fixed_context", "additive"),
-    ("attention", "additive"),
-    ("attention", "dot"),
-    ("attention", "scaled_dot"),
-    ("attention", "general"),
-    ("attention", "cosine"),
+    *[("bahdanau", score, {}) for score in SCORES],
+    *[("luong", score, {}) for score in SCORES],
+    ("cho", "additive", {}),
+    ("sutskever", "additive", {}),
+    ("bahdanau", "additive", {"rnn": "lstm", "encoder_layers": 2, "decoder_layers": 2}),
+    ("luong", "general", {"rnn": "lstm", "encoder_layers": 2, "decoder_layers": 2}),
+    ("cho", "additive", {"rnn": "lstm", "decoder_layers": 2, "bridge": "copy"}),
+    ("sutskever", "additive", {"rnn": "lstm", "bidirectional": False}),
+    ("luong", "general", {"bidirectional": False, "bridge": "zero"}),
+    ("bahdanau", "additive", {"encoder": "self_attention", "encoder_layers": 2}),
+    ("luong", "dot", {"encoder": "self_attention", "self_attention": SelfAttentionConfig(positions="learned")}),
+    ("cho", "additive", {"encoder": "self_attention"}),
+    ("sutskever", "additive", {"encoder": "self_attention", "rnn": "lstm"}),
+]
+IDS = [
+    f"{d}-{s}-" + ("-".join(f"{k}={v}" for k, v in o.items() if k != "self_attention") or "default")
+    for d, s, o in VARIANTS
 ]
 
 
-def tiny_model(decoder: str, score: str = "additive", dropout: float = 0.0) -> Seq2Seq:
+def tiny_model(decoder: str, score: str = "additive", dropout: float = 0.0, **other: object) -> Seq2Seq:
     cfg = ModelConfig(
-        decoder=decoder, embed_size=8, hidden_size=16, dropout=dropout, attention=AttentionConfig(score=score)
+        decoder=decoder,
+        embed_size=8,
+        hidden_size=16,
+        dropout=dropout,
+        attention=AttentionConfig(score=score),
+        **other,  # type: ignore[arg-type]
     )
     return build_model(cfg, VOCAB, VOCAB).eval()
 
@@ -33,19 +54,19 @@ SRC = [[4, 5, 6, 7], [8, 9], [10, 11, 4]]
 TGT = [[5, 6], [7, 8, 9], [10]]
 
 
-@pytest.mark.parametrize(("decoder", "score"), VARIANTS)
-def test_shapes(decoder: str, score: str) -> None:
+@pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
+def test_shapes(decoder: str, score: str, other: dict) -> None:
     batch = collate(SRC, TGT)
-    logits, weights = tiny_model(decoder, score)(batch.src, batch.src_mask, batch.tgt_in)
+    logits, weights = tiny_model(decoder, score, **other)(batch.src, batch.src_mask, batch.tgt_in)
     assert logits.shape == (3, 4, VOCAB)  # T = longest target + EOS
     assert weights.shape == (3, 4, 5)  # S = longest source + EOS
     assert torch.allclose(weights.sum(-1), torch.ones(3, 4))
     assert torch.all(weights[1, :, 3:] == 0)  # sentence 1 has 2 words + EOS
 
 
-@pytest.mark.parametrize(("decoder", "score"), VARIANTS)
-def test_output_does_not_depend_on_batch_mates_or_padding(decoder: str, score: str) -> None:
-    model = tiny_model(decoder, score)
+@pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
+def test_output_does_not_depend_on_batch_mates_or_padding(decoder: str, score: str, other: dict) -> None:
+    model = tiny_model(decoder, score, **other)
     alone = collate(SRC[1:2], TGT[1:2])
     together = collate(SRC, TGT)
     with torch.no_grad():
@@ -55,9 +76,9 @@ def test_output_does_not_depend_on_batch_mates_or_padding(decoder: str, score: s
     assert torch.allclose(w_alone[0], w_all[1, : w_alone.size(1), : w_alone.size(2)], atol=1e-6)
 
 
-@pytest.mark.parametrize(("decoder", "score"), VARIANTS)
-def test_translation_does_not_depend_on_batch_mates(decoder: str, score: str) -> None:
-    model = tiny_model(decoder, score)
+@pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
+def test_translation_does_not_depend_on_batch_mates(decoder: str, score: str, other: dict) -> None:
+    model = tiny_model(decoder, score, **other)
     alone = collate(SRC[1:2])
     together = collate(SRC)
     h_alone = greedy_search(model, alone.src, alone.src_mask)[0]
@@ -66,9 +87,9 @@ def test_translation_does_not_depend_on_batch_mates(decoder: str, score: str) ->
     assert torch.allclose(h_alone.weights, h_all.weights, atol=1e-6)
 
 
-@pytest.mark.parametrize(("decoder", "score"), VARIANTS)
-def test_forward_equals_looping_step(decoder: str, score: str) -> None:
-    model = tiny_model(decoder, score)
+@pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
+def test_forward_equals_looping_step(decoder: str, score: str, other: dict) -> None:
+    model = tiny_model(decoder, score, **other)
     batch = collate(SRC, TGT)
     with torch.no_grad():
         logits, weights = model(batch.src, batch.src_mask, batch.tgt_in)
@@ -80,18 +101,60 @@ def test_forward_equals_looping_step(decoder: str, score: str) -> None:
             assert torch.allclose(step_weights, weights[:, t], atol=1e-6)
 
 
-def test_fixed_context_weights_are_uniform_over_the_source() -> None:
-    model = tiny_model("fixed_context")
-    assert isinstance(model.decoder, FixedContextDecoder)
+@pytest.mark.parametrize("decoder", ["cho", "sutskever"])
+def test_fixed_context_weights_are_uniform_over_the_source(decoder: str) -> None:
+    model = tiny_model(decoder)
+    assert isinstance(model.decoder, ChoDecoder)
     batch = collate(SRC, TGT)
     _, weights = model(batch.src, batch.src_mask, batch.tgt_in)
     assert torch.allclose(weights[1, :, :3], torch.full((4, 3), 1 / 3))
 
 
-@pytest.mark.parametrize(("decoder", "score"), VARIANTS)
-def test_every_variant_overfits_a_tiny_batch(decoder: str, score: str) -> None:
+def test_sutskever_reads_the_source_only_through_the_first_state() -> None:
+    model = tiny_model("sutskever")
+    assert isinstance(model.decoder, SutskeverDecoder)
+    batch = collate(SRC, TGT)
+    memory = model.encode(batch.src, batch.src_mask)
+    state = model.decoder.init_state(memory)
+    other = model.encode(batch.src.flip(0), batch.src_mask.flip(0))  # another source, same first state
+    with torch.no_grad():
+        a, _, _ = model.decoder.step(batch.tgt_in[:, 0], state, memory)
+        b, _, _ = model.decoder.step(batch.tgt_in[:, 0], state, other)
+    assert torch.equal(a, b)
+
+
+def test_luong_feeds_the_attentional_state_to_the_next_step() -> None:
+    model = tiny_model("luong", "general")
+    assert isinstance(model.decoder, LuongDecoder)
+    batch = collate(SRC, TGT)
+    memory = model.encode(batch.src, batch.src_mask)
+    state = model.decoder.init_state(memory)
+    assert state.feed is not None and torch.equal(state.feed, torch.zeros(3, 1, 16))  # ĥ_0 = 0
+    with torch.no_grad():
+        _, after, _ = model.decoder.step(batch.tgt_in[:, 0], state, memory)
+        context, _ = model.decoder.attention(after.hidden[-1].unsqueeze(1), memory.keys, memory.values, memory.mask)
+        expected = torch.tanh(model.decoder.combine(torch.cat([context, after.hidden[-1].unsqueeze(1)], dim=-1)))
+    assert after.feed is not None and torch.allclose(after.feed, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("bridge", ["linear", "copy", "zero"])
+def test_bridge_sets_the_first_decoder_state(bridge: str) -> None:
+    model = tiny_model("bahdanau", bridge=bridge)
+    batch = collate(SRC, TGT)
+    memory = model.encode(batch.src, batch.src_mask)
+    hidden = model.decoder.init_state(memory).hidden  # (1, B, H)
+    if bridge == "copy":
+        assert torch.equal(hidden[0], memory.context)
+    elif bridge == "zero":
+        assert torch.equal(hidden, torch.zeros(1, 3, 16))
+    else:
+        assert torch.allclose(hidden[0], torch.tanh(model.decoder.bridge(memory.context)))
+
+
+@pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
+def test_every_variant_overfits_a_tiny_batch(decoder: str, score: str, other: dict) -> None:
     torch.manual_seed(0)
-    model = tiny_model(decoder, score).train()
+    model = tiny_model(decoder, score, **other).train()
     batch = collate(SRC, TGT)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(150):
@@ -107,7 +170,7 @@ def test_every_variant_overfits_a_tiny_batch(decoder: str, score: str) -> None:
 
 
 def test_attention_keys_are_projected_once_per_batch() -> None:
-    model = tiny_model("attention", "additive")
+    model = tiny_model("bahdanau", "additive")
     calls = []
     model.decoder.attention.score.key_proj.register_forward_hook(lambda *_: calls.append(1))
     batch = collate(SRC, TGT)
@@ -116,5 +179,79 @@ def test_attention_keys_are_projected_once_per_batch() -> None:
 
 
 def test_unknown_decoder_is_rejected() -> None:
-    with pytest.raises(ValueError, match="fixed_context"):
+    with pytest.raises(ConfigError, match="bahdanau, luong, cho, sutskever"):
         build_model(ModelConfig(decoder="transformer"), VOCAB, VOCAB)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"rnn": "rnn_tanh"}, "model.rnn='rnn_tanh' is not valid: choose one of gru, lstm"),
+        ({"encoder": "cnn"}, "choose one of rnn, self_attention"),
+        ({"bridge": "mean"}, "choose one of linear, copy, zero"),
+        ({"decoder": "sutskever", "bridge": "zero"}, "leaves it blind"),
+        ({"encoder": "self_attention", "self_attention": SelfAttentionConfig(heads=5)}, "not divisible"),
+        (
+            {
+                "bidirectional": False,
+                "hidden_size": 16,
+                "bridge": "copy",
+                "encoder": "self_attention",
+                "self_attention": SelfAttentionConfig(positions="rotary"),
+            },
+            "sinusoidal, learned",
+        ),
+    ],
+)
+def test_bad_model_settings_name_the_valid_ones(settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_model(ModelConfig(**settings), VOCAB, VOCAB)  # type: ignore[arg-type]
+
+
+def test_parameters_split_into_encoder_and_decoder() -> None:
+    model = tiny_model("luong", "general", rnn="lstm")
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    dec = sum(p.numel() for p in model.decoder.parameters())
+    assert enc + dec == model.num_parameters
+    assert isinstance(model.encoder.rnn, torch.nn.LSTM) and isinstance(model.decoder.rnn, torch.nn.LSTM)
+
+
+def test_tied_embeddings_share_one_matrix() -> None:
+    model = tiny_model("bahdanau", tie_embeddings=True)
+    assert model.decoder.generator.weight is model.decoder.embedding.weight
+    untied = tiny_model("bahdanau")
+    assert model.num_parameters == untied.num_parameters - VOCAB * 8
+    with pytest.raises(ConfigError, match="embed_size == model.hidden_size"):
+        tiny_model("luong", "general", tie_embeddings=True)
+
+
+def test_loss_on_real_positions_equals_the_padded_loss() -> None:
+    from seq2seq.tokenizer import PAD_ID
+    from seq2seq.train import sequence_loss
+
+    model = tiny_model("luong", "general")
+    batch = collate(SRC, TGT)
+    features, _ = model.decoder.features(batch.tgt_in, model.encode(batch.src, batch.src_mask))
+    real = batch.tgt_out != PAD_ID
+    full = sequence_loss(model.decoder.logits(features), batch.tgt_out, 0.1)
+    packed = sequence_loss(model.decoder.logits(features[real]), batch.tgt_out[real], 0.1)
+    assert torch.allclose(full, packed, atol=1e-5)
+
+
+def test_the_example_config_sets_every_option() -> None:
+    from omegaconf import OmegaConf
+
+    from seq2seq.config import CONFIG_DIR, TrainConfig
+
+    example = OmegaConf.to_container(OmegaConf.load(f"{CONFIG_DIR}/example.yaml"))
+    schema = OmegaConf.structured(TrainConfig)
+
+    def keys(node: dict, prefix: str = "") -> set[str]:
+        found = set()
+        for k, v in node.items():
+            if k not in ("defaults", "hydra"):
+                found |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}"}
+        return found
+
+    assert keys(example) == keys(OmegaConf.to_container(schema))  # type: ignore[arg-type]
+    OmegaConf.merge(schema, {k: v for k, v in example.items() if k not in ("defaults", "hydra")})  # types check

@@ -17,9 +17,24 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, UNK_ID
 SRC = [[4, 5, 6, 7, 5], [8, 9], [10, 11, 4, 6]]
 
 
-def model_of(decoder: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
+# Decoders with each kind of search state: GRU hidden (bahdanau, cho), LSTM hidden + cell,
+# Luong's input feed; and the self-attention encoder.
+DECODERS = ["bahdanau", "cho", "luong-lstm", "sutskever-lstm", "luong-self_attention"]
+
+
+def model_of(spec: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
+    """``decoder[-lstm][-self_attention]``: a tiny untrained model."""
+    decoder, *options = spec.split("-")
+    cfg = ModelConfig(
+        decoder=decoder,
+        embed_size=8,
+        hidden_size=16,
+        dropout=0.0,
+        rnn="lstm" if "lstm" in options else "gru",
+        encoder="self_attention" if "self_attention" in options else "rnn",
+    )
     torch.manual_seed(seed)
-    return build_model(ModelConfig(decoder=decoder, embed_size=8, hidden_size=16, dropout=0.0), vocab, vocab).eval()
+    return build_model(cfg, vocab, vocab).eval()
 
 
 def sequence_log_prob(model: Seq2Seq, src: list[int], tokens: list[int]) -> float:
@@ -40,7 +55,7 @@ def test_length_penalty_by_hand() -> None:
         length_penalty(4, 1.0, "average")
 
 
-@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_beam_of_one_equals_greedy_token_for_token(decoder: str) -> None:
     model = model_of(decoder)
     batch = collate(SRC)
@@ -52,7 +67,7 @@ def test_beam_of_one_equals_greedy_token_for_token(decoder: str) -> None:
         assert torch.allclose(g.weights, b.weights, atol=1e-6)
 
 
-@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize(("alpha", "norm"), [(0.0, "none"), (1.0, "gnmt"), (1.0, "length")])
 def test_wide_beam_finds_the_exhaustive_best(decoder: str, alpha: float, norm: str) -> None:
     vocab, max_len = 6, 3  # outputs: UNK, 4, 5 (PAD and BOS are never produced), then EOS
@@ -73,7 +88,7 @@ def test_wide_beam_finds_the_exhaustive_best(decoder: str, alpha: float, norm: s
         assert [h.tokens for h in hyps] == expected_top5
 
 
-@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_batched_beam_equals_one_sentence_at_a_time(decoder: str) -> None:
     model = model_of(decoder)
     batch = collate(SRC)
@@ -87,7 +102,7 @@ def test_batched_beam_equals_one_sentence_at_a_time(decoder: str) -> None:
             assert torch.allclose(a.weights, b.weights, atol=1e-6)
 
 
-@pytest.mark.parametrize("decoder", ["attention", "fixed_context"])
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_scores_are_the_models_log_probabilities(decoder: str) -> None:
     model = model_of(decoder)
     batch = collate(SRC)
@@ -103,7 +118,7 @@ def test_scores_are_the_models_log_probabilities(decoder: str) -> None:
 
 
 def test_length_limits_and_min_length() -> None:
-    model = model_of("attention")
+    model = model_of("bahdanau")
     batch = collate(SRC)
     for min_len, max_len in [(0, 2), (4, 4)]:
         cfg = SearchConfig(beam=3, nbest=3, max_len_a=0.0, max_len_b=max_len, min_len=min_len)

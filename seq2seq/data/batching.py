@@ -54,25 +54,34 @@ def bucket_batches(
     batch_size: int,
     max_tokens: int = 0,
     rng: random.Random | None = None,
+    tgt_lengths: list[int] | None = None,
 ) -> list[list[int]]:
     """Group corpus indices into batches of similar length.
 
-    ``batch_size`` caps sentences per batch, ``max_tokens`` (if > 0) caps ``rows * longest``.
-    With ``rng`` the order inside equal lengths and the order of the batches are shuffled;
-    without it the batches come sorted by length (for evaluation).
+    Sentences are sorted by source length, then by target length when ``tgt_lengths`` is given
+    (training), so that neither side carries much padding. ``batch_size`` caps sentences per
+    batch, ``max_tokens`` (if > 0) caps ``rows * longest`` (the longer side). With ``rng`` the
+    order inside equal lengths and the order of the batches are shuffled; without it the batches
+    come sorted by length (for evaluation).
     """
     order = list(range(len(lengths)))
     if rng is not None:
         rng.shuffle(order)
-    order.sort(key=lambda i: lengths[i])  # stable: shuffled ties stay shuffled
+    size = lengths if tgt_lengths is None else [max(s, t) for s, t in zip(lengths, tgt_lengths, strict=True)]
+    if tgt_lengths is None:
+        order.sort(key=lambda i: lengths[i])  # stable: shuffled ties stay shuffled
+    else:
+        order.sort(key=lambda i: (lengths[i], tgt_lengths[i]))
     batches: list[list[int]] = []
     current: list[int] = []
+    longest = 0
     for i in order:
-        longest = max(lengths[i], lengths[current[-1]]) if current else lengths[i]
+        longest = max(longest, size[i]) if current else size[i]
         too_many_tokens = max_tokens > 0 and current and longest * (len(current) + 1) > max_tokens
         if current and (len(current) >= batch_size or too_many_tokens):
             batches.append(current)
             current = []
+            longest = size[i]
         current.append(i)
     if current:
         batches.append(current)

@@ -1,13 +1,22 @@
-"""Two decoders, one interface.
+"""Four decoders, one interface.
 
-- :class:`FixedContextDecoder` (Cho et al. 2014): the whole source squeezed into one vector C,
-  the same C fed at every step. The lecture note's "distracted" model: for every target word
-  all source words count the same, so its weights are uniform over the source.
-- :class:`AttentionDecoder` (Bahdanau et al. 2015): a fresh context c_i for every target word,
-  by score -> masked softmax -> weighted sum over the encoder annotations.
+The "distracted" models, whose whole source is one fixed vector C (their weights are uniform:
+every source word counts the same for every target word):
 
-Both have ``step()`` (one token, used by search) and ``forward()`` (teacher forcing over a whole
-target) and both return attention weights ``(B, T, S)``.
+- :class:`SutskeverDecoder` (Sutskever et al. 2014): C only starts the decoder, ``s_0 = bridge(C)``.
+- :class:`ChoDecoder` (Cho et al. 2014): C also enters every step and the output.
+
+The attention models, with a fresh context c_i for every target word (score -> masked softmax
+-> weighted sum over the encoder annotations):
+
+- :class:`BahdanauDecoder` (Bahdanau et al. 2015): attend with the previous state, then step the RNN.
+- :class:`LuongDecoder` (Luong et al. 2015): step the RNN, then attend with the new state; the
+  attentional state ``ĥ_i = tanh(W [c_i; s_i])`` predicts the word and is fed to the next step
+  (input feeding).
+
+All have ``step()`` (one token, used by search) and ``forward()`` (teacher forcing over a whole
+target), and all return attention weights ``(B, T, S)``. A subclass says what goes into the RNN
+and what comes out of it in :meth:`RNNDecoder.advance`; the rest is shared.
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ import torch
 from torch import nn
 
 from seq2seq.models.attention import Attention
-from seq2seq.models.encoder import Encoded
+from seq2seq.models.encoder import Encoded, make_rnn
 from seq2seq.tokenizer import PAD_ID
+
+BRIDGES = ("linear", "copy", "zero")
 
 
 @dataclass
@@ -38,17 +49,22 @@ class Memory:
 
 @dataclass
 class DecoderState:
-    hidden: torch.Tensor  # (layers, B, H), the only layer-first tensor
+    hidden: torch.Tensor  # (layers, B, H), layer-first like nn.GRU/nn.LSTM's own state
+    cell: torch.Tensor | None = None  # (layers, B, H): an LSTM's memory cell
+    feed: torch.Tensor | None = None  # (B, 1, H): Luong's previous attentional state ĥ_{i-1}
 
     def select(self, index: torch.Tensor) -> DecoderState:
-        return DecoderState(self.hidden.index_select(1, index))
+        cell = None if self.cell is None else self.cell.index_select(1, index)
+        feed = None if self.feed is None else self.feed.index_select(0, index)
+        return DecoderState(self.hidden.index_select(1, index), cell, feed)
 
 
 class RNNDecoder(nn.Module):
-    """Shared parts: target embedding, the bridge from C to the first state, the readout.
+    """Shared parts: target embedding, the bridge from C to the first state, the RNN, the output.
 
-    The readout ``tanh(W [s_i; c_i; y_{i-1}])`` feeds the output projection (deep output).
-    Subclasses define :meth:`advance`, one RNN step from an embedded previous token.
+    Subclasses say what the RNN reads (:meth:`rnn_input_size`), what one step does
+    (:meth:`advance`, which returns the features the output layer reads) and how features become
+    a word (:meth:`make_readout`; default: the deep output ``tanh(W [s_i; c_i; y_{i-1}])``).
     """
 
     def __init__(
@@ -57,41 +73,81 @@ class RNNDecoder(nn.Module):
         embed_size: int,
         hidden_size: int,
         context_size: int,
+        rnn: str = "gru",
         num_layers: int = 1,
         dropout: float = 0.0,
+        bridge: str = "linear",
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
+        if bridge not in BRIDGES:
+            raise ValueError(f"model.bridge={bridge!r} is not valid: choose one of {', '.join(BRIDGES)}")
+        if bridge == "copy" and context_size != hidden_size:
+            raise ValueError(
+                f"model.bridge=copy needs the summary C ({context_size}) as wide as the decoder ({hidden_size})"
+            )
         self.num_layers = num_layers
+        self.hidden_size = hidden_size
+        self.bridge_kind = bridge
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
-        self.bridge = nn.Linear(context_size, hidden_size * num_layers)
-        self.rnn = nn.GRU(
-            embed_size + context_size,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+        self.bridge = nn.Linear(context_size, hidden_size * num_layers) if bridge == "linear" else None
+        self.rnn = make_rnn(
+            rnn, self.rnn_input_size(embed_size, hidden_size, context_size), hidden_size, num_layers, dropout
         )
-        self.readout = nn.Linear(hidden_size + context_size + embed_size, embed_size)
-        self.generator = nn.Linear(embed_size, vocab_size)
+        self.readout, readout_size = self.make_readout(embed_size, hidden_size, context_size, dropout)
+        self.generator = nn.Linear(readout_size, vocab_size)
+        if tie_embeddings:  # Press & Wolf 2017: one matrix embeds the previous word and scores the next
+            if readout_size != embed_size:
+                raise ValueError(
+                    f"model.tie_embeddings needs the output layer's input ({readout_size}) as wide as the "
+                    f"embeddings ({embed_size})"
+                )
+            self.generator.weight = self.embedding.weight
+
+    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
+        return embed_size + context_size  # [y_{i-1}; c_i]
+
+    def make_readout(
+        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
+    ) -> tuple[nn.Module, int]:
+        layer = nn.Sequential(
+            nn.Linear(hidden_size + context_size + embed_size, embed_size), nn.Tanh(), nn.Dropout(dropout)
+        )
+        return layer, embed_size
 
     def memory(self, encoded: Encoded) -> Memory:
         mask = encoded.mask.unsqueeze(1)  # (B, 1, S)
         return Memory(encoded.values, encoded.values, mask, encoded.summary)
 
     def init_state(self, memory: Memory) -> DecoderState:
-        hidden = torch.tanh(self.bridge(memory.context))  # (B, L * H)
-        hidden = hidden.view(hidden.size(0), self.num_layers, -1).transpose(0, 1).contiguous()  # (L, B, H)
-        return DecoderState(hidden)
+        """``s_0`` from C by the bridge: ``tanh(W C)`` (linear), C itself (copy) or zeros."""
+        context = memory.context  # (B, V)
+        if self.bridge is not None:
+            hidden = torch.tanh(self.bridge(context))  # (B, L * H)
+            hidden = hidden.view(hidden.size(0), self.num_layers, -1).transpose(0, 1).contiguous()  # (L, B, H)
+        elif self.bridge_kind == "copy":
+            hidden = context.unsqueeze(0).repeat(self.num_layers, 1, 1)  # (L, B, H)
+        else:
+            hidden = context.new_zeros(self.num_layers, context.size(0), self.hidden_size)  # (L, B, H)
+        cell = hidden.clone() if isinstance(self.rnn, nn.LSTM) else None  # as JoeyNMT: c_0 = h_0
+        return DecoderState(hidden, cell)
 
-    def logits(self, rnn_out: torch.Tensor, context: torch.Tensor, embedded: torch.Tensor) -> torch.Tensor:
-        features = torch.tanh(self.readout(torch.cat([rnn_out, context, embedded], dim=-1)))  # (B, T, E)
-        return self.generator(self.dropout(features))  # (B, T, vocab)
+    def run_rnn(self, inputs: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """``inputs (B, T, I)`` through the RNN -> outputs (B, T, H) and the new state."""
+        if state.cell is not None:
+            out, (hidden, cell) = self.rnn(inputs, (state.hidden, state.cell))
+            return out, DecoderState(hidden, cell, state.feed)
+        out, hidden = self.rnn(inputs, state.hidden)
+        return out, DecoderState(hidden, None, state.feed)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.generator(self.readout(features))  # (B, T, vocab)
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor]:
-        """One step: ``embedded (B, 1, E)`` -> rnn_out (B, 1, H), context (B, 1, V), state, weights (B, 1, S)."""
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step: ``embedded (B, 1, E)`` -> features (B, 1, F), state, weights (B, 1, S)."""
         raise NotImplementedError
 
     def step(
@@ -99,29 +155,30 @@ class RNNDecoder(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Decode one token. ``prev (B,)`` -> logits (B, vocab), new state, weights (B, S)."""
         embedded = self.dropout(self.embedding(prev.unsqueeze(1)))  # (B, 1, E)
-        rnn_out, context, state, weights = self.advance(embedded, state, memory)
-        logits = self.logits(rnn_out, context, embedded)  # (B, 1, vocab)
-        return logits.squeeze(1), state, weights.squeeze(1)
+        features, state, weights = self.advance(embedded, state, memory)
+        return self.logits(features).squeeze(1), state, weights.squeeze(1)
+
+    def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing up to the output layer: ``tgt_in (B, T)`` -> features (B, T, F), weights (B, T, S).
+        Training applies :meth:`logits` to the real (non-padding) positions only."""
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+        state = self.init_state(memory)
+        features, weights = [], []
+        for t in range(tgt_in.size(1)):
+            f, state, w = self.advance(embedded[:, t : t + 1], state, memory)
+            features.append(f)
+            weights.append(w)
+        return torch.cat(features, dim=1), torch.cat(weights, dim=1)  # (B, T, F), (B, T, S)
 
     def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: ``tgt_in (B, T)`` -> logits (B, T, vocab), weights (B, T, S)."""
-        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        state = self.init_state(memory)
-        outs, contexts, weights = [], [], []
-        for t in range(tgt_in.size(1)):
-            rnn_out, context, state, w = self.advance(embedded[:, t : t + 1], state, memory)
-            outs.append(rnn_out)
-            contexts.append(context)
-            weights.append(w)
-        rnn_out = torch.cat(outs, dim=1)  # (B, T, H)
-        context = torch.cat(contexts, dim=1)  # (B, T, V)
-        return self.logits(rnn_out, context, embedded), torch.cat(weights, dim=1)  # (B, T, vocab), (B, T, S)
+        features, weights = self.features(tgt_in, memory)
+        return self.logits(features), weights
 
 
-class FixedContextDecoder(RNNDecoder):
-    """Cho et al. 2014: ``s_i = GRU([y_{i-1}; C], s_{i-1})``, ``s_0 = tanh(W C)``, output from
-    ``[s_i; C; y_{i-1}]``. C never changes, so the weights it reports are uniform: every source
-    word counts the same for every target word."""
+class ChoDecoder(RNNDecoder):
+    """Cho et al. 2014: ``s_i = RNN([y_{i-1}; C], s_{i-1})``, ``s_0 = bridge(C)``, output from
+    ``[s_i; C; y_{i-1}]``. C never changes, so the weights it reports are uniform."""
 
     @staticmethod
     def uniform_weights(memory: Memory, steps: int) -> torch.Tensor:
@@ -130,24 +187,88 @@ class FixedContextDecoder(RNNDecoder):
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor]:
-        context = memory.context.unsqueeze(1)  # (B, 1, V)
-        rnn_out, hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, 1, H)
-        return rnn_out, context, DecoderState(hidden), self.uniform_weights(memory, 1)
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        # Nothing here depends on the previous step's output, so this also runs a whole target
+        # (B, T, E) at once: forward() makes one RNN call instead of T.
+        steps = embedded.size(1)
+        context = memory.context.unsqueeze(1).expand(-1, steps, -1)  # (B, T, V)
+        rnn_out, state = self.run_rnn(torch.cat([embedded, context], dim=-1), state)  # (B, T, H)
+        return torch.cat([rnn_out, context, embedded], dim=-1), state, self.uniform_weights(memory, steps)
 
-    def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
-        # C does not depend on the step, so the whole target runs through the GRU in one call.
+    def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        context = memory.context.unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T, V)
-        rnn_out, _ = self.rnn(torch.cat([embedded, context], dim=-1), self.init_state(memory).hidden)  # (B, T, H)
-        return self.logits(rnn_out, context, embedded), self.uniform_weights(memory, tgt_in.size(1))
+        features, _, weights = self.advance(embedded, self.init_state(memory), memory)
+        return features, weights
+
+
+class SutskeverDecoder(ChoDecoder):
+    """Sutskever et al. 2014: C only initialises the decoder (``s_0 = bridge(C)``); after that
+    the RNN reads just the previous word, and the word is predicted from ``s_i`` alone."""
+
+    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
+        return embed_size  # y_{i-1}
+
+    def make_readout(
+        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
+    ) -> tuple[nn.Module, int]:
+        return nn.Dropout(dropout), hidden_size  # softmax straight on s_i
+
+    def advance(
+        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        rnn_out, state = self.run_rnn(embedded, state)  # (B, T, H), T = 1 or the whole target
+        return rnn_out, state, self.uniform_weights(memory, embedded.size(1))
 
 
 class AttentionDecoder(RNNDecoder):
-    """Bahdanau et al. 2015: attend with the previous state, then step the GRU:
+    """The attention decoders' shared part: the :class:`Attention` module and keys projected once."""
+
+    def __init__(
+        self,
+        attention: Attention,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        context_size: int,
+        rnn: str = "gru",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bridge: str = "linear",
+        tie_embeddings: bool = False,
+    ) -> None:
+        super().__init__(
+            vocab_size, embed_size, hidden_size, context_size, rnn, num_layers, dropout, bridge, tie_embeddings
+        )
+        self.attention = attention
+
+    def memory(self, encoded: Encoded) -> Memory:
+        memory = super().memory(encoded)
+        memory.keys = self.attention.project_keys(encoded.values)  # (B, S, K), once per batch
+        return memory
+
+
+class BahdanauDecoder(AttentionDecoder):
+    """Bahdanau et al. 2015: attend with the previous state, then step the RNN:
 
     ``c_i = Σ_j α_ij h_j`` with ``α_i = softmax_j(score(s_{i-1}, h_j))``,
-    ``s_i = GRU([y_{i-1}; c_i], s_{i-1})``, output from ``[s_i; c_i; y_{i-1}]``.
+    ``s_i = RNN([y_{i-1}; c_i], s_{i-1})``, output from ``[s_i; c_i; y_{i-1}]``.
+    """
+
+    def advance(
+        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        query = state.hidden[-1].unsqueeze(1)  # (B, 1, H): s_{i-1}, top layer
+        context, weights = self.attention(query, memory.keys, memory.values, memory.mask)  # (B, 1, V), (B, 1, S)
+        rnn_out, state = self.run_rnn(torch.cat([embedded, context], dim=-1), state)  # (B, 1, H)
+        return torch.cat([rnn_out, context, embedded], dim=-1), state, weights
+
+
+class LuongDecoder(AttentionDecoder):
+    """Luong et al. 2015: step the RNN, then attend with the new state:
+
+    ``s_i = RNN([y_{i-1}; ĥ_{i-1}], s_{i-1})`` (input feeding, ``ĥ_0 = 0``),
+    ``c_i = Σ_j α_ij h_j`` with ``α_i = softmax_j(score(s_i, h_j))``,
+    ``ĥ_i = tanh(W_c [c_i; s_i])``, and the word is predicted from ``ĥ_i``.
     """
 
     def __init__(
@@ -157,21 +278,45 @@ class AttentionDecoder(RNNDecoder):
         embed_size: int,
         hidden_size: int,
         context_size: int,
+        rnn: str = "gru",
         num_layers: int = 1,
         dropout: float = 0.0,
+        bridge: str = "linear",
+        tie_embeddings: bool = False,
     ) -> None:
-        super().__init__(vocab_size, embed_size, hidden_size, context_size, num_layers, dropout)
-        self.attention = attention
+        super().__init__(
+            attention,
+            vocab_size,
+            embed_size,
+            hidden_size,
+            context_size,
+            rnn,
+            num_layers,
+            dropout,
+            bridge,
+            tie_embeddings,
+        )
+        self.combine = nn.Linear(context_size + hidden_size, hidden_size, bias=False)  # W_c
 
-    def memory(self, encoded: Encoded) -> Memory:
-        memory = super().memory(encoded)
-        memory.keys = self.attention.project_keys(encoded.values)  # (B, S, K), once per batch
-        return memory
+    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
+        return embed_size + hidden_size  # [y_{i-1}; ĥ_{i-1}]
+
+    def make_readout(
+        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
+    ) -> tuple[nn.Module, int]:
+        return nn.Identity(), hidden_size  # ĥ_i is already the output layer's input
+
+    def init_state(self, memory: Memory) -> DecoderState:
+        state = super().init_state(memory)
+        state.feed = memory.context.new_zeros(memory.context.size(0), 1, self.hidden_size)  # (B, 1, H): ĥ_0
+        return state
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-    ) -> tuple[torch.Tensor, torch.Tensor, DecoderState, torch.Tensor]:
-        query = state.hidden[-1].unsqueeze(1)  # (B, 1, H): s_{i-1}, top layer
-        context, weights = self.attention(query, memory.keys, memory.values, memory.mask)  # (B, 1, V), (B, 1, S)
-        rnn_out, hidden = self.rnn(torch.cat([embedded, context], dim=-1), state.hidden)  # (B, 1, H)
-        return rnn_out, context, DecoderState(hidden), weights
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        assert state.feed is not None
+        rnn_out, state = self.run_rnn(torch.cat([embedded, state.feed], dim=-1), state)  # (B, 1, H)
+        context, weights = self.attention(rnn_out, memory.keys, memory.values, memory.mask)  # (B, 1, V), (B, 1, S)
+        attentional = self.dropout(torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1))))  # (B, 1, H): ĥ_i
+        state.feed = attentional
+        return attentional, state, weights

@@ -5,15 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seq2seq.config import DECODERS, ModelConfig
-from seq2seq.errors import ConfigError
+from seq2seq.config import ModelConfig, check_model
 from seq2seq.models.attention import Attention, build_score
-from seq2seq.models.decoder import AttentionDecoder, FixedContextDecoder, Memory, RNNDecoder
-from seq2seq.models.encoder import RNNEncoder
+from seq2seq.models.decoder import BahdanauDecoder, ChoDecoder, LuongDecoder, Memory, RNNDecoder, SutskeverDecoder
+from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, encoder: RNNEncoder, decoder: RNNDecoder) -> None:
+    def __init__(self, encoder: RNNEncoder | SelfAttentionEncoder, decoder: RNNDecoder) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -35,28 +34,46 @@ class Seq2Seq(nn.Module):
 
 def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     """The model ``cfg`` describes. The encoder's output (2 x ``hidden_size // 2`` when
-    bidirectional) has the decoder's size, so every score function applies."""
-    if cfg.decoder not in DECODERS:
-        raise ConfigError(f"unknown decoder {cfg.decoder!r}: choose one of {', '.join(DECODERS)}")
-    enc_hidden = cfg.hidden_size // 2 if cfg.bidirectional else cfg.hidden_size
-    encoder = RNNEncoder(
-        vocab_size=src_vocab_size,
-        embed_size=cfg.embed_size,
-        hidden_size=enc_hidden,
-        num_layers=cfg.encoder_layers,
-        bidirectional=cfg.bidirectional,
-        dropout=cfg.dropout,
-    )
+    bidirectional, ``hidden_size`` for self-attention) has the decoder's size, so every score
+    function applies."""
+    check_model(cfg)
+    encoder: RNNEncoder | SelfAttentionEncoder
+    if cfg.encoder == "self_attention":
+        encoder = SelfAttentionEncoder(
+            vocab_size=src_vocab_size,
+            size=cfg.hidden_size,
+            num_layers=cfg.encoder_layers,
+            heads=cfg.self_attention.heads,
+            ff_size=cfg.self_attention.ff_size,
+            positions=cfg.self_attention.positions,
+            max_positions=cfg.self_attention.max_positions,
+            dropout=cfg.dropout,
+        )
+    else:
+        encoder = RNNEncoder(
+            vocab_size=src_vocab_size,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size // 2 if cfg.bidirectional else cfg.hidden_size,
+            rnn=cfg.rnn,
+            num_layers=cfg.encoder_layers,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout,
+        )
     shared = dict(
         vocab_size=tgt_vocab_size,
         embed_size=cfg.embed_size,
         hidden_size=cfg.hidden_size,
         context_size=encoder.output_size,
+        rnn=cfg.rnn,
         num_layers=cfg.decoder_layers,
         dropout=cfg.dropout,
+        bridge=cfg.bridge,
+        tie_embeddings=cfg.tie_embeddings,
     )
-    if cfg.decoder == "fixed_context":
-        return Seq2Seq(encoder, FixedContextDecoder(**shared))
+    if cfg.decoder == "cho":
+        return Seq2Seq(encoder, ChoDecoder(**shared))
+    if cfg.decoder == "sutskever":
+        return Seq2Seq(encoder, SutskeverDecoder(**shared))
     score = build_score(
         cfg.attention.score,
         query_size=cfg.hidden_size,
@@ -65,4 +82,5 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         temperature=cfg.attention.temperature,
         learn_temperature=cfg.attention.learn_temperature,
     )
-    return Seq2Seq(encoder, AttentionDecoder(Attention(score), **shared))
+    decoder_class = LuongDecoder if cfg.decoder == "luong" else BahdanauDecoder
+    return Seq2Seq(encoder, decoder_class(Attention(score), **shared))

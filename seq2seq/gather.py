@@ -1,0 +1,72 @@
+"""Gather trained runs into one report: a multirun sweep, or models trained apart.
+
+``seq2seq-gather 'runs=[runs/sweep/2026-11-27_10-00-00]'`` finds every run folder below the given
+folders (one with ``best.pt`` and ``last.pt``), evaluates each best checkpoint on one split and
+writes the same report as ``seq2seq-compare``: a table of BLEU, chrF, alignment accuracy,
+parameters and train time, BLEU by source length, heatmaps and training curves.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from seq2seq.checkpoint import read_checkpoint
+from seq2seq.compare import markdown_report, report_runs
+from seq2seq.config import CONFIG_DIR, GatherConfig, check_choices, register_configs
+from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.evaluate import eval_data
+
+
+def find_runs(paths: list[str]) -> dict[str, Path]:
+    """Every run folder at or below ``paths``, named by its path below the given folder."""
+    runs: dict[str, Path] = {}
+    for given in map(Path, paths):
+        if not given.is_dir():
+            raise ConfigError(f"runs: {given} is not a folder")
+        found = sorted(p.parent for p in given.rglob("best.pt") if (p.parent / "last.pt").is_file())
+        if not found:
+            raise ConfigError(f"runs: no trained run (best.pt + last.pt) in {given}")
+        for run in found:
+            name = str(run.relative_to(given)) if run != given else run.name
+            runs[name if name not in runs else str(run)] = run
+    return runs
+
+
+def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
+    runs = find_runs(list(cfg.runs))
+    trained_on = {name: read_checkpoint(run / "best.pt")["config"]["data"] for name, run in runs.items()}
+    first, first_data = next(iter(trained_on.items()))
+    for name, data in trained_on.items():
+        if (data["name"], data["src_lang"], data["tgt_lang"]) != (
+            first_data["name"],
+            first_data["src_lang"],
+            first_data["tgt_lang"],
+        ):
+            raise ConfigError(f"runs {first} and {name} were trained on different data; gather one corpus at a time")
+    data = eval_data(cfg.data, first_data)
+    return report_runs(runs, data, cfg.split, cfg, cfg.batch_size, cfg.device, out_dir)
+
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="gather")
+def main(cfg: DictConfig) -> None:
+    try:
+        check_choices(cfg)
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        summary = run_gather(cfg, out_dir)  # type: ignore[arg-type]
+        print(markdown_report(summary).split("\n![")[0].rstrip())
+        print(f"\nreport: {out_dir / 'comparison.md'}")
+    except (Seq2SeqError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
