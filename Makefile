@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= runs/demo
+SWEEP_DIR ?= runs/sweep-toy
+SWEEP_ARGS ?= trainer.progress=false
 
-.PHONY: demo test lint data clean
+.PHONY: demo sweep test lint data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +25,18 @@ data: data/toy/train.en
 
 demo: $(VENV)/.installed data/toy/train.en
 	$(BIN)/seq2seq-compare data=toy hydra.run.dir=$(DEMO_DIR)
+
+# Every attention and fixed-context variant on the toy corpus, one table (issue 6's sweep):
+# 5 scores x 2 placements, both fixed-context decoders, and the self-attention encoder under
+# three decoders; finished runs are skipped when run again.
+sweep: $(VENV)/.installed data/toy/train.en
+	$(BIN)/seq2seq-train -m model=attention,luong model/attention=dot,scaled_dot,general,additive,cosine \
+		$(SWEEP_ARGS) hydra.sweep.dir=$(SWEEP_DIR)/rnn
+	$(BIN)/seq2seq-train -m model=fixed_context,sutskever $(SWEEP_ARGS) hydra.sweep.dir=$(SWEEP_DIR)/fixed
+	$(BIN)/seq2seq-train -m model=attention,luong,fixed_context model.encoder=self_attention model.encoder_layers=2 \
+		$(SWEEP_ARGS) hydra.sweep.dir=$(SWEEP_DIR)/self_attention
+	$(BIN)/seq2seq-gather 'runs=[$(SWEEP_DIR)/rnn,$(SWEEP_DIR)/fixed,$(SWEEP_DIR)/self_attention]' \
+		hydra.run.dir=$(SWEEP_DIR)/report
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check seq2seq tests scripts benchmarks

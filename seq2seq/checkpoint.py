@@ -22,7 +22,7 @@ from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: four decoders (bahdanau, luong, cho, sutskever), LSTM and self-attention options
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
@@ -83,7 +83,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} (this seq2seq reads {VERSION})")
+        raise CheckpointError(
+            f"{path}: checkpoint version {ckpt.get('version')} (this seq2seq reads {VERSION}); "
+            "retrain it with this version"
+        )
     return ckpt
 
 

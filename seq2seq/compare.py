@@ -88,7 +88,7 @@ def report_runs(
             batch_size,
             search,
             device,
-            with_alignment=uses_attention(model_cfg),
+            with_alignment=uses_attention(model_cfg.decoder),
             buckets=buckets,
         )
         signature = report.pop("bleu_signature")
@@ -97,7 +97,7 @@ def report_runs(
         models[name] = {
             "model": describe_model(model_cfg),
             "decoder": model_cfg.decoder,
-            "attention": model_cfg.attention.score if uses_attention(model_cfg) else None,
+            "attention": model_cfg.attention.score if uses_attention(model_cfg.decoder) else None,
             **report,
             "params": loaded.model.num_parameters,
             "epochs": history[-1]["epoch"] if history else 0,
@@ -120,11 +120,14 @@ def report_runs(
 
 
 def pick_example(sources: list[str], lo: int = 18, hi: int = 28) -> int:
-    """A long-ish test sentence that still fits a readable heatmap."""
-    for i, s in enumerate(sources):
-        if lo <= len(s.split()) <= hi:
+    """A long-ish test sentence that still fits a readable heatmap: the first one of ``lo`` to
+    ``hi`` words, ``lo`` lowered to the corpus's 90th percentile when its sentences are short."""
+    lengths = [len(s.split()) for s in sources]
+    lo = min(lo, sorted(lengths)[int(0.9 * (len(lengths) - 1))])
+    for i, n in enumerate(lengths):
+        if lo <= n <= hi:
             return i
-    return max(range(len(sources)), key=lambda i: len(sources[i].split()))
+    return min(range(len(sources)), key=lambda i: abs(lengths[i] - hi))
 
 
 def write_report(

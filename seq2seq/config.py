@@ -83,14 +83,14 @@ class ModelConfig:
     self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # encoder=self_attention only
 
 
-def uses_attention(model: Any) -> bool:
-    """Whether a model config (or its saved dict) builds an attention decoder."""
-    return model["decoder"] in ATTENTION_DECODERS
+def uses_attention(decoder: str) -> bool:
+    """Whether ``model.decoder`` is an attention decoder (a fresh context per target word)."""
+    return decoder in ATTENTION_DECODERS
 
 
 def describe_model(model: Any) -> str:
     """A short name of the architecture, e.g. ``luong/general decoder, 1-layer bi-lstm encoder``."""
-    decoder = f"{model.decoder}/{model.attention.score}" if uses_attention(model) else model.decoder
+    decoder = f"{model.decoder}/{model.attention.score}" if uses_attention(model.decoder) else model.decoder
     if model.encoder == "self_attention":
         encoder = f"{model.encoder_layers}-layer self-attention ({model.self_attention.heads} heads)"
     else:
@@ -110,6 +110,19 @@ def check_model(model: Any) -> None:
     _choice("model.bridge", model.bridge, BRIDGES)
     _choice("model.attention.score", model.attention.score, SCORES)
     _choice("model.self_attention.positions", model.self_attention.positions, POSITIONS)
+    for name, value, least in (
+        ("model.embed_size", model.embed_size, 1),
+        ("model.hidden_size", model.hidden_size, 2 if model.bidirectional or model.encoder == "self_attention" else 1),
+        ("model.encoder_layers", model.encoder_layers, 1),
+        ("model.decoder_layers", model.decoder_layers, 1),
+        ("model.self_attention.heads", model.self_attention.heads, 1),
+        ("model.self_attention.ff_size", model.self_attention.ff_size, 0),
+        ("model.self_attention.max_positions", model.self_attention.max_positions, 1),
+    ):
+        if value < least:
+            raise ConfigError(f"{name}={value} is too small: at least {least}")
+    if not 0.0 <= model.dropout < 1.0:
+        raise ConfigError(f"model.dropout={model.dropout} must lie in [0, 1)")
     if model.encoder == "self_attention":
         key_size = model.hidden_size
         if model.hidden_size % model.self_attention.heads:
@@ -143,7 +156,7 @@ class TrainerConfig:
     epochs: int = 10
     max_steps: int = 0  # stop after this many updates; 0: no limit
     batch_size: int = 64  # sentences per batch
-    max_tokens: int = 0  # also cap (sentences x longest source) per batch; 0: no cap
+    max_tokens: int = 0  # also cap (sentences x longest side, source or target) per batch; 0: no cap
     max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling

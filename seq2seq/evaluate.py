@@ -217,7 +217,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     data = eval_data(cfg.data, loaded.config["data"])
     corpus = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
-    is_attention = uses_attention(loaded.config["model"])
+    is_attention = uses_attention(loaded.config["model"]["decoder"])
     report, translations = evaluate_model(
         loaded.model,
         loaded.src_tokenizer,

@@ -3,7 +3,8 @@
 ``seq2seq-gather 'runs=[runs/sweep/2026-11-27_10-00-00]'`` finds every run folder below the given
 folders (one with ``best.pt`` and ``last.pt``), evaluates each best checkpoint on one split and
 writes the same report as ``seq2seq-compare``: a table of BLEU, chrF, alignment accuracy,
-parameters and train time, BLEU by source length, heatmaps and training curves.
+parameters and train time, BLEU by source length, heatmaps and training curves. Runs are named
+by their model (``luong/dot``, ``cho``) when that tells them apart, else by their folder.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.compare import markdown_report, report_runs
-from seq2seq.config import CONFIG_DIR, GatherConfig, check_choices, register_configs
+from seq2seq.config import CONFIG_DIR, GatherConfig, ModelConfig, check_choices, register_configs, uses_attention
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.evaluate import eval_data
 
@@ -38,9 +39,26 @@ def find_runs(paths: list[str]) -> dict[str, Path]:
     return runs
 
 
+def short_name(model: Any) -> str:
+    """``luong/dot``, ``cho lstm``, ``bahdanau/additive self-attention-encoder``: what sets a run apart."""
+    name = f"{model.decoder}/{model.attention.score}" if uses_attention(model.decoder) else model.decoder
+    if model.rnn != "gru":
+        name += f" {model.rnn}"
+    if model.encoder == "self_attention":
+        name += " self-attention-encoder"
+    return name
+
+
 def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
     runs = find_runs(list(cfg.runs))
-    trained_on = {name: read_checkpoint(run / "best.pt")["config"]["data"] for name, run in runs.items()}
+    configs = {name: read_checkpoint(run / "best.pt")["config"] for name, run in runs.items()}
+    short = {
+        name: short_name(OmegaConf.merge(OmegaConf.structured(ModelConfig), c["model"])) for name, c in configs.items()
+    }
+    if len(set(short.values())) == len(short):  # name runs by their model when that tells them apart
+        runs = {short[name]: run for name, run in runs.items()}
+        configs = {short[name]: c for name, c in configs.items()}
+    trained_on = {name: c["data"] for name, c in configs.items()}
     first, first_data = next(iter(trained_on.items()))
     for name, data in trained_on.items():
         if (data["name"], data["src_lang"], data["tgt_lang"]) != (

@@ -37,7 +37,8 @@ log = logging.getLogger("seq2seq")
 
 # what must not change when a run resumes, or it would not repeat the uninterrupted run
 RESUME_MUST_MATCH = (
-    "seed", "model", "data", "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
+    "seed", "model", "data.root", "data.src_lang", "data.tgt_lang", "data.train", "data.max_len", "data.tokenizer",
+    "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
     "trainer.label_smoothing", "trainer.lr_schedule", "trainer.lr_shrink", "trainer.lr_patience", "trainer.min_lr",
 )  # fmt: skip
 
@@ -230,8 +231,7 @@ class Trainer:
         src_ids, tgt_ids = self.src_tok.encode_batch(valid.src), self.tgt_tok.encode_batch(valid.tgt)
         for index in bucket_batches([len(s) for s in src_ids], self.cfg.trainer.eval_batch_size):
             batch = collate([src_ids[i] for i in index], [tgt_ids[i] for i in index]).to(self.device)
-            logits, _ = self.model(batch.src, batch.src_mask, batch.tgt_in)
-            loss += float(sequence_loss(logits, batch.tgt_out))
+            loss += float(batch_loss(self.model, batch))
             n += batch.n_tgt_tokens
         hyps = translate_sentences(
             self.model,

@@ -77,3 +77,13 @@ def test_length_buckets_from_upper_bounds() -> None:
     for bad in ([], [10, 5], [0, 10], [10, 10]):
         with pytest.raises(ConfigError, match="data.length_buckets"):
             length_buckets(bad)
+
+
+def test_heatmap_example_is_long_but_readable() -> None:
+    from seq2seq.compare import pick_example
+
+    toy = ["a " * 5, "a " * 40, "a " * 20, "a " * 25]
+    assert pick_example(toy) == 2  # the first of 18-28 words
+    short = ["a " * n for n in (3, 4, 5, 9, 4, 3, 6, 5, 4, 3)]
+    assert pick_example(short) == 3  # none of 18+ words: the longest tenth
+    assert pick_example(["a " * 60, "a " * 35]) == 1  # all too long: the closest to 28

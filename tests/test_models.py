@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig
+from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig, describe_model
 from seq2seq.data.batching import collate
 from seq2seq.errors import ConfigError
-from seq2seq.models.decoder import ChoDecoder, LuongDecoder, SutskeverDecoder
+from seq2seq.models.decoder import FixedContextDecoder, LuongDecoder, SutskeverDecoder
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import greedy_search
 
@@ -104,7 +104,7 @@ def test_forward_equals_looping_step(decoder: str, score: str, other: dict) -> N
 @pytest.mark.parametrize("decoder", ["cho", "sutskever"])
 def test_fixed_context_weights_are_uniform_over_the_source(decoder: str) -> None:
     model = tiny_model(decoder)
-    assert isinstance(model.decoder, ChoDecoder)
+    assert isinstance(model.decoder, FixedContextDecoder)
     batch = collate(SRC, TGT)
     _, weights = model(batch.src, batch.src_mask, batch.tgt_in)
     assert torch.allclose(weights[1, :, :3], torch.full((4, 3), 1 / 3))
@@ -192,28 +192,40 @@ def test_unknown_decoder_is_rejected() -> None:
         ({"decoder": "sutskever", "bridge": "zero"}, "leaves it blind"),
         ({"encoder": "self_attention", "self_attention": SelfAttentionConfig(heads=5)}, "not divisible"),
         (
-            {
-                "bidirectional": False,
-                "hidden_size": 16,
-                "bridge": "copy",
-                "encoder": "self_attention",
-                "self_attention": SelfAttentionConfig(positions="rotary"),
-            },
+            {"encoder": "self_attention", "self_attention": SelfAttentionConfig(positions="rotary")},
             "sinusoidal, learned",
         ),
+        ({"encoder": "self_attention", "self_attention": SelfAttentionConfig(heads=0)}, "heads=0 is too small"),
+        ({"decoder_layers": 0}, "model.decoder_layers=0 is too small: at least 1"),
+        ({"dropout": 1.0}, r"model.dropout=1.0 must lie in \[0, 1\)"),
+        ({"bidirectional": False, "bridge": "copy", "hidden_size": 16}, None),  # builds: C is 16 wide
+        ({"bridge": "copy", "hidden_size": 17}, "model.bridge=copy needs the summary C"),
     ],
 )
-def test_bad_model_settings_name_the_valid_ones(settings: dict, message: str) -> None:
+def test_bad_model_settings_name_the_valid_ones(settings: dict, message: str | None) -> None:
+    if message is None:
+        build_model(ModelConfig(**settings), VOCAB, VOCAB)  # type: ignore[arg-type]
+        return
     with pytest.raises(ConfigError, match=message):
         build_model(ModelConfig(**settings), VOCAB, VOCAB)  # type: ignore[arg-type]
 
 
-def test_parameters_split_into_encoder_and_decoder() -> None:
-    model = tiny_model("luong", "general", rnn="lstm")
-    enc = sum(p.numel() for p in model.encoder.parameters())
-    dec = sum(p.numel() for p in model.decoder.parameters())
-    assert enc + dec == model.num_parameters
+def test_lstm_starts_its_cell_from_the_bridge_and_describes_itself() -> None:
+    model = tiny_model("luong", "general", rnn="lstm", decoder_layers=2)
     assert isinstance(model.encoder.rnn, torch.nn.LSTM) and isinstance(model.decoder.rnn, torch.nn.LSTM)
+    batch = collate(SRC, TGT)
+    state = model.decoder.init_state(model.encode(batch.src, batch.src_mask))
+    assert state.cell is not None and state.hidden.shape == state.cell.shape == (2, 3, 16)
+    assert torch.equal(state.cell, state.hidden)  # c_0 = h_0, as JoeyNMT does
+    cfg = ModelConfig(decoder="luong", rnn="lstm", decoder_layers=2, attention=AttentionConfig(score="general"))
+    assert describe_model(cfg) == "luong/general decoder (2-layer lstm), 1-layer bi-lstm encoder"
+
+
+def test_self_attention_encoder_refuses_a_source_beyond_its_positions() -> None:
+    model = tiny_model("bahdanau", encoder="self_attention", self_attention=SelfAttentionConfig(max_positions=4))
+    batch = collate(SRC)  # the longest source has 4 words + EOS
+    with pytest.raises(ConfigError, match="longer than model.self_attention.max_positions=4"):
+        model.encode(batch.src, batch.src_mask)
 
 
 def test_tied_embeddings_share_one_matrix() -> None:
@@ -225,17 +237,14 @@ def test_tied_embeddings_share_one_matrix() -> None:
         tiny_model("luong", "general", tie_embeddings=True)
 
 
-def test_loss_on_real_positions_equals_the_padded_loss() -> None:
-    from seq2seq.tokenizer import PAD_ID
-    from seq2seq.train import sequence_loss
+@pytest.mark.parametrize("decoder", ["luong", "cho"])
+def test_loss_on_real_positions_equals_the_padded_loss(decoder: str) -> None:
+    from seq2seq.train import batch_loss, sequence_loss
 
-    model = tiny_model("luong", "general")
+    model = tiny_model(decoder, "general")
     batch = collate(SRC, TGT)
-    features, _ = model.decoder.features(batch.tgt_in, model.encode(batch.src, batch.src_mask))
-    real = batch.tgt_out != PAD_ID
-    full = sequence_loss(model.decoder.logits(features), batch.tgt_out, 0.1)
-    packed = sequence_loss(model.decoder.logits(features[real]), batch.tgt_out[real], 0.1)
-    assert torch.allclose(full, packed, atol=1e-5)
+    logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, vocab), padding included
+    assert torch.allclose(batch_loss(model, batch, 0.1), sequence_loss(logits, batch.tgt_out, 0.1), atol=1e-5)
 
 
 def test_the_example_config_sets_every_option() -> None:

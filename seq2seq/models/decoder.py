@@ -136,9 +136,9 @@ class RNNDecoder(nn.Module):
     def run_rnn(self, inputs: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """``inputs (B, T, I)`` through the RNN -> outputs (B, T, H) and the new state."""
         if state.cell is not None:
-            out, (hidden, cell) = self.rnn(inputs, (state.hidden, state.cell))
+            out, (hidden, cell) = self.rnn(inputs, (state.hidden, state.cell))  # (B, T, H), (L, B, H) x 2
             return out, DecoderState(hidden, cell, state.feed)
-        out, hidden = self.rnn(inputs, state.hidden)
+        out, hidden = self.rnn(inputs, state.hidden)  # (B, T, H), (L, B, H)
         return out, DecoderState(hidden, None, state.feed)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -165,9 +165,9 @@ class RNNDecoder(nn.Module):
         state = self.init_state(memory)
         features, weights = [], []
         for t in range(tgt_in.size(1)):
-            f, state, w = self.advance(embedded[:, t : t + 1], state, memory)
-            features.append(f)
-            weights.append(w)
+            step_features, state, step_weights = self.advance(embedded[:, t : t + 1], state, memory)  # (B, 1, F)
+            features.append(step_features)
+            weights.append(step_weights)  # (B, 1, S)
         return torch.cat(features, dim=1), torch.cat(weights, dim=1)  # (B, T, F), (B, T, S)
 
     def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,32 +176,37 @@ class RNNDecoder(nn.Module):
         return self.logits(features), weights
 
 
-class ChoDecoder(RNNDecoder):
-    """Cho et al. 2014: ``s_i = RNN([y_{i-1}; C], s_{i-1})``, ``s_0 = bridge(C)``, output from
-    ``[s_i; C; y_{i-1}]``. C never changes, so the weights it reports are uniform."""
+class FixedContextDecoder(RNNDecoder):
+    """The distracted decoders' shared part: C never changes, so the weights they report are
+    uniform, and no step depends on the previous step's output, so :meth:`advance` also runs a
+    whole target (B, T, E) at once: teacher forcing makes one RNN call instead of T."""
 
     @staticmethod
     def uniform_weights(memory: Memory, steps: int) -> torch.Tensor:
         mask = memory.mask.float()  # (B, 1, S)
         return (mask / mask.sum(dim=-1, keepdim=True)).expand(-1, steps, -1)  # (B, T, S)
 
-    def advance(
-        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        # Nothing here depends on the previous step's output, so this also runs a whole target
-        # (B, T, E) at once: forward() makes one RNN call instead of T.
-        steps = embedded.size(1)
-        context = memory.context.unsqueeze(1).expand(-1, steps, -1)  # (B, T, V)
-        rnn_out, state = self.run_rnn(torch.cat([embedded, context], dim=-1), state)  # (B, T, H)
-        return torch.cat([rnn_out, context, embedded], dim=-1), state, self.uniform_weights(memory, steps)
-
     def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        features, _, weights = self.advance(embedded, self.init_state(memory), memory)
+        features, _, weights = self.advance(embedded, self.init_state(memory), memory)  # (B, T, F), (B, T, S)
         return features, weights
 
 
-class SutskeverDecoder(ChoDecoder):
+class ChoDecoder(FixedContextDecoder):
+    """Cho et al. 2014: ``s_i = RNN([y_{i-1}; C], s_{i-1})``, ``s_0 = bridge(C)``, output from
+    ``[s_i; C; y_{i-1}]``."""
+
+    def advance(
+        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        steps = embedded.size(1)  # 1, or the whole target
+        context = memory.context.unsqueeze(1).expand(-1, steps, -1)  # (B, T, V)
+        rnn_out, state = self.run_rnn(torch.cat([embedded, context], dim=-1), state)  # (B, T, H)
+        features = torch.cat([rnn_out, context, embedded], dim=-1)  # (B, T, H + V + E)
+        return features, state, self.uniform_weights(memory, steps)
+
+
+class SutskeverDecoder(FixedContextDecoder):
     """Sutskever et al. 2014: C only initialises the decoder (``s_0 = bridge(C)``); after that
     the RNN reads just the previous word, and the word is predicted from ``s_i`` alone."""
 
@@ -260,7 +265,7 @@ class BahdanauDecoder(AttentionDecoder):
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H): s_{i-1}, top layer
         context, weights = self.attention(query, memory.keys, memory.values, memory.mask)  # (B, 1, V), (B, 1, S)
         rnn_out, state = self.run_rnn(torch.cat([embedded, context], dim=-1), state)  # (B, 1, H)
-        return torch.cat([rnn_out, context, embedded], dim=-1), state, weights
+        return torch.cat([rnn_out, context, embedded], dim=-1), state, weights  # (B, 1, H + V + E)
 
 
 class LuongDecoder(AttentionDecoder):

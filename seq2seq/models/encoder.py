@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, ScaledDotScore
 from seq2seq.tokenizer import PAD_ID
 
@@ -32,7 +33,9 @@ class Encoded:
     summary: torch.Tensor  # (B, V) the fixed-size summary C of the whole source
 
 
-def make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, **kw: bool) -> nn.RNNBase:
+def make_rnn(
+    kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool = False
+) -> nn.RNNBase:
     """``nn.GRU`` or ``nn.LSTM``, batch first, dropout between layers."""
     cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
     return cls(
@@ -41,7 +44,7 @@ def make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int, drop
         num_layers=num_layers,
         batch_first=True,
         dropout=dropout if num_layers > 1 else 0.0,
-        **kw,
+        bidirectional=bidirectional,
     )
 
 
@@ -109,7 +112,7 @@ class MultiHeadSelfAttention(nn.Module):
         head_mask = mask.repeat_interleave(self.heads, dim=0).unsqueeze(1)  # (B*h, 1, S)
         context, weights = self.attention(query, keys, values, head_mask)  # (B*h, S, d), (B*h, S, S)
         context = context.view(b, self.heads, s, -1).transpose(1, 2).reshape(b, s, d)  # (B, S, D)
-        return self.out(context), weights.view(b, self.heads, s, s)
+        return self.out(context), weights.view(b, self.heads, s, s)  # (B, S, D), (B, h, S, S)
 
 
 class SelfAttentionLayer(nn.Module):
@@ -125,10 +128,10 @@ class SelfAttentionLayer(nn.Module):
         self.norm2 = nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.self_attention(self.norm1(x), mask)  # (B, S, D)
-        x = x + self.dropout(attended)
-        return x + self.dropout(self.feed_forward(self.norm2(x)))  # (B, S, D)
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attended, _ = self.self_attention(self.norm1(hidden), mask)  # (B, S, D)
+        hidden = hidden + self.dropout(attended)
+        return hidden + self.dropout(self.feed_forward(self.norm2(hidden)))  # (B, S, D)
 
 
 def sinusoidal_positions(length: int, size: int) -> torch.Tensor:
@@ -136,8 +139,8 @@ def sinusoidal_positions(length: int, size: int) -> torch.Tensor:
     position = torch.arange(length, dtype=torch.float32).unsqueeze(1)  # (L, 1)
     frequency = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * (-math.log(10000.0) / size))  # (size/2,)
     table = torch.zeros(length, size)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: size // 2])
+    table[:, 0::2] = torch.sin(position * frequency)  # (L, ceil(size/2))
+    table[:, 1::2] = torch.cos(position * frequency[: size // 2])  # (L, floor(size/2))
     return table
 
 
@@ -158,6 +161,9 @@ class SelfAttentionEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, size, padding_idx=PAD_ID)
+        nn.init.normal_(self.embedding.weight, std=size**-0.5)  # x sqrt(size) below: unit scale, like the positions
+        with torch.no_grad():
+            self.embedding.weight[PAD_ID].zero_()
         self.scale = math.sqrt(size)
         self.max_positions = max_positions
         if positions == "learned":
@@ -175,17 +181,17 @@ class SelfAttentionEncoder(nn.Module):
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
         length = src.size(1)
         if length > self.max_positions:
-            raise ValueError(
+            raise ConfigError(
                 f"source of {length} tokens is longer than model.self_attention.max_positions={self.max_positions}"
             )
         if self.positions is not None:
-            where = self.positions(torch.arange(length, device=src.device))  # (S, D)
+            positions = self.positions(torch.arange(length, device=src.device))  # (S, D)
         else:
-            where = self.position_table[:length]  # (S, D)
-        x = self.dropout(self.embedding(src) * self.scale + where)  # (B, S, D)
+            positions = self.position_table[:length]  # (S, D)
+        hidden = self.dropout(self.embedding(src) * self.scale + positions)  # (B, S, D)
         for layer in self.layers:
-            x = layer(x, src_mask)
-        values = self.norm(x)  # (B, S, D)
+            hidden = layer(hidden, src_mask)  # (B, S, D)
+        values = self.norm(hidden)  # (B, S, D)
         real = src_mask.unsqueeze(-1).to(values.dtype)  # (B, S, 1)
         summary = (values * real).sum(1) / real.sum(1)  # (B, D)
         return Encoded(self.dropout(values), src_mask, summary)
