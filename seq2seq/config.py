@@ -287,3 +287,5 @@ def register_configs() -> None:
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="compare_schema", node=CompareConfig)
     cs.store(name="gather_schema", node=GatherConfig)
+    if not OmegaConf.has_resolver("folder_name"):  # a group override (model/attention=dot) has a slash
+        OmegaConf.register_new_resolver("folder_name", lambda text: str(text).replace("/", "."))

@@ -210,13 +210,14 @@ def test_eval_with_beam_says_which_search(compared: Path, toy_root: Path) -> Non
 def test_multirun_writes_one_folder_per_model_and_gather_reports_them(toy_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     p = run(
-        "seq2seq-train", "-m", "model=attention,fixed_context,luong", f"data.root={toy_root}", "trainer.max_steps=2",
-        "trainer.progress=false", "model.hidden_size=32", "model.embed_size=16", f"hydra.sweep.dir={sweep}",
+        "seq2seq-train", "-m", "model=attention,fixed_context,luong", "model/attention=general",
+        f"data.root={toy_root}", "trainer.max_steps=2", "trainer.progress=false", "model.hidden_size=32",
+        "model.embed_size=16", f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, text(p)
     runs = sorted(c.parent for c in sweep.rglob("best.pt"))
-    assert len(runs) == 3
+    assert len(runs) == 3 and all(r.parent == sweep for r in runs)  # "model/attention=" makes no sub-folder
     decoders = sorted((d / "config.yaml").read_text().split("decoder: ")[1].split()[0] for d in runs)
     assert decoders == ["bahdanau", "cho", "luong"]
     assert all((d / "best.pt").exists() for d in runs)
@@ -225,7 +226,7 @@ def test_multirun_writes_one_folder_per_model_and_gather_reports_them(toy_root: 
     p = run("seq2seq-gather", f"runs=[{sweep}]", f"hydra.run.dir={out}", cwd=tmp_path)
     assert p.returncode == 0, text(p)
     report = json.loads((out / "comparison.json").read_text())
-    assert sorted(report["models"]) == ["bahdanau/additive", "cho", "luong/general"]  # named by model
+    assert sorted(report["models"]) == ["bahdanau/general", "cho", "luong/general"]  # named by model
     by_decoder = {m["decoder"]: m for m in report["models"].values()}
     assert by_decoder["cho"].get("alignment_accuracy") is None
     assert 0.0 <= by_decoder["luong"]["alignment_accuracy"] <= 1.0
