@@ -235,6 +235,13 @@ def test_tied_embeddings_share_one_matrix() -> None:
     assert model.num_parameters == untied.num_parameters - VOCAB * 8
     with pytest.raises(ConfigError, match="embed_size == model.hidden_size"):
         tiny_model("luong", "general", tie_embeddings=True)
+    torch.manual_seed(0)
+    cfg = ModelConfig(embed_size=256, hidden_size=64, tie_embeddings=True)
+    model = build_model(cfg, 8000, 8000)
+    batch = collate(SRC, TGT)
+    with torch.no_grad():
+        logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
+    assert logits.std() < 1.0  # a start near uniform, not the N(0, 1) embeddings' logits of std ~sqrt(256)
 
 
 @pytest.mark.parametrize("decoder", ["luong", "cho"])

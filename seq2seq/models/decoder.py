@@ -104,6 +104,11 @@ class RNNDecoder(nn.Module):
                     f"embeddings ({embed_size})"
                 )
             self.generator.weight = self.embedding.weight
+            # nn.Embedding starts at N(0, 1): as output weights that makes logits of std ~sqrt(E)
+            # and a start worse than uniform; N(0, 1/E) is the usual scale for a shared matrix.
+            nn.init.normal_(self.embedding.weight, std=embed_size**-0.5)
+            with torch.no_grad():
+                self.embedding.weight[PAD_ID].zero_()
 
     def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
         return embed_size + context_size  # [y_{i-1}; c_i]
