@@ -64,9 +64,10 @@ def report_runs(
     device_name: str,
     out_dir: Path,
 ) -> dict[str, Any]:
-    """Evaluate each trained run folder's ``best.pt`` on one test split and write one report
+    """Evaluate each trained run folder's ``best.pt`` on one split (``""``: ``data.test``) and write one report
     (tables, BLEU by length, heatmaps, curves) into ``out_dir``. Params, epochs and train time
     come from the run's ``last.pt``."""
+    split = split or data.test
     test = load_split(data.root, split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
     buckets = length_buckets(data.length_buckets)

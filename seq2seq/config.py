@@ -197,7 +197,7 @@ class TrainConfig:
 class EvalConfig(SearchConfig):
     checkpoint: str = MISSING
     data: DataConfig = field(default_factory=DataConfig)
-    split: str = "test"
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
     batch_size: int = 128
     output: str | None = None  # JSON report; default: eval-{data}-{split}[-beamK].json beside the checkpoint
     device: str = "auto"
@@ -222,14 +222,14 @@ class CompareConfig(SearchConfig):
     models: dict[str, Any] = field(default_factory=dict)  # name -> how it differs from `model`
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # validation decoding while training
-    split: str = "test"
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
 
 
 @dataclass
 class GatherConfig(SearchConfig):
     runs: list[str] = MISSING  # run folders, or folders holding them (searched for best.pt + last.pt)
     data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
-    split: str = "test"
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
     batch_size: int = 128
     device: str = "auto"
 

@@ -215,7 +215,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     loaded = load_model(cfg.checkpoint, device)
     data = eval_data(cfg.data, loaded.config["data"])
-    corpus = load_split(data.root, cfg.split, data.src_lang, data.tgt_lang)
+    split = cfg.split or data.test
+    corpus = load_split(data.root, split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
     is_attention = uses_attention(loaded.config["model"]["decoder"])
     report, translations = evaluate_model(
@@ -230,10 +231,10 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
         with_alignment=is_attention,
         buckets=length_buckets(data.length_buckets),
     )
-    report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": cfg.split, **report}
+    report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": split, **report}
     beam = f"-beam{cfg.beam}" if cfg.beam > 1 else ""
     output = (
-        Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{cfg.split}{beam}.json"
+        Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{split}{beam}.json"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

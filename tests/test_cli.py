@@ -79,6 +79,14 @@ def test_eval_cli(compared: Path, toy_root: Path, tmp_path: Path) -> None:
     assert len(out.with_suffix(".hyp").read_text().splitlines()) == 20
 
 
+def test_eval_defaults_to_the_datas_own_test_split(compared: Path, toy_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    ckpt = compared / "attention" / "best.pt"
+    p = run("seq2seq-eval", f"checkpoint={ckpt}", f"data.root={toy_root}", "data.test=valid", f"output={out}")
+    assert p.returncode == 0, text(p)
+    assert json.loads(out.read_text())["split"] == "valid"  # like Multi30k's test2016 or Tatoeba's valid
+
+
 def test_translate_pipe_keeps_line_count_and_order(compared: Path) -> None:
     ckpt = compared / "attention" / "best.pt"
     lines = "Tom chase Jerry\n\nMary see a big dog in the park yesterday\n???? \x01 zebra\n"
