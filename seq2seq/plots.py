@@ -83,16 +83,29 @@ def _labels(tokens: list[str], readable: bool) -> list[str]:
 
 
 def plot_bleu_by_length(rows_by_model: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> None:
-    """One line per model: BLEU of each source-length bucket."""
+    """One line per model: BLEU of each source-length bucket. Beyond a few models (a sweep) the
+    legend moves outside the axes and colours come from a 20-colour cycle with varied markers."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, rows in rows_by_model.items():
-        ax.plot([r["bucket"] for r in rows], [r["bleu"] for r in rows], marker="o", label=name)
+    many = len(rows_by_model) > 6
+    fig, ax = plt.subplots(figsize=(9.6 if many else 6.4, 4.8 if many else 4.0))
+    colours = plt.get_cmap("tab20" if many else "tab10").colors
+    markers = "osD^v<>p*h"
+    for k, (name, rows) in enumerate(rows_by_model.items()):
+        ax.plot(
+            [r["bucket"] for r in rows],
+            [r["bleu"] for r in rows],
+            marker=markers[k % len(markers)] if many else "o",
+            color=colours[k % len(colours)],
+            label=name,
+        )
     ax.set_xlabel("source length (words)")
     ax.set_ylabel("BLEU")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if many:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    else:
+        ax.legend()
     ax.set_title(title or "BLEU by source length")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
