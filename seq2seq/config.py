@@ -79,6 +79,8 @@ class ModelConfig:
     dropout: float = 0.1
     bridge: str = "linear"  # how the summary C starts the decoder: linear (tanh(W C)) | copy (C) | zero
     tie_embeddings: bool = False  # the output layer reuses the target embeddings (bahdanau, cho; or embed == hidden)
+    input_feeding: bool = True  # luong only: the RNN also reads the previous attentional state ĥ_{i-1}
+    param_init: float = 0.0  # > 0: every RNN, linear and embedding weight starts at U(-x, x) (OpenNMT-py's param_init)
     attention: AttentionConfig = field(default_factory=AttentionConfig)  # bahdanau and luong only
     self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # encoder=self_attention only
 
@@ -95,7 +97,8 @@ def describe_model(model: Any) -> str:
         encoder = f"{model.encoder_layers}-layer self-attention ({model.self_attention.heads} heads)"
     else:
         encoder = f"{model.encoder_layers}-layer {'bi-' if model.bidirectional else ''}{model.rnn}"
-    return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}), {encoder} encoder"
+    feeding = ", no input feeding" if model.decoder == "luong" and not getattr(model, "input_feeding", True) else ""
+    return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}{feeding}), {encoder} encoder"
 
 
 def check_model(model: Any) -> None:
@@ -123,6 +126,8 @@ def check_model(model: Any) -> None:
             raise ConfigError(f"{name}={value} is too small: at least {least}")
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"model.dropout={model.dropout} must lie in [0, 1)")
+    if not 0.0 <= model.param_init <= 1.0:
+        raise ConfigError(f"model.param_init={model.param_init} must lie in [0, 1] (0: PyTorch's own initialisation)")
     if model.encoder == "self_attention":
         key_size = model.hidden_size
         if model.hidden_size % model.self_attention.heads:

@@ -233,9 +233,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     )
     report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": split, **report}
     beam = f"-beam{cfg.beam}" if cfg.beam > 1 else ""
-    output = (
-        Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{split}{beam}.json"
-    )
+    output = Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{split}{beam}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     output.with_suffix(".hyp").write_text("".join(t.text + "\n" for t in translations), encoding="utf-8")

@@ -16,7 +16,7 @@ VOCAB = 12
 SCORES = ["additive", "dot", "scaled_dot", "general", "cosine"]
 # (decoder, score, other ModelConfig settings): every score under both placements, both
 # fixed-context decoders, LSTMs and 2 layers, a unidirectional encoder, every bridge, and the
-# self-attention encoder under every decoder.
+# self-attention encoder under every decoder; Luong without input feeding.
 VARIANTS = [
     *[("bahdanau", score, {}) for score in SCORES],
     *[("luong", score, {}) for score in SCORES],
@@ -27,6 +27,8 @@ VARIANTS = [
     ("cho", "additive", {"rnn": "lstm", "decoder_layers": 2, "bridge": "copy"}),
     ("sutskever", "additive", {"rnn": "lstm", "bidirectional": False}),
     ("luong", "general", {"bidirectional": False, "bridge": "zero"}),
+    ("luong", "general", {"input_feeding": False}),
+    ("luong", "additive", {"rnn": "lstm", "bridge": "copy", "input_feeding": False, "param_init": 0.1}),
     ("bahdanau", "additive", {"encoder": "self_attention", "encoder_layers": 2}),
     ("luong", "dot", {"encoder": "self_attention", "self_attention": SelfAttentionConfig(positions="learned")}),
     ("cho", "additive", {"encoder": "self_attention"}),
@@ -219,6 +221,15 @@ def test_lstm_starts_its_cell_from_the_bridge_and_describes_itself() -> None:
     assert torch.equal(state.cell, state.hidden)  # c_0 = h_0, as JoeyNMT does
     cfg = ModelConfig(decoder="luong", rnn="lstm", decoder_layers=2, attention=AttentionConfig(score="general"))
     assert describe_model(cfg) == "luong/general decoder (2-layer lstm), 1-layer bi-lstm encoder"
+    cfg.input_feeding = False
+    assert describe_model(cfg) == "luong/general decoder (2-layer lstm, no input feeding), 1-layer bi-lstm encoder"
+
+
+def test_luong_without_input_feeding_reads_only_the_previous_word() -> None:
+    model = tiny_model("luong", "general", input_feeding=False)
+    assert model.decoder.rnn.input_size == 8  # y_{i-1} alone (with feeding: 8 + 16)
+    batch = collate(SRC, TGT)
+    assert model.decoder.init_state(model.encode(batch.src, batch.src_mask)).feed is None
 
 
 def test_self_attention_encoder_refuses_a_source_beyond_its_positions() -> None:
@@ -242,6 +253,30 @@ def test_tied_embeddings_share_one_matrix() -> None:
     with torch.no_grad():
         logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
     assert logits.std() < 1.0  # a start near uniform, not the N(0, 1) embeddings' logits of std ~sqrt(256)
+
+
+def test_param_init_draws_weights_uniformly_and_keeps_padding_and_norms() -> None:
+    from torch import nn
+
+    from seq2seq.tokenizer import PAD_ID
+
+    torch.manual_seed(0)
+    model = tiny_model("luong", "general", rnn="lstm", param_init=0.05)
+    embeddings = [model.encoder.embedding, model.decoder.embedding]
+    for module in [*embeddings, model.encoder.rnn, model.decoder.rnn, model.decoder.combine, model.decoder.generator]:
+        for param in module.parameters():
+            assert param.abs().max() <= 0.05
+            assert param.std() > 0.02  # spread over the range (U(-a, a) has std a / sqrt(3)), not zeroed
+    for embedding in embeddings:
+        assert embedding.weight[PAD_ID].abs().sum() == 0
+    torch.manual_seed(0)
+    default = tiny_model("luong", "general", rnn="lstm")
+    assert default.encoder.embedding.weight.std() > 0.5  # PyTorch's N(0, 1) when param_init=0
+    attention = tiny_model("bahdanau", encoder="self_attention", param_init=0.1)
+    norms = [m for m in attention.modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
+    with pytest.raises(ConfigError, match="model.param_init=-0.1"):
+        tiny_model("bahdanau", param_init=-0.1)
 
 
 @pytest.mark.parametrize("decoder", ["luong", "cho"])

@@ -279,6 +279,10 @@ class LuongDecoder(AttentionDecoder):
     ``s_i = RNN([y_{i-1}; ĥ_{i-1}], s_{i-1})`` (input feeding, ``ĥ_0 = 0``),
     ``c_i = Σ_j α_ij h_j`` with ``α_i = softmax_j(score(s_i, h_j))``,
     ``ĥ_i = tanh(W_c [c_i; s_i])``, and the word is predicted from ``ĥ_i``.
+
+    Without input feeding (``input_feeding=False``) the RNN reads ``y_{i-1}`` alone, so no step
+    waits for the previous step's attention: teacher forcing runs the RNN over the whole target
+    in one call and attends for all target positions in one matrix product.
     """
 
     def __init__(
@@ -293,7 +297,9 @@ class LuongDecoder(AttentionDecoder):
         dropout: float = 0.0,
         bridge: str = "linear",
         tie_embeddings: bool = False,
+        input_feeding: bool = True,
     ) -> None:
+        self.input_feeding = input_feeding  # read by rnn_input_size during the base __init__
         super().__init__(
             attention,
             vocab_size,
@@ -309,7 +315,7 @@ class LuongDecoder(AttentionDecoder):
         self.combine = nn.Linear(context_size + hidden_size, hidden_size, bias=False)  # W_c
 
     def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
-        return embed_size + hidden_size  # [y_{i-1}; ĥ_{i-1}]
+        return embed_size + hidden_size if self.input_feeding else embed_size  # [y_{i-1}; ĥ_{i-1}] or y_{i-1}
 
     def make_readout(
         self, embed_size: int, hidden_size: int, context_size: int, dropout: float
@@ -318,15 +324,25 @@ class LuongDecoder(AttentionDecoder):
 
     def init_state(self, memory: Memory) -> DecoderState:
         state = super().init_state(memory)
-        state.feed = memory.context.new_zeros(memory.context.size(0), 1, self.hidden_size)  # (B, 1, H): ĥ_0
+        if self.input_feeding:
+            state.feed = memory.context.new_zeros(memory.context.size(0), 1, self.hidden_size)  # (B, 1, H): ĥ_0
         return state
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        assert state.feed is not None
-        rnn_out, state = self.run_rnn(torch.cat([embedded, state.feed], dim=-1), state)  # (B, 1, H)
-        context, weights = self.attention(rnn_out, memory.keys, memory.values, memory.mask)  # (B, 1, V), (B, 1, S)
-        attentional = self.dropout(torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1))))  # (B, 1, H): ĥ_i
-        state.feed = attentional
+        """One step, or (without input feeding) a whole target: ``embedded (B, T, E)``."""
+        inputs = embedded if state.feed is None else torch.cat([embedded, state.feed], dim=-1)  # (B, T, I)
+        rnn_out, state = self.run_rnn(inputs, state)  # (B, T, H)
+        context, weights = self.attention(rnn_out, memory.keys, memory.values, memory.mask)  # (B, T, V), (B, T, S)
+        attentional = self.dropout(torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1))))  # (B, T, H): ĥ_i
+        if self.input_feeding:
+            state.feed = attentional
         return attentional, state, weights
+
+    def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.input_feeding:
+            return super().features(tgt_in, memory)
+        embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
+        features, _, weights = self.advance(embedded, self.init_state(memory), memory)  # (B, T, H), (B, T, S)
+        return features, weights

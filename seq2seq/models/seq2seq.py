@@ -70,17 +70,44 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         bridge=cfg.bridge,
         tie_embeddings=cfg.tie_embeddings,
     )
+    decoder: RNNDecoder
     if cfg.decoder == "cho":
-        return Seq2Seq(encoder, ChoDecoder(**shared))
-    if cfg.decoder == "sutskever":
-        return Seq2Seq(encoder, SutskeverDecoder(**shared))
+        decoder = ChoDecoder(**shared)
+    elif cfg.decoder == "sutskever":
+        decoder = SutskeverDecoder(**shared)
+    else:
+        decoder = attention_decoder(cfg, encoder.output_size, shared)
+    model = Seq2Seq(encoder, decoder)
+    if cfg.param_init > 0:
+        init_uniform(model, cfg.param_init)
+    return model
+
+
+def init_uniform(model: nn.Module, scale: float) -> None:
+    """Every weight and bias of the RNNs, linear layers and embeddings drawn from U(-scale, scale),
+    as OpenNMT-py's ``param_init`` and fairseq's LSTM do; padding rows stay zero. Layer norms and
+    the cosine score's temperature keep their own starting values.
+
+    PyTorch's default N(0, 1) embeddings are large next to Adam's step (about lr per step), so
+    they move slowly; a small uniform start lets them learn from the first updates."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding, nn.RNNBase)):
+                for param in module.parameters(recurse=False):
+                    param.uniform_(-scale, scale)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+
+
+def attention_decoder(cfg: ModelConfig, key_size: int, shared: dict) -> RNNDecoder:
     score = build_score(
         cfg.attention.score,
         query_size=cfg.hidden_size,
-        key_size=encoder.output_size,
+        key_size=key_size,
         attention_size=cfg.attention.size or cfg.hidden_size,
         temperature=cfg.attention.temperature,
         learn_temperature=cfg.attention.learn_temperature,
     )
-    decoder_class = LuongDecoder if cfg.decoder == "luong" else BahdanauDecoder
-    return Seq2Seq(encoder, decoder_class(Attention(score), **shared))
+    if cfg.decoder == "luong":
+        return LuongDecoder(Attention(score), **shared, input_feeding=cfg.input_feeding)
+    return BahdanauDecoder(Attention(score), **shared)
