@@ -97,7 +97,7 @@ def describe_model(model: Any) -> str:
         encoder = f"{model.encoder_layers}-layer self-attention ({model.self_attention.heads} heads)"
     else:
         encoder = f"{model.encoder_layers}-layer {'bi-' if model.bidirectional else ''}{model.rnn}"
-    feeding = ", no input feeding" if model.decoder == "luong" and not getattr(model, "input_feeding", True) else ""
+    feeding = ", no input feeding" if model.decoder == "luong" and not model.input_feeding else ""
     return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}{feeding}), {encoder} encoder"
 
 
@@ -126,6 +126,8 @@ def check_model(model: Any) -> None:
             raise ConfigError(f"{name}={value} is too small: at least {least}")
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"model.dropout={model.dropout} must lie in [0, 1)")
+    if not model.input_feeding and model.decoder != "luong":
+        raise ConfigError(f"model.input_feeding=false applies to model.decoder=luong only (got {model.decoder})")
     if not 0.0 <= model.param_init <= 1.0:
         raise ConfigError(f"model.param_init={model.param_init} must lie in [0, 1] (0: PyTorch's own initialisation)")
     if model.encoder == "self_attention":

@@ -24,7 +24,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
-from seq2seq.config import CONFIG_DIR, DataConfig, TrainConfig, check_choices, describe_model, register_configs
+from seq2seq.config import (
+    CONFIG_DIR,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    check_choices,
+    describe_model,
+    register_configs,
+)
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split
 from seq2seq.errors import CheckpointError, ConfigError, Seq2SeqError
@@ -41,6 +49,16 @@ RESUME_MUST_MATCH = (
     "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
     "trainer.label_smoothing", "trainer.lr_schedule", "trainer.lr_shrink", "trainer.lr_patience", "trainer.min_lr",
 )  # fmt: skip
+
+
+def with_model_defaults(model: Any) -> Any:
+    """A saved model section with the defaults of options added since it was written (they
+    rebuild the same model), so a run started before them still resumes; as saved if it no
+    longer fits the schema (then it cannot match anyway)."""
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(ModelConfig), model or {}), resolve=True)
+    except Exception:  # noqa: BLE001 - an old or foreign section: compared as it is, and refused
+        return model
 
 
 def seed_everything(seed: int) -> None:
@@ -163,9 +181,11 @@ class Trainer:
             raise CheckpointError(
                 f"{self.last_path}: was trained on other data or tokenizer settings; use a new run folder"
             )
+        saved = dict(ckpt["config"])
+        saved["model"] = with_model_defaults(saved.get("model"))
         for key in RESUME_MUST_MATCH:
             part, _, name = key.partition(".")
-            old, new = ckpt["config"].get(part), self.config_dict[part]
+            old, new = saved.get(part), self.config_dict[part]
             if name:
                 old, new = (old or {}).get(name), new.get(name)
             if old != new:

@@ -272,9 +272,14 @@ def test_param_init_draws_weights_uniformly_and_keeps_padding_and_norms() -> Non
     torch.manual_seed(0)
     default = tiny_model("luong", "general", rnn="lstm")
     assert default.encoder.embedding.weight.std() > 0.5  # PyTorch's N(0, 1) when param_init=0
+    tied = tiny_model("bahdanau", tie_embeddings=True, param_init=0.1)  # the output layer draws the shared matrix last
+    assert tied.decoder.embedding.weight[PAD_ID].abs().sum() == 0
     attention = tiny_model("bahdanau", encoder="self_attention", param_init=0.1)
     norms = [m for m in attention.modules() if isinstance(m, nn.LayerNorm)]
     assert norms and all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in norms)
+    assert attention.encoder.embedding.weight.abs().max() > 0.1  # its own N(0, 1/size) start, kept
+    with pytest.raises(ConfigError, match="input_feeding=false applies to model.decoder=luong only"):
+        tiny_model("bahdanau", input_feeding=False)
     with pytest.raises(ConfigError, match="model.param_init=-0.1"):
         tiny_model("bahdanau", param_init=-0.1)
 

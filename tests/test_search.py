@@ -18,12 +18,12 @@ SRC = [[4, 5, 6, 7, 5], [8, 9], [10, 11, 4, 6]]
 
 
 # Decoders with each kind of search state: GRU hidden (bahdanau, cho), LSTM hidden + cell,
-# Luong's input feed; and the self-attention encoder.
-DECODERS = ["bahdanau", "cho", "luong-lstm", "sutskever-lstm", "luong-self_attention"]
+# Luong's input feed (and Luong without it); and the self-attention encoder.
+DECODERS = ["bahdanau", "cho", "luong-lstm", "sutskever-lstm", "luong-self_attention", "luong-nofeed"]
 
 
 def model_of(spec: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
-    """``decoder[-lstm][-self_attention]``: a tiny untrained model."""
+    """``decoder[-lstm][-self_attention][-nofeed]``: a tiny untrained model."""
     decoder, *options = spec.split("-")
     cfg = ModelConfig(
         decoder=decoder,
@@ -32,6 +32,7 @@ def model_of(spec: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
         dropout=0.0,
         rnn="lstm" if "lstm" in options else "gru",
         encoder="self_attention" if "self_attention" in options else "rnn",
+        input_feeding="nofeed" not in options,
     )
     torch.manual_seed(seed)
     return build_model(cfg, vocab, vocab).eval()

@@ -96,6 +96,22 @@ def test_resume_refuses_a_changed_learning_rate(toy_root: Path, tmp_path: Path) 
     assert (tmp_path / "run" / "config.yaml").read_text() == before  # still describes last.pt
 
 
+def test_resume_accepts_a_run_saved_before_newer_model_options(toy_root: Path, tmp_path: Path) -> None:
+    train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    ckpt = read_checkpoint(last)
+    for option in ("param_init", "input_feeding"):  # absent from checkpoints written before them
+        del ckpt["config"]["model"][option]
+    save_atomic(ckpt, last)
+    result = train(tiny_config(toy_root, max_steps=4), tmp_path / "run")
+    assert result.state.step == 4
+    ckpt = read_checkpoint(last)
+    ckpt["config"]["model"]["param_init"] = 0.1  # a real difference is still refused
+    save_atomic(ckpt, last)
+    with pytest.raises(CheckpointError, match="another model"):
+        train(tiny_config(toy_root, max_steps=6), tmp_path / "run")
+
+
 def test_checkpoints_are_readable_like_any_file(toy_root: Path, tmp_path: Path) -> None:
     result = train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
     umask = os.umask(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -83,23 +85,26 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
     return model
 
 
-def init_uniform(model: nn.Module, scale: float) -> None:
+def init_uniform(model: Seq2Seq, scale: float) -> None:
     """Every weight and bias of the RNNs, linear layers and embeddings drawn from U(-scale, scale),
-    as OpenNMT-py's ``param_init`` and fairseq's LSTM do; padding rows stay zero. Layer norms and
-    the cosine score's temperature keep their own starting values.
+    as OpenNMT-py's ``param_init`` and fairseq's LSTM do; padding rows stay zero. Layer norms, the
+    cosine score's temperature and the self-attention encoder's token embeddings (scaled to the
+    positions' size) keep their own starting values.
 
     PyTorch's default N(0, 1) embeddings are large next to Adam's step (about lr per step), so
     they move slowly; a small uniform start lets them learn from the first updates."""
+    keep = {id(model.encoder.embedding)} if isinstance(model.encoder, SelfAttentionEncoder) else set()
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding, nn.RNNBase)):
+            if isinstance(module, (nn.Linear, nn.Embedding, nn.RNNBase)) and id(module) not in keep:
                 for param in module.parameters(recurse=False):
                     param.uniform_(-scale, scale)
+        for module in model.modules():  # after every draw: a tied output layer shares the matrix
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
 
 
-def attention_decoder(cfg: ModelConfig, key_size: int, shared: dict) -> RNNDecoder:
+def attention_decoder(cfg: ModelConfig, key_size: int, shared: dict[str, Any]) -> RNNDecoder:
     score = build_score(
         cfg.attention.score,
         query_size=cfg.hidden_size,
