@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import saved_model_config
 from seq2seq.errors import CheckpointError
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.tokenizer import Tokenizer
@@ -102,7 +101,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
     """Everything needed to translate, from the checkpoint file alone. The model is in eval mode."""
     ckpt = read_checkpoint(path)
     try:
-        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["config"]["model"])
+        model_cfg = saved_model_config(ckpt["config"]["model"])
         src_tok, tgt_tok = Tokenizer(ckpt["src_tokenizer"]), Tokenizer(ckpt["tgt_tokenizer"])
         model = build_model(model_cfg, len(src_tok), len(tgt_tok))  # type: ignore[arg-type]
         model.load_state_dict(ckpt["model"])

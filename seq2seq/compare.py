@@ -21,13 +21,13 @@ from seq2seq.checkpoint import load_model, read_checkpoint
 from seq2seq.config import (
     CONFIG_DIR,
     CompareConfig,
-    ModelConfig,
     SearchConfig,
     TrainConfig,
     check_choices,
     compared_models,
     describe_model,
     register_configs,
+    saved_model_config,
     uses_attention,
 )
 from seq2seq.data.corpus import load_split
@@ -78,7 +78,7 @@ def report_runs(
     signature = ""
     for name, run_dir in runs.items():
         loaded = load_model(run_dir / "best.pt", device)
-        model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), loaded.config["model"])
+        model_cfg = saved_model_config(loaded.config["model"])
         state = read_checkpoint(run_dir / "last.pt").get("train_state", {})
         report, translations[name] = evaluate_model(
             loaded.model,

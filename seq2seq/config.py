@@ -90,6 +90,12 @@ def uses_attention(decoder: str) -> bool:
     return decoder in ATTENTION_DECODERS
 
 
+def saved_model_config(model: Any) -> Any:
+    """A checkpoint's model section over the schema's defaults: options added after it was
+    written take their defaults, which rebuild the model it was trained as."""
+    return OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
+
+
 def describe_model(model: Any) -> str:
     """A short name of the architecture, e.g. ``luong/general decoder, 1-layer bi-lstm encoder``."""
     decoder = f"{model.decoder}/{model.attention.score}" if uses_attention(model.decoder) else model.decoder

@@ -15,11 +15,18 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.compare import markdown_report, report_runs
-from seq2seq.config import CONFIG_DIR, GatherConfig, ModelConfig, check_choices, register_configs, uses_attention
+from seq2seq.config import (
+    CONFIG_DIR,
+    GatherConfig,
+    check_choices,
+    register_configs,
+    saved_model_config,
+    uses_attention,
+)
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.evaluate import eval_data
 
@@ -52,9 +59,7 @@ def short_name(model: Any) -> str:
 def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
     runs = find_runs(list(cfg.runs))
     configs = {name: read_checkpoint(run / "best.pt")["config"] for name, run in runs.items()}
-    short = {
-        name: short_name(OmegaConf.merge(OmegaConf.structured(ModelConfig), c["model"])) for name, c in configs.items()
-    }
+    short = {name: short_name(saved_model_config(c["model"])) for name, c in configs.items()}
     if len(set(short.values())) == len(short):  # name runs by their model when that tells them apart
         runs = {short[name]: run for name, run in runs.items()}
         configs = {short[name]: c for name, c in configs.items()}

@@ -21,17 +21,18 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import (
     CONFIG_DIR,
     DataConfig,
-    ModelConfig,
     TrainConfig,
     check_choices,
     describe_model,
     register_configs,
+    saved_model_config,
 )
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split
@@ -56,8 +57,8 @@ def with_model_defaults(model: Any) -> Any:
     rebuild the same model), so a run started before them still resumes; as saved if it no
     longer fits the schema (then it cannot match anyway)."""
     try:
-        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(ModelConfig), model or {}), resolve=True)
-    except Exception:  # noqa: BLE001 - an old or foreign section: compared as it is, and refused
+        return OmegaConf.to_container(saved_model_config(model or {}), resolve=True)
+    except OmegaConfBaseException:  # an old or foreign section: compared as it is, and refused
         return model
 
 
