@@ -172,10 +172,12 @@ class TrainerConfig:
     max_tokens: int = 0  # also cap (sentences x longest side, source or target) per batch; 0: no cap
     max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
     lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling
+    lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling |
+    # anneal: constant, then linear decay to min_lr over the last lr_anneal of the training budget
     lr_shrink: float = 0.5
     lr_patience: int = 0  # epochs without a better valid loss before shrinking
     min_lr: float = 1e-5
+    lr_anneal: float = 0.2  # anneal: the fraction of the budget (epochs, max_steps, max_minutes) spent decaying
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
     device: str = "auto"  # auto | cpu | cuda
@@ -263,7 +265,9 @@ def check_choices(cfg: Any) -> None:
 
         length_buckets(cfg.data.length_buckets)
     if "trainer" in cfg:
-        _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, ("constant", "plateau"))
+        _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, ("constant", "plateau", "anneal"))
+        if not 0.0 < cfg.trainer.lr_anneal <= 1.0:
+            raise ConfigError(f"trainer.lr_anneal={cfg.trainer.lr_anneal} must lie in (0, 1]")
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
     _choice("device", device, ("auto", "cpu", "cuda"))
     for search in (cfg, cfg.get("search")):

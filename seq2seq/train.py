@@ -49,6 +49,7 @@ RESUME_MUST_MATCH = (
     "seed", "model", "data.root", "data.src_lang", "data.tgt_lang", "data.train", "data.max_len", "data.tokenizer",
     "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
     "trainer.label_smoothing", "trainer.lr_schedule", "trainer.lr_shrink", "trainer.lr_patience", "trainer.min_lr",
+    "trainer.lr_anneal",
 )  # fmt: skip
 
 
@@ -274,6 +275,30 @@ class Trainer:
             or (t.max_minutes > 0 and self.state.train_seconds + extra_seconds >= 60 * t.max_minutes)
         )
 
+    def progress(self, batches_in_epoch: int, extra_seconds: float = 0.0) -> float:
+        """The spent fraction of the training budget, 0 to 1: the furthest along of epochs,
+        max_steps and max_minutes (whichever will stop training first)."""
+        t = self.cfg.trainer
+        spent = [(self.state.epoch + self.state.batch_in_epoch / max(batches_in_epoch, 1)) / max(t.epochs, 1)]
+        if t.max_steps > 0:
+            spent.append(self.state.step / t.max_steps)
+        if t.max_minutes > 0:
+            spent.append((self.state.train_seconds + extra_seconds) / (60 * t.max_minutes))
+        return min(max(spent), 1.0)
+
+    def set_lr(self, lr: float) -> None:
+        self.state.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def anneal(self, progress: float) -> None:
+        """The anneal schedule: the learning rate holds at ``lr``, then falls linearly to ``min_lr``
+        over the last ``lr_anneal`` of the budget, so a run with a fixed budget ends converged.
+        Under max_minutes the budget is training time, so the decay follows the clock."""
+        t = self.cfg.trainer
+        left = (1.0 - progress) / t.lr_anneal  # 1 when the decay starts, 0 at the end
+        self.set_lr(t.lr if left >= 1.0 else t.min_lr + (t.lr - t.min_lr) * max(left, 0.0))
+
     def schedule(self, valid_loss: float) -> None:
         """The plateau schedule: shrink the learning rate when the valid loss stops falling."""
         t = self.cfg.trainer
@@ -282,10 +307,8 @@ class Trainer:
             return
         self.state.bad_epochs += 1
         if t.lr_schedule == "plateau" and self.state.bad_epochs > t.lr_patience:
-            self.state.lr = max(self.state.lr * t.lr_shrink, t.min_lr)
+            self.set_lr(max(self.state.lr * t.lr_shrink, t.min_lr))
             self.state.bad_epochs = 0
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.state.lr
             log.info("valid loss did not improve: learning rate now %.2e", self.state.lr)
 
     def end_of_epoch(self, train_loss: float, tokens: int, seconds: float) -> None:
@@ -346,6 +369,8 @@ class Trainer:
                 dynamic_ncols=True,
             )
             for k in range(self.state.batch_in_epoch, len(batches)):
+                if t.lr_schedule == "anneal":
+                    self.anneal(self.progress(len(batches), time.perf_counter() - start))
                 loss, n = self.train_step(batches[k])
                 loss_sum, tokens = loss_sum + loss, tokens + n
                 self.state.step += 1

@@ -173,6 +173,8 @@ def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
         ("data.bleu_tokenize=foo", "data.bleu_tokenize='foo' is not valid"),
         ("model/attention=dot model.hidden_size=33", "dot attention needs query size == key size"),
         ("search.beam=0", "need beam >= 1"),
+        ("trainer.lr_schedule=cosine", "trainer.lr_schedule='cosine' is not valid"),
+        ("trainer.lr_anneal=0", "trainer.lr_anneal=0.0 must lie in (0, 1]"),
     ],
 )
 def test_bad_override_is_named(override: str, message: str, tmp_path: Path) -> None:

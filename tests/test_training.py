@@ -15,7 +15,7 @@ from seq2seq.checkpoint import load_model, read_checkpoint, save_atomic
 from seq2seq.config import TrainConfig
 from seq2seq.errors import CheckpointError
 from seq2seq.search import translate_sentences
-from seq2seq.train import train
+from seq2seq.train import Trainer, train
 
 
 def tiny_config(root: Path, **trainer: object) -> TrainConfig:
@@ -52,6 +52,48 @@ def test_resume_after_interruption_equals_uninterrupted_run(toy_root: Path, tmp_
     b = read_checkpoint(resumed.last)["model"]
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_anneal_decays_linearly_to_min_lr_and_a_killed_run_resumes_exactly(
+    toy_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def config() -> TrainConfig:  # 4 epochs of 10 batches; the last half of the 40 updates decays
+        return tiny_config(toy_root, epochs=4, lr=0.01, min_lr=1e-5, lr_schedule="anneal", lr_anneal=0.5)
+
+    whole = train(config(), tmp_path / "whole")
+    # the lr of each epoch's last update: step s of 40 has 0.01 up to s = 20, then 1e-5 + (0.01 - 1e-5) * (40 - s) / 20
+    at_step = [0.01, 0.01, 1e-5 + (0.01 - 1e-5) * 11 / 20, 1e-5 + (0.01 - 1e-5) * 1 / 20]
+    assert [row["lr"] for row in whole.state.history] == pytest.approx(at_step)
+
+    # killed (not stopped by max_steps, which would shorten the budget) in the middle of epoch 2
+    original, calls = Trainer.train_step, []
+
+    def dying(self: Trainer, index: list[int]) -> tuple[float, int]:
+        calls.append(1)
+        if len(calls) > 13:
+            raise KeyboardInterrupt
+        return original(self, index)
+
+    monkeypatch.setattr(Trainer, "train_step", dying)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(), tmp_path / "split")
+    monkeypatch.undo()
+    resumed = train(config(), tmp_path / "split")  # from the end of epoch 1
+    assert resumed.state.step == whole.state.step == 40
+    a, b = read_checkpoint(whole.last)["model"], read_checkpoint(resumed.last)["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_plateau_halves_the_lr_when_the_valid_loss_stops_falling(toy_root: Path, tmp_path: Path) -> None:
+    trainer = Trainer(tiny_config(toy_root, lr=0.01, lr_schedule="plateau", lr_patience=1, min_lr=0.003), tmp_path)
+    lrs = []
+    for valid_loss in (3.0, 2.0, 2.5, 2.1, 1.9, 2.0, 2.0, 2.0, 2.0):
+        trainer.schedule(valid_loss)
+        lrs.append(trainer.state.lr)
+    # patience 1: the second epoch in a row without a new best halves the lr, down to min_lr
+    assert lrs == pytest.approx([0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.003, 0.003, 0.003])  # 0.0025 < min_lr
+    assert all(group["lr"] == trainer.state.lr for group in trainer.optimizer.param_groups)
 
 
 def test_checkpoint_translates_after_the_corpus_is_deleted(toy_root: Path, tmp_path: Path) -> None:
