@@ -78,7 +78,7 @@ class ModelConfig:
     decoder_layers: int = 1
     dropout: float = 0.1
     bridge: str = "linear"  # how the summary C starts the decoder: linear (tanh(W C)) | copy (C) | zero
-    tie_embeddings: bool = False  # the output layer reuses the target embeddings (bahdanau, cho; or embed == hidden)
+    tie_embeddings: bool = False  # the output layer reuses the target embeddings (sutskever: embed == hidden)
     input_feeding: bool = True  # luong only: the RNN also reads the previous attentional state ĥ_{i-1}
     param_init: float = 0.0  # > 0: every RNN, linear and embedding weight starts at U(-x, x) (OpenNMT-py's param_init)
     attention: AttentionConfig = field(default_factory=AttentionConfig)  # bahdanau and luong only
@@ -153,7 +153,7 @@ def check_model(model: Any) -> None:
             )
     if model.bridge == "copy" and key_size != model.hidden_size:
         raise ConfigError(f"model.bridge=copy needs the summary C ({key_size}) as wide as model.hidden_size")
-    if model.tie_embeddings and model.decoder in ("luong", "sutskever") and model.embed_size != model.hidden_size:
+    if model.tie_embeddings and model.decoder == "sutskever" and model.embed_size != model.hidden_size:
         raise ConfigError(
             f"model.tie_embeddings with model.decoder={model.decoder} needs model.embed_size == model.hidden_size "
             "(its output layer reads the decoder state)"

@@ -28,6 +28,7 @@ VARIANTS = [
     ("sutskever", "additive", {"rnn": "lstm", "bidirectional": False}),
     ("luong", "general", {"bidirectional": False, "bridge": "zero"}),
     ("luong", "general", {"input_feeding": False}),
+    ("luong", "general", {"tie_embeddings": True}),
     ("luong", "additive", {"rnn": "lstm", "bridge": "copy", "input_feeding": False, "param_init": 0.1}),
     ("bahdanau", "additive", {"encoder": "self_attention", "encoder_layers": 2}),
     ("luong", "dot", {"encoder": "self_attention", "self_attention": SelfAttentionConfig(positions="learned")}),
@@ -245,7 +246,12 @@ def test_tied_embeddings_share_one_matrix() -> None:
     untied = tiny_model("bahdanau")
     assert model.num_parameters == untied.num_parameters - VOCAB * 8
     with pytest.raises(ConfigError, match="embed_size == model.hidden_size"):
-        tiny_model("luong", "general", tie_embeddings=True)
+        tiny_model("sutskever", tie_embeddings=True)
+    # Luong's output layer reads ĥ_i (16 wide): tied, it goes through a 16 -> 8 projection first
+    luong, luong_untied = tiny_model("luong", "general", tie_embeddings=True), tiny_model("luong", "general")
+    assert luong.decoder.generator.weight is luong.decoder.embedding.weight
+    assert luong.decoder.readout.weight.shape == (8, 16)
+    assert luong.num_parameters == luong_untied.num_parameters - VOCAB * 16 + 16 * 8
     torch.manual_seed(0)
     cfg = ModelConfig(embed_size=256, hidden_size=64, tie_embeddings=True)
     model = build_model(cfg, 8000, 8000)

@@ -300,6 +300,7 @@ class LuongDecoder(AttentionDecoder):
         input_feeding: bool = True,
     ) -> None:
         self.input_feeding = input_feeding  # read by rnn_input_size during the base __init__
+        self.tied = tie_embeddings  # read by make_readout
         super().__init__(
             attention,
             vocab_size,
@@ -320,6 +321,10 @@ class LuongDecoder(AttentionDecoder):
     def make_readout(
         self, embed_size: int, hidden_size: int, context_size: int, dropout: float
     ) -> tuple[nn.Module, int]:
+        if self.tied and embed_size != hidden_size:
+            # a tied output layer is as wide as the embeddings: project ĥ_i down to them first
+            # (as fairseq's decoder_out_embed_dim), which also shrinks the biggest matrix product
+            return nn.Linear(hidden_size, embed_size, bias=False), embed_size
         return nn.Identity(), hidden_size  # ĥ_i is already the output layer's input
 
     def init_state(self, memory: Memory) -> DecoderState:
