@@ -13,7 +13,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from seq2seq.config import (
     CONFIG_DIR,
     DataConfig,
     TrainConfig,
+    TrainerConfig,
     check_choices,
     describe_model,
     register_configs,
@@ -185,6 +186,9 @@ class Trainer:
             )
         saved = dict(ckpt["config"])
         saved["model"] = with_model_defaults(saved.get("model"))
+        # trainer options added after the run was saved take their defaults (a run saved before
+        # lr_anneal existed resumes; one saved with another value is still refused)
+        saved["trainer"] = {**asdict(TrainerConfig()), **(saved.get("trainer") or {})}
         for key in RESUME_MUST_MATCH:
             part, _, name = key.partition(".")
             old, new = saved.get(part), self.config_dict[part]

@@ -138,12 +138,13 @@ def test_resume_refuses_a_changed_learning_rate(toy_root: Path, tmp_path: Path) 
     assert (tmp_path / "run" / "config.yaml").read_text() == before  # still describes last.pt
 
 
-def test_resume_accepts_a_run_saved_before_newer_model_options(toy_root: Path, tmp_path: Path) -> None:
+def test_resume_accepts_a_run_saved_before_newer_options(toy_root: Path, tmp_path: Path) -> None:
     train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
     last = tmp_path / "run" / "last.pt"
     ckpt = read_checkpoint(last)
     for option in ("param_init", "input_feeding"):  # absent from checkpoints written before them
         del ckpt["config"]["model"][option]
+    del ckpt["config"]["trainer"]["lr_anneal"]
     save_atomic(ckpt, last)
     result = train(tiny_config(toy_root, max_steps=4), tmp_path / "run")
     assert result.state.step == 4
