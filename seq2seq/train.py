@@ -300,6 +300,8 @@ class Trainer:
         over the last ``lr_anneal`` of the budget, so a run with a fixed budget ends converged.
         Under max_minutes the budget is training time, so the decay follows the clock."""
         t = self.cfg.trainer
+        if not 0.0 < t.lr_anneal <= 1.0:  # the CLI checks it up front; train() called directly may not
+            raise ConfigError(f"trainer.lr_anneal={t.lr_anneal} must lie in (0, 1]")
         left = (1.0 - progress) / t.lr_anneal  # 1 when the decay starts, 0 at the end
         self.set_lr(t.lr if left >= 1.0 else t.min_lr + (t.lr - t.min_lr) * max(left, 0.0))
 
