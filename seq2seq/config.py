@@ -249,6 +249,13 @@ class GatherConfig(SearchConfig):
     device: str = "auto"
 
 
+def check_trainer(trainer: Any) -> None:
+    """Reject a trainer config the schedule cannot run (the CLI and :class:`Trainer` both ask)."""
+    _choice("trainer.lr_schedule", trainer.lr_schedule, ("constant", "plateau", "anneal"))
+    if not 0.0 < trainer.lr_anneal <= 1.0:
+        raise ConfigError(f"trainer.lr_anneal={trainer.lr_anneal} must lie in (0, 1]")
+
+
 def check_choices(cfg: Any) -> None:
     """Reject option values outside their choices, naming the valid ones."""
     from seq2seq.tokenizer import MODEL_TYPES
@@ -265,9 +272,7 @@ def check_choices(cfg: Any) -> None:
 
         length_buckets(cfg.data.length_buckets)
     if "trainer" in cfg:
-        _choice("trainer.lr_schedule", cfg.trainer.lr_schedule, ("constant", "plateau", "anneal"))
-        if not 0.0 < cfg.trainer.lr_anneal <= 1.0:
-            raise ConfigError(f"trainer.lr_anneal={cfg.trainer.lr_anneal} must lie in (0, 1]")
+        check_trainer(cfg.trainer)
     device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
     _choice("device", device, ("auto", "cpu", "cuda"))
     for search in (cfg, cfg.get("search")):

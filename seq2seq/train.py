@@ -31,6 +31,7 @@ from seq2seq.config import (
     TrainConfig,
     TrainerConfig,
     check_choices,
+    check_trainer,
     describe_model,
     register_configs,
     saved_model_config,
@@ -140,6 +141,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: Path) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
+        check_trainer(cfg.trainer)  # once here, not in the per-step schedule (the CLI checked it too)
         self.device = resolve_device(cfg.trainer.device)
         if cfg.trainer.threads > 0:
             torch.set_num_threads(cfg.trainer.threads)
@@ -300,8 +302,6 @@ class Trainer:
         over the last ``lr_anneal`` of the budget, so a run with a fixed budget ends converged.
         Under max_minutes the budget is training time, so the decay follows the clock."""
         t = self.cfg.trainer
-        if not 0.0 < t.lr_anneal <= 1.0:  # the CLI checks it up front; train() called directly may not
-            raise ConfigError(f"trainer.lr_anneal={t.lr_anneal} must lie in (0, 1]")
         left = (1.0 - progress) / t.lr_anneal  # 1 when the decay starts, 0 at the end
         self.set_lr(t.lr if left >= 1.0 else t.min_lr + (t.lr - t.min_lr) * max(left, 0.0))
 
