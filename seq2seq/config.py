@@ -186,6 +186,8 @@ class TrainerConfig:
     valid_max_sentences: int = 0  # validate BLEU on the first N valid sentences; 0: all
     progress: bool = True  # tqdm bars
     resume: bool = True  # continue from last.pt when the run folder has one
+    keep_checkpoints: int = 0  # also keep the weights after each of the last N validations
+    # (stepNNNNNNNN.pt), for seq2seq-average; 0: none
 
 
 @dataclass
@@ -254,6 +256,8 @@ def check_trainer(trainer: Any) -> None:
     _choice("trainer.lr_schedule", trainer.lr_schedule, ("constant", "plateau", "anneal"))
     if not 0.0 < trainer.lr_anneal <= 1.0:
         raise ConfigError(f"trainer.lr_anneal={trainer.lr_anneal} must lie in (0, 1]")
+    if trainer.keep_checkpoints < 0:
+        raise ConfigError(f"trainer.keep_checkpoints={trainer.keep_checkpoints} must be >= 0")
 
 
 def check_choices(cfg: Any) -> None:

@@ -225,6 +225,20 @@ class Trainer:
     def save_best(self) -> None:
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), self.best_path)
 
+    def kept_checkpoints(self) -> list[Path]:
+        """The kept per-validation checkpoints, oldest first."""
+        return sorted(self.out_dir.glob("step[0-9]*.pt"))
+
+    def keep_checkpoint(self) -> None:
+        """Save the weights as ``stepNNNNNNNN.pt`` and drop all but the newest ``keep_checkpoints``."""
+        keep = self.cfg.trainer.keep_checkpoints
+        if keep <= 0:
+            return
+        path = self.out_dir / f"step{self.state.step:08d}.pt"
+        save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), path)
+        for old in self.kept_checkpoints()[:-keep]:
+            old.unlink(missing_ok=True)
+
     def write_metrics(self) -> None:
         if not self.state.history:
             return
@@ -344,6 +358,7 @@ class Trainer:
             self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
             self.save_best()
         self.schedule(metrics["valid_loss"])
+        self.keep_checkpoint()
         self.save()
 
     def fit(self) -> TrainResult:
