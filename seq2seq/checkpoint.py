@@ -89,6 +89,47 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def kept_checkpoints(run: str | Path) -> list[Path]:
+    """A run folder's kept per-validation checkpoints (``trainer.keep_checkpoints``), oldest first."""
+    return sorted(Path(run).glob("step[0-9]*.pt"))
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
+    """One checkpoint whose weights are the mean of those in ``paths`` (Vaswani et al.'s
+    averaging of the last checkpoints of a run): floating-point tensors are averaged (in
+    float64, then cast back), other tensors are taken from the last file. The files must hold
+    the same model and tokenizers; config and tokenizers come from the last one, and no
+    training state is kept (the result translates and evaluates, it does not resume)."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    sums: dict[str, torch.Tensor] = {}
+    last: dict[str, Any] = {}
+    for path in paths:
+        ckpt = read_checkpoint(path)
+        if last:
+            if ckpt["src_tokenizer"] != last["src_tokenizer"] or ckpt["tgt_tokenizer"] != last["tgt_tokenizer"]:
+                raise CheckpointError(f"{path}: has other tokenizers than {paths[0]}; cannot average them")
+            if ckpt["config"].get("model") != last["config"].get("model") or ckpt["model"].keys() != sums.keys():
+                raise CheckpointError(f"{path}: holds another model than {paths[0]}; cannot average them")
+        for name, tensor in ckpt["model"].items():
+            if last and tensor.shape != sums[name].shape:
+                raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, not {tuple(sums[name].shape)}")
+            if tensor.is_floating_point():
+                sums[name] = sums[name] + tensor.double() if name in sums else tensor.double()
+            else:
+                sums[name] = tensor
+        last = ckpt
+    model = {
+        name: (total / len(paths)).to(last["model"][name].dtype) if total.is_floating_point() else total
+        for name, total in sums.items()
+    }
+    return {
+        **{k: v for k, v in last.items() if k != "train_state"},
+        "model": model,
+        "averaged_from": [Path(p).name for p in paths],
+    }
+
+
 @dataclass
 class Loaded:
     model: Seq2Seq

@@ -243,6 +243,14 @@ class CompareConfig(SearchConfig):
 
 
 @dataclass
+class AverageConfig:
+    run: str | None = None  # a run folder trained with trainer.keep_checkpoints: average its newest `last`
+    last: int = 5  # how many of the run's kept checkpoints (stepNNNNNNNN.pt) to average
+    checkpoints: list[str] = field(default_factory=list)  # or these checkpoint files, instead of `run`
+    output: str | None = None  # default: RUN/averaged.pt (with `run`), else required
+
+
+@dataclass
 class GatherConfig(SearchConfig):
     runs: list[str] = MISSING  # run folders, or folders holding them (searched for best.pt + last.pt)
     data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
@@ -313,5 +321,6 @@ def register_configs() -> None:
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="compare_schema", node=CompareConfig)
     cs.store(name="gather_schema", node=GatherConfig)
+    cs.store(name="average_schema", node=AverageConfig)
     if not OmegaConf.has_resolver("folder_name"):  # a group override (model/attention=dot) has a slash
         OmegaConf.register_new_resolver("folder_name", lambda text: str(text).replace("/", "."))

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
-from seq2seq.checkpoint import make_checkpoint, read_checkpoint, save_atomic
+from seq2seq.checkpoint import kept_checkpoints, make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import (
     CONFIG_DIR,
     DataConfig,
@@ -225,10 +225,6 @@ class Trainer:
     def save_best(self) -> None:
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), self.best_path)
 
-    def kept_checkpoints(self) -> list[Path]:
-        """The kept per-validation checkpoints, oldest first."""
-        return sorted(self.out_dir.glob("step[0-9]*.pt"))
-
     def keep_checkpoint(self) -> None:
         """Save the weights as ``stepNNNNNNNN.pt`` and drop all but the newest ``keep_checkpoints``."""
         keep = self.cfg.trainer.keep_checkpoints
@@ -236,7 +232,7 @@ class Trainer:
             return
         path = self.out_dir / f"step{self.state.step:08d}.pt"
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), path)
-        for old in self.kept_checkpoints()[:-keep]:
+        for old in kept_checkpoints(self.out_dir)[:-keep]:
             old.unlink(missing_ok=True)
 
     def write_metrics(self) -> None:
