@@ -39,12 +39,13 @@ def choose_checkpoints(cfg: AverageConfig) -> tuple[list[Path], Path]:
     return [Path(p) for p in cfg.checkpoints], Path(cfg.output)
 
 
-def run_average(cfg: AverageConfig) -> Path:
+def run_average(cfg: AverageConfig) -> tuple[list[Path], Path]:
+    """Average the checkpoints ``cfg`` names and write the result; returns (averaged files, output)."""
     paths, output = choose_checkpoints(cfg)
     if output.resolve() in {p.resolve() for p in paths}:
         raise ConfigError(f"output={output} is one of the checkpoints to average; write elsewhere")
-    save_atomic(average_checkpoints(list(paths)), output)
-    return output
+    save_atomic(average_checkpoints(paths), output)
+    return paths, output
 
 
 register_configs()
@@ -53,8 +54,7 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="average")
 def main(cfg: DictConfig) -> None:
     try:
-        paths, _ = choose_checkpoints(cfg)  # type: ignore[arg-type]
-        output = run_average(cfg)  # type: ignore[arg-type]
+        paths, output = run_average(cfg)  # type: ignore[arg-type]
         print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {output}")
     except (Seq2SeqError, OSError) as e:
         sys.exit(f"error: {e}")

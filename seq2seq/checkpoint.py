@@ -8,7 +8,9 @@ plain data, never code.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,17 +91,29 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+KEPT_NAME = re.compile(r"step(\d+)\.pt")
+
+
+def kept_step(path: str | Path) -> int:
+    """The update count in a kept checkpoint's name (``step00000626.pt`` -> 626)."""
+    match = KEPT_NAME.fullmatch(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not a kept checkpoint name (stepNNNNNNNN.pt)")
+    return int(match.group(1))
+
+
 def kept_checkpoints(run: str | Path) -> list[Path]:
     """A run folder's kept per-validation checkpoints (``trainer.keep_checkpoints``), oldest first."""
-    return sorted(Path(run).glob("step[0-9]*.pt"))
+    return sorted((p for p in Path(run).glob("step*.pt") if KEPT_NAME.fullmatch(p.name)), key=kept_step)
 
 
-def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     """One checkpoint whose weights are the mean of those in ``paths`` (Vaswani et al.'s
     averaging of the last checkpoints of a run): floating-point tensors are averaged (in
     float64, then cast back), other tensors are taken from the last file. The files must hold
     the same model and tokenizers; config and tokenizers come from the last one, and no
-    training state is kept (the result translates and evaluates, it does not resume)."""
+    training state is kept (the result translates and evaluates, it does not resume). Tied
+    weights are stored under both their names, as in any checkpoint of a tied model."""
     if not paths:
         raise CheckpointError("no checkpoints to average")
     sums: dict[str, torch.Tensor] = {}
@@ -112,8 +126,11 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
             if ckpt["config"].get("model") != last["config"].get("model") or ckpt["model"].keys() != sums.keys():
                 raise CheckpointError(f"{path}: holds another model than {paths[0]}; cannot average them")
         for name, tensor in ckpt["model"].items():
-            if last and tensor.shape != sums[name].shape:
-                raise CheckpointError(f"{path}: {name} has shape {tuple(tensor.shape)}, not {tuple(sums[name].shape)}")
+            if last and (tensor.shape, tensor.dtype) != (last["model"][name].shape, last["model"][name].dtype):
+                raise CheckpointError(
+                    f"{path}: {name} is {tensor.dtype} {tuple(tensor.shape)}, "
+                    f"not {last['model'][name].dtype} {tuple(last['model'][name].shape)}; cannot average them"
+                )
             if tensor.is_floating_point():
                 sums[name] = sums[name] + tensor.double() if name in sums else tensor.double()
             else:
@@ -126,7 +143,7 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
     return {
         **{k: v for k, v in last.items() if k != "train_state"},
         "model": model,
-        "averaged_from": [Path(p).name for p in paths],
+        "averaged_from": [str(p) for p in paths],
     }
 
 

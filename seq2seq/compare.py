@@ -63,10 +63,11 @@ def report_runs(
     batch_size: int,
     device_name: str,
     out_dir: Path,
+    checkpoints: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate each trained run folder's ``best.pt`` on one split (``""``: ``data.test``) and write one report
-    (tables, BLEU by length, heatmaps, curves) into ``out_dir``. Params, epochs and train time
-    come from the run's ``last.pt``."""
+    """Evaluate each trained run folder's ``best.pt`` (or the file ``checkpoints`` names for it) on
+    one split (``""``: ``data.test``) and write one report (tables, BLEU by length, heatmaps,
+    curves) into ``out_dir``. Params, epochs and train time come from the run's ``last.pt``."""
     split = split or data.test
     test = load_split(data.root, split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
@@ -77,7 +78,8 @@ def report_runs(
     histories: dict[str, list[dict[str, Any]]] = {}
     signature = ""
     for name, run_dir in runs.items():
-        loaded = load_model(run_dir / "best.pt", device)
+        checkpoint = (checkpoints or {}).get(name, run_dir / "best.pt")
+        loaded = load_model(checkpoint, device)
         model_cfg = saved_model_config(loaded.config["model"])
         state = read_checkpoint(run_dir / "last.pt").get("train_state", {})
         report, translations[name] = evaluate_model(
@@ -106,7 +108,7 @@ def report_runs(
             "train_seconds": round(state.get("train_seconds", 0.0), 1),
             "train_tokens_per_second": round(sum(r["tokens_per_second"] for r in history) / max(len(history), 1)),
             "best_valid_bleu": state.get("best_bleu"),
-            "checkpoint": str(run_dir / "best.pt"),
+            "checkpoint": str(checkpoint),
         }
         log.info("%s: %s BLEU %.2f, chrF %.2f", name, split, report["bleu"], report["chrf"])
     summary = {
@@ -190,6 +192,9 @@ def markdown_report(summary: dict[str, Any]) -> str:
     for k, bucket in enumerate(buckets):
         row = [f"{models[n]['bleu_by_src_len'][k]['bleu']:.2f}" for n in names]
         lines.append(f"| {bucket} | {models[names[0]]['bleu_by_src_len'][k]['sentences']} | " + " | ".join(row) + " |")
+    files = {n: Path(m["checkpoint"]).name for n, m in models.items() if "checkpoint" in m}
+    if any(f != "best.pt" for f in files.values()):
+        lines += ["", "Checkpoints evaluated: " + ", ".join(f"{n}: `{f}`" for n, f in files.items())]
     lines += [
         "",
         f"BLEU signature: `{summary['bleu_signature']}`",

@@ -257,6 +257,8 @@ class GatherConfig(SearchConfig):
     split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
     batch_size: int = 128
     device: str = "auto"
+    checkpoints: list[str] = field(default_factory=lambda: ["best.pt"])  # file names: in each run folder,
+    # the first of these that exists is evaluated ([averaged.pt,best.pt]: seq2seq-average's where made)
 
 
 def check_trainer(trainer: Any) -> None:

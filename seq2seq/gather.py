@@ -56,12 +56,29 @@ def short_name(model: Any) -> str:
     return name
 
 
+def pick_checkpoints(runs: dict[str, Path], names: list[str]) -> dict[str, Path]:
+    """Each run's checkpoint to evaluate: the first of ``names`` (file names) its folder holds."""
+    if not names or any(not n or Path(n).name != n for n in names):
+        raise ConfigError(
+            f"checkpoints={names}: give file names to look for in each run folder, e.g. [averaged.pt,best.pt]"
+        )
+    picked = {}
+    for name, run in runs.items():
+        found = [run / n for n in names if (run / n).is_file()]
+        if not found:
+            raise ConfigError(f"{run}: holds none of checkpoints={names}")
+        picked[name] = found[0]
+    return picked
+
+
 def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
     runs = find_runs(list(cfg.runs))
+    checkpoints = pick_checkpoints(runs, list(cfg.checkpoints))  # all found before any evaluation
     configs = {name: read_checkpoint(run / "best.pt")["config"] for name, run in runs.items()}
     short = {name: short_name(saved_model_config(c["model"])) for name, c in configs.items()}
     if len(set(short.values())) == len(short):  # name runs by their model when that tells them apart
         runs = {short[name]: run for name, run in runs.items()}
+        checkpoints = {short[name]: path for name, path in checkpoints.items()}
         configs = {short[name]: c for name, c in configs.items()}
     trained_on = {name: c["data"] for name, c in configs.items()}
     first, first_data = next(iter(trained_on.items()))
@@ -73,7 +90,7 @@ def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
         ):
             raise ConfigError(f"runs {first} and {name} were trained on different data; gather one corpus at a time")
     data = eval_data(cfg.data, first_data)
-    return report_runs(runs, data, cfg.split, cfg, cfg.batch_size, cfg.device, out_dir)
+    return report_runs(runs, data, cfg.split, cfg, cfg.batch_size, cfg.device, out_dir, checkpoints)
 
 
 register_configs()

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
-from seq2seq.checkpoint import kept_checkpoints, make_checkpoint, read_checkpoint, save_atomic
+from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import (
     CONFIG_DIR,
     DataConfig,
@@ -235,6 +235,19 @@ class Trainer:
         for old in kept_checkpoints(self.out_dir)[:-keep]:
             old.unlink(missing_ok=True)
 
+    def prune_kept(self) -> None:
+        """Before training goes on, drop what no longer belongs to this run: kept checkpoints past
+        the step it resumes from (a run killed between keeping one and saving ``last.pt``) or from
+        an earlier run (a fresh start), and an ``averaged.pt`` that further training makes stale."""
+        for path in kept_checkpoints(self.out_dir):
+            if kept_step(path) > self.state.step:
+                path.unlink()
+                log.info("removed %s: not from this run's first %d updates", path.name, self.state.step)
+        averaged = self.out_dir / "averaged.pt"
+        if averaged.exists() and not self.finished():
+            averaged.unlink()
+            log.info("removed %s: training goes on (run seq2seq-average again afterwards)", averaged.name)
+
     def write_metrics(self) -> None:
         if not self.state.history:
             return
@@ -361,6 +374,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.cfg.trainer.resume:
             self.resume()
+        self.prune_kept()
         (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
         log.info(
             "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,18 +24,48 @@ def kept_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_keep_checkpoints_keeps_the_newest_n_validations(kept_run: Path) -> None:
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = read_checkpoint(a)["model"], read_checkpoint(b)["model"]
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_keep_checkpoints_keeps_the_newest_n_validations(kept_run: Path, toy_root: Path, tmp_path: Path) -> None:
     assert [p.name for p in kept_checkpoints(kept_run)] == ["step00000020.pt", "step00000030.pt"]
-    last, newest = read_checkpoint(kept_run / "last.pt"), read_checkpoint(kept_run / "step00000030.pt")
-    assert "train_state" not in newest  # weights, tokenizers and config only
-    for name, tensor in last["model"].items():
-        assert torch.equal(tensor, newest["model"][name]), name
+    assert "train_state" not in read_checkpoint(kept_run / "step00000030.pt")  # weights, tokenizers, config
+    assert same_weights(kept_run / "step00000030.pt", kept_run / "last.pt")
+    two_epochs = train(tiny_config(toy_root, epochs=2), tmp_path / "two")  # the same run, stopped at step 20
+    assert same_weights(kept_run / "step00000020.pt", two_epochs.last)
+
+
+def test_kept_checkpoints_of_a_resumed_run_equal_the_uninterrupted_runs(
+    kept_run: Path, toy_root: Path, tmp_path: Path
+) -> None:
+    split = tmp_path / "split"
+    train(tiny_config(toy_root, epochs=3, keep_checkpoints=2, max_steps=13), split)  # "killed" at step 13
+    assert [p.name for p in kept_checkpoints(split)] == ["step00000010.pt", "step00000013.pt"]
+    # a kill between keeping a checkpoint and saving last.pt leaves one from past the resumed step
+    shutil.copy(split / "step00000013.pt", split / "step00000017.pt")
+    shutil.copy(split / "step00000013.pt", split / "averaged.pt")  # an average made before training went on
+    (split / "step_notes.pt").write_bytes(b"a user's file, not a kept checkpoint")
+    train(tiny_config(toy_root, epochs=3, keep_checkpoints=2), split)
+    assert [p.name for p in kept_checkpoints(split)] == ["step00000020.pt", "step00000030.pt"]
+    for name in ("step00000020.pt", "step00000030.pt"):
+        assert same_weights(split / name, kept_run / name), name
+    assert not (split / "averaged.pt").exists() and (split / "step_notes.pt").exists()
+
+
+def test_a_fresh_start_in_a_used_folder_drops_the_old_runs_kept_checkpoints(toy_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(tiny_config(toy_root, epochs=3, keep_checkpoints=5), run_dir)
+    train(tiny_config(toy_root, epochs=1, keep_checkpoints=5, resume=False), run_dir)
+    assert [p.name for p in kept_checkpoints(run_dir)] == ["step00000010.pt"]
 
 
 def test_average_is_the_elementwise_mean_of_float_tensors(kept_run: Path) -> None:
     a, b = (read_checkpoint(p)["model"] for p in kept_checkpoints(kept_run))
     avg = average_checkpoints(kept_checkpoints(kept_run))
-    assert "train_state" not in avg and avg["averaged_from"] == ["step00000020.pt", "step00000030.pt"]
+    assert "train_state" not in avg
+    assert avg["averaged_from"] == [str(kept_run / "step00000020.pt"), str(kept_run / "step00000030.pt")]
     moved = 0
     for name, tensor in avg["model"].items():
         assert tensor.dtype == a[name].dtype and tensor.shape == a[name].shape
@@ -52,6 +84,12 @@ def test_average_by_hand_and_non_float_tensors_come_from_the_last_file(kept_run:
     avg = average_checkpoints(files)["model"]
     assert torch.equal(avg["w"], torch.tensor([3.0, 3.0]))  # (1+2+6)/3, (2+6+1)/3
     assert avg["count"].item() == 5 and avg["count"].dtype == torch.int64
+    for k, weights in {"long": torch.tensor([1.0, 2.0, 3.0]), "int": torch.tensor([1, 2])}.items():
+        save_atomic({**base, "model": {"w": weights, "count": torch.tensor(1)}}, tmp_path / f"{k}.pt")
+    with pytest.raises(CheckpointError, match=r"w is torch.float32 \(3,\), not torch.float32 \(2,\)"):
+        average_checkpoints([files[0], tmp_path / "long.pt"])
+    with pytest.raises(CheckpointError, match=r"w is torch.int64 \(2,\), not torch.float32 \(2,\)"):
+        average_checkpoints([files[0], tmp_path / "int.pt"])
 
 
 def test_an_averaged_checkpoint_loads_and_translates(kept_run: Path, tmp_path: Path) -> None:
@@ -62,8 +100,6 @@ def test_an_averaged_checkpoint_loads_and_translates(kept_run: Path, tmp_path: P
 
 
 def test_averaging_other_models_or_tokenizers_is_refused(kept_run: Path, toy_root: Path, tmp_path: Path) -> None:
-    other = train(tiny_config(toy_root, max_steps=1), tmp_path / "other")  # same tokenizer, other weights: fine
-    average_checkpoints([other.best, kept_run / "best.pt"])
     cfg = tiny_config(toy_root, max_steps=1)
     cfg.model.hidden_size = 24
     wider = train(cfg, tmp_path / "wider")
@@ -81,7 +117,8 @@ def test_average_cli_writes_the_mean_of_a_runs_last_checkpoints(kept_run: Path, 
     p = run("seq2seq-average", f"run={kept_run}", "last=2", f"output={tmp_path / 'avg.pt'}", cwd=tmp_path)
     assert p.returncode == 0, text(p)
     assert "averaged 2 checkpoints (step00000020.pt, step00000030.pt)" in p.stdout.decode()
-    assert read_checkpoint(tmp_path / "avg.pt")["averaged_from"] == ["step00000020.pt", "step00000030.pt"]
+    expected = [str(kept_run / "step00000020.pt"), str(kept_run / "step00000030.pt")]
+    assert read_checkpoint(tmp_path / "avg.pt")["averaged_from"] == expected
 
 
 @pytest.mark.parametrize(
@@ -89,13 +126,13 @@ def test_average_cli_writes_the_mean_of_a_runs_last_checkpoints(kept_run: Path, 
     [
         (["last=3"], "last=3 but only 2 kept checkpoints"),
         (["last=0"], "last=0 must be >= 1"),
-        ([], None),  # run only: fine, the default is the newest 5, more than the run kept
+        ([], "last=5 but only 2 kept checkpoints"),  # the default, 5, is more than the run kept
     ],
 )
-def test_average_cli_names_what_is_wrong(kept_run: Path, tmp_path: Path, args: list[str], message: str | None) -> None:
+def test_average_cli_names_what_is_wrong(kept_run: Path, tmp_path: Path, args: list[str], message: str) -> None:
     p = run("seq2seq-average", f"run={kept_run}", *args, f"output={tmp_path / 'x.pt'}", cwd=tmp_path)
     assert p.returncode != 0
-    assert (message or "last=5 but only 2 kept checkpoints") in p.stderr.decode()
+    assert message in p.stderr.decode()
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -108,3 +145,30 @@ def test_average_cli_without_kept_checkpoints_or_with_both_sources(kept_run: Pat
     assert p.returncode != 0 and "output=FILE is required" in p.stderr.decode()
     p = run("seq2seq-average", "run=/nonexistent/run", cwd=tmp_path)
     assert p.returncode != 0 and "is not a folder" in p.stderr.decode()
+
+
+def test_gather_evaluates_the_averaged_checkpoint_where_a_run_has_one(
+    kept_run: Path, toy_root: Path, tmp_path: Path
+) -> None:
+    kept = shutil.copytree(kept_run, tmp_path / "runs" / "kept")  # the shared run stays as it was
+    plain = train(tiny_config(toy_root, max_steps=3), tmp_path / "runs" / "plain").best.parent
+    p = run("seq2seq-average", f"run={kept}", "last=2", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    out = tmp_path / "gathered"
+    runs = f"runs=[{tmp_path / 'runs'}]"
+    p = run("seq2seq-gather", runs, "checkpoints=[averaged.pt,best.pt]", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    models = json.loads((out / "comparison.json").read_text())["models"]
+    assert {n: Path(m["checkpoint"]) for n, m in models.items()} == {
+        "kept": kept / "averaged.pt",
+        "plain": plain / "best.pt",
+    }
+    assert "Checkpoints evaluated: kept: `averaged.pt`, plain: `best.pt`" in (out / "comparison.md").read_text()
+    for bad, message in [
+        ("[nope.pt]", "holds none of checkpoints=['nope.pt']"),
+        ("[]", "give file names"),
+        (f"[{kept / 'best.pt'}]", "give file names"),
+    ]:
+        p = run("seq2seq-gather", runs, f"checkpoints={bad}", f"hydra.run.dir={tmp_path / 'x'}", cwd=tmp_path)
+        assert p.returncode != 0 and message in p.stderr.decode(), bad
+        assert not (tmp_path / "x" / "comparison.json").exists()
