@@ -192,7 +192,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     for k, bucket in enumerate(buckets):
         row = [f"{models[n]['bleu_by_src_len'][k]['bleu']:.2f}" for n in names]
         lines.append(f"| {bucket} | {models[names[0]]['bleu_by_src_len'][k]['sentences']} | " + " | ".join(row) + " |")
-    files = {n: Path(m["checkpoint"]).name for n, m in models.items() if "checkpoint" in m}
+    files = {n: Path(m["checkpoint"]).name for n, m in models.items()}
     if any(f != "best.pt" for f in files.values()):
         lines += ["", "Checkpoints evaluated: " + ", ".join(f"{n}: `{f}`" for n, f in files.items())]
     lines += [

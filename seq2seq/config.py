@@ -258,7 +258,7 @@ class GatherConfig(SearchConfig):
     batch_size: int = 128
     device: str = "auto"
     checkpoints: list[str] = field(default_factory=lambda: ["best.pt"])  # file names: in each run folder,
-    # the first of these that exists is evaluated ([averaged.pt,best.pt]: seq2seq-average's where made)
+    # the first of these that exists is evaluated ([averaged.pt,best.pt]: the average where one was made)
 
 
 def check_trainer(trainer: Any) -> None:
