@@ -1,6 +1,7 @@
 # The two commands:  make demo  (the attention-vs-fixed-context experiment)   make test  (the suite)
 # Both create .venv on first use: torch first (the one already in the venv, else torch==2.13.0,
 # else any torch>=2.2), then the project in editable mode with its dev extras.
+# The installed distribution is called seq2seq-attention; the import name is seq2seq.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,13 +9,14 @@ DEMO_DIR ?= runs/demo
 SWEEP_DIR ?= runs/sweep-toy
 SWEEP_ARGS ?= trainer.progress=false
 
-.PHONY: demo sweep test lint data clean
+.PHONY: demo readme-demo sweep test lint data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0 \
 		|| $(BIN)/python -m pip install --quiet "torch>=2.2"
+	$(BIN)/python -m pip uninstall --quiet --yes seq2seq 2>/dev/null || true  # the project's name before 0.1.0's wheel
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -25,6 +27,10 @@ data: data/toy/train.en
 
 demo: $(VENV)/.installed data/toy/train.en
 	$(BIN)/seq2seq-compare data=toy hydra.run.dir=$(DEMO_DIR)
+
+# The README's demo table and by-length table, rewritten from a fresh demo run.
+readme-demo: demo
+	$(BIN)/python scripts/demo_table.py $(DEMO_DIR) --readme README.md
 
 # Every attention and fixed-context variant on the toy corpus, one table (issue 6's sweep):
 # 5 scores x 2 placements, both fixed-context decoders, and the self-attention encoder under

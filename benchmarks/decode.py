@@ -76,7 +76,7 @@ def main() -> None:
             tokens = 0
             for batch in batches:
                 b = batch.to(device)
-                tokens += sum(len(hyps[0].tokens) + 1 for hyps in search(model, b.src, b.src_mask, search_cfg))
+                tokens += sum(len(hyps[0].tokens) + 1 for hyps in search(model, b.src, b.src_mask, cfg=search_cfg))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)

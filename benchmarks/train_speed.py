@@ -22,7 +22,7 @@ from seq2seq.data.batching import collate
 from seq2seq.data.toy import generate
 from seq2seq.models.seq2seq import build_model
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.train import batch_loss
+from seq2seq.training import batch_loss
 
 
 def sync(device: torch.device) -> None:

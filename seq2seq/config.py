@@ -1,27 +1,53 @@
-"""Structured configs: every option, its type and its default, in one place.
+"""Structured configs: every option, its type and its default, in one place, and one check per schema.
 
-The dataclasses are registered in Hydra's ConfigStore as the schemas of the primary configs in
-``configs/``; the YAML groups there (``data/``, ``model/``, ``model/attention/``, ``trainer/``)
-only pick values. Choices that a type cannot express are checked by :func:`check_choices`,
-which names the valid options.
+The dataclasses are registered in Hydra's ConfigStore (:func:`register_configs`) as the schemas of
+the primary configs in the config folder (:func:`config_dir`); the YAML groups there (``data/``,
+``model/``, ``model/attention/``, ``trainer/``) only pick values. What a type cannot express is
+checked by the ``check_*`` function of each schema, which names the valid options; the library
+constructors trust a checked config.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from omegaconf import MISSING, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from sacrebleu.metrics.bleu import BLEU
 
+from seq2seq.constants import (
+    ATTENTION_DECODERS,
+    BRIDGES,
+    DECODERS,
+    DEVICES,
+    ENCODERS,
+    LENGTH_NORMS,
+    LR_SCHEDULES,
+    OUTPUT_FORMATS,
+    POSITIONS,
+    RNNS,
+    SAME_SIZE_SCORES,
+    SCORES,
+    TOKENIZER_TYPES,
+)
 from seq2seq.errors import ConfigError
 
-ATTENTION_DECODERS = ("bahdanau", "luong")  # a fresh context c_i per target word
-FIXED_CONTEXT_DECODERS = ("cho", "sutskever")  # one fixed C for the whole target: "distracted"
-DECODERS = ATTENTION_DECODERS + FIXED_CONTEXT_DECODERS
-ENCODERS = ("rnn", "self_attention")
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
+LONGEST = 10_000  # the open end of the last length bucket ("41+")
+
+
+def config_dir() -> Path:
+    """The folder of the commands' YAML configs: inside the installed package (a wheel ships the
+    project's top-level ``configs/`` as ``seq2seq/configs``), else the checkout's ``configs/``
+    beside the package (an editable install)."""
+    package = Path(__file__).resolve().parent
+    shipped = package / "configs"
+    return shipped if shipped.is_dir() else package.parent / "configs"
 
 
 @dataclass
@@ -33,6 +59,8 @@ class TokenizerConfig:
     tgt_normalization: str = ""  # the target side's rule, if not `normalization` (Chinese: identity)
     joint: bool = False  # one model for both languages (src_vocab_size pieces)
     cache_dir: str = ".cache/seq2seq/sentencepiece"  # trained models, by hash of data and settings; "": off
+
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
 
 @dataclass
@@ -48,6 +76,9 @@ class DataConfig:
     max_len: int = 0  # training pairs with a side longer than this many tokens are left out (counted); 0: none
     length_buckets: list[int] = field(default_factory=lambda: [10, 20, 30, 40])  # BLEU by source length: 1-10, ..., 41+
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+    # what a resumed run may change: they do not touch the updates it makes
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("name", "valid", "test", "bleu_tokenize", "length_buckets")
 
 
 @dataclass
@@ -85,6 +116,118 @@ class ModelConfig:
     self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # encoder=self_attention only
 
 
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    max_steps: int = 0  # stop after this many updates; 0: no limit
+    batch_size: int = 64  # sentences per batch
+    max_tokens: int = 0  # also cap (sentences x longest side, source or target) per batch; 0: no cap
+    max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
+    lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling |
+    # anneal: constant, then linear decay to min_lr over the last lr_anneal of the training budget
+    lr_shrink: float = 0.5
+    lr_patience: int = 0  # epochs without a better valid loss before shrinking
+    min_lr: float = 1e-5
+    lr_anneal: float = 0.2  # anneal: the fraction of the budget (epochs, max_steps, max_minutes) spent decaying
+    label_smoothing: float = 0.0
+    grad_clip: float = 1.0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    eval_batch_size: int = 128
+    valid_max_sentences: int = 0  # validate BLEU on the first N valid sentences; 0: all
+    progress: bool = True  # tqdm bars
+    resume: bool = True  # continue from last.pt when the run folder has one
+    keep_checkpoints: int = 0  # also keep the weights after each of the last N validations
+    # (stepNNNNNNNN.pt), for seq2seq-average; 0: none
+
+    # what a resumed run may change: the budget and how it runs, not the updates it makes
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        "epochs", "max_steps", "max_minutes", "device", "threads", "eval_batch_size", "valid_max_sentences",
+        "progress", "resume", "keep_checkpoints",
+    )  # fmt: skip
+
+
+@dataclass
+class SearchConfig:
+    beam: int = 1  # 1: greedy search
+    length_penalty: float = 1.0  # α: a hypothesis ranks by log-prob / penalty(length)
+    length_norm: str = "gnmt"  # gnmt: ((5 + |Y|) / 6) ** α | length: |Y| ** α | none
+    nbest: int = 1  # hypotheses kept per sentence (beam search)
+    max_len_a: float = 1.5  # output at most a * source length + b tokens (then EOS)
+    max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many tokens
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # validation decoding while training
+
+
+@dataclass
+class EvalConfig(SearchConfig):
+    checkpoint: str = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
+    batch_size: int = 128
+    output: str | None = None  # JSON report; default: beside the checkpoint, named after data, split, file, search
+    device: str = "auto"
+
+
+@dataclass
+class TranslateConfig(SearchConfig):
+    checkpoint: str = MISSING
+    input: str | None = None  # a file; default: standard input
+    output: str | None = None  # a file; default: standard output
+    batch_size: int = 64
+    attn: bool = True  # show where the model looked (interactive mode)
+    format: str = "text"  # batch mode: text (one line each) | json (n-best, scores, attention)
+    device: str = "auto"
+
+
+@dataclass
+class CompareConfig(SearchConfig):  # the search keys: how the test split is decoded for the report
+    seed: int = 1
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # what every compared model shares
+    models: dict[str, Any] = field(default_factory=dict)  # name -> how it differs from `model`
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # the models validate greedily
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
+
+
+@dataclass
+class AverageConfig:
+    run: str | None = None  # a run folder trained with trainer.keep_checkpoints: average its newest `last`
+    last: int = 5  # how many of the run's kept checkpoints (stepNNNNNNNN.pt) to average
+    checkpoints: list[str] = field(default_factory=list)  # or these checkpoint files, instead of `run`
+    output: str | None = None  # default: RUN/averaged.pt (with `run`), else required
+
+
+@dataclass
+class GatherConfig(SearchConfig):
+    runs: Any = MISSING  # a folder, or a list of them: run folders or folders holding them (best.pt + last.pt)
+    data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
+    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
+    batch_size: int = 128
+    device: str = "auto"
+    checkpoints: list[str] = field(default_factory=lambda: ["best.pt"])  # file names: in each run folder,
+    # the first of these that exists is evaluated ([averaged.pt,best.pt]: the average where one was made)
+
+
+SCHEMAS: dict[str, type] = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "translate": TranslateConfig,
+    "compare": CompareConfig,
+    "gather": GatherConfig,
+    "average": AverageConfig,
+}  # the command (and its primary config's name) -> its schema
+
+
 def uses_attention(decoder: str) -> bool:
     """Whether ``model.decoder`` is an attention decoder (a fresh context per target word)."""
     return decoder in ATTENTION_DECODERS
@@ -107,12 +250,79 @@ def describe_model(model: Any) -> str:
     return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}{feeding}), {encoder} encoder"
 
 
+def compared_models(cfg: Any) -> dict[str, Any]:
+    """Each model of a comparison: the shared ``model`` settings with its own on top."""
+    result = {}
+    for name, own in cfg.models.items():
+        try:
+            result[name] = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg.model, own)
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"models.{name}: {str(e).splitlines()[0]}") from None
+    return result
+
+
+def length_buckets(upper: list[int] | tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """``[10, 15, 20]`` -> 1-10, 11-15, 16-20, 21+ (``data.length_buckets``)."""
+    if not upper or list(upper) != sorted(set(upper)) or upper[0] < 1:
+        raise ConfigError(f"data.length_buckets={list(upper)}: give increasing word counts, e.g. [10, 20, 30]")
+    lows = [1] + [u + 1 for u in upper]
+    return tuple(zip(lows, [*upper, LONGEST], strict=True))
+
+
+# ---------------------------------------------------------------- one check per schema
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{name}={value!r} is not valid: choose one of {', '.join(options)}")
+
+
+def _nested_schema(f: dataclasses.Field) -> type | None:
+    """The dataclass a field holds (``data``, ``model.attention``, ...), or None for a plain value."""
+    if f.default_factory is dataclasses.MISSING:
+        return None
+    value = f.default_factory()
+    return type(value) if dataclasses.is_dataclass(value) else None
+
+
+def unknown_options(cfg: Any, schema: type, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Keys of ``cfg`` that ``schema`` does not have (Hydra's ``+key=value`` adds them even to a
+    typed config), each with the schema's names at that level."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    found = []
+    for key in cfg:
+        if key not in fields:
+            found.append((f"{prefix}{key}", list(fields)))
+            continue
+        nested = _nested_schema(fields[key])
+        if nested is not None and not OmegaConf.is_missing(cfg, key) and isinstance(cfg[key], DictConfig):
+            found += unknown_options(cfg[key], nested, f"{prefix}{key}.")
+    return found
+
+
+def as_container(cfg: Any) -> Any:
+    """A config as OmegaConf holds it: a schema's dataclass instance (from Python) becomes a
+    typed DictConfig, so every check reads both the same way."""
+    return cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+
+
+def check_known(cfg: Any, command: str) -> None:
+    """Refuse an option the command's schema does not have, suggesting the nearest name."""
+    for key, names in unknown_options(cfg, SCHEMAS[command]):
+        parent, _, name = key.rpartition(".")
+        near = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {parent + '.' if parent else ''}{near[0]}?)" if near else ""
+        raise ConfigError(f"{key} is not an option of seq2seq-{command}{hint}; `seq2seq-{command} --help` lists them")
+
+
+def require(cfg: Any, key: str, example: str) -> None:
+    """A mandatory option left out is a one-line error with an example."""
+    if OmegaConf.is_missing(cfg, key):
+        raise ConfigError(f"{key} is required, e.g. {example}")
+
+
 def check_model(model: Any) -> None:
     """Reject a model config whose choices or sizes cannot build, naming what would."""
-    from seq2seq.models.attention import SCORES
-    from seq2seq.models.decoder import BRIDGES
-    from seq2seq.models.encoder import POSITIONS, RNNS
-
     _choice("model.decoder", model.decoder, DECODERS)
     _choice("model.encoder", model.encoder, ENCODERS)
     _choice("model.rnn", model.rnn, RNNS)
@@ -145,12 +355,11 @@ def check_model(model: Any) -> None:
             )
     else:
         key_size = (model.hidden_size // 2) * 2 if model.bidirectional else model.hidden_size
-    if model.decoder in ATTENTION_DECODERS and model.attention.score in ("dot", "scaled_dot", "cosine"):
-        if key_size != model.hidden_size:
-            raise ConfigError(
-                f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
-                f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
-            )
+    if uses_attention(model.decoder) and model.attention.score in SAME_SIZE_SCORES and key_size != model.hidden_size:
+        raise ConfigError(
+            f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
+            f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
+        )
     if model.bridge == "copy" and key_size != model.hidden_size:
         raise ConfigError(f"model.bridge=copy needs the summary C ({key_size}) as wide as model.hidden_size")
     if model.tie_embeddings and model.decoder == "sutskever" and model.embed_size != model.hidden_size:
@@ -164,165 +373,177 @@ def check_model(model: Any) -> None:
         )
 
 
-@dataclass
-class TrainerConfig:
-    epochs: int = 10
-    max_steps: int = 0  # stop after this many updates; 0: no limit
-    batch_size: int = 64  # sentences per batch
-    max_tokens: int = 0  # also cap (sentences x longest side, source or target) per batch; 0: no cap
-    max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling |
-    # anneal: constant, then linear decay to min_lr over the last lr_anneal of the training budget
-    lr_shrink: float = 0.5
-    lr_patience: int = 0  # epochs without a better valid loss before shrinking
-    min_lr: float = 1e-5
-    lr_anneal: float = 0.2  # anneal: the fraction of the budget (epochs, max_steps, max_minutes) spent decaying
-    label_smoothing: float = 0.0
-    grad_clip: float = 1.0
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads; 0: torch's default
-    eval_batch_size: int = 128
-    valid_max_sentences: int = 0  # validate BLEU on the first N valid sentences; 0: all
-    progress: bool = True  # tqdm bars
-    resume: bool = True  # continue from last.pt when the run folder has one
-    keep_checkpoints: int = 0  # also keep the weights after each of the last N validations
-    # (stepNNNNNNNN.pt), for seq2seq-average; 0: none
-
-
-@dataclass
-class SearchConfig:
-    beam: int = 1  # 1: greedy search
-    length_penalty: float = 1.0  # α: a hypothesis ranks by log-prob / penalty(length)
-    length_norm: str = "gnmt"  # gnmt: ((5 + |Y|) / 6) ** α | length: |Y| ** α | none
-    nbest: int = 1  # hypotheses kept per sentence (beam search)
-    max_len_a: float = 1.5  # output at most a * source length + b tokens (then EOS)
-    max_len_b: int = 10
-    min_len: int = 0  # no EOS before this many tokens
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-
-
-@dataclass
-class EvalConfig(SearchConfig):
-    checkpoint: str = MISSING
-    data: DataConfig = field(default_factory=DataConfig)
-    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
-    batch_size: int = 128
-    output: str | None = None  # JSON report; default: eval-{data}-{split}[-beamK].json beside the checkpoint
-    device: str = "auto"
-
-
-@dataclass
-class TranslateConfig(SearchConfig):
-    checkpoint: str = MISSING
-    input: str | None = None  # a file; default: standard input
-    output: str | None = None  # a file; default: standard output
-    batch_size: int = 64
-    attn: bool = True  # show where the model looked (interactive mode)
-    format: str = "text"  # batch mode: text (one line each) | json (n-best, scores, attention)
-    device: str = "auto"
-
-
-@dataclass
-class CompareConfig(SearchConfig):
-    seed: int = 1
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)  # what every compared model shares
-    models: dict[str, Any] = field(default_factory=dict)  # name -> how it differs from `model`
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)  # validation decoding while training
-    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
-
-
-@dataclass
-class AverageConfig:
-    run: str | None = None  # a run folder trained with trainer.keep_checkpoints: average its newest `last`
-    last: int = 5  # how many of the run's kept checkpoints (stepNNNNNNNN.pt) to average
-    checkpoints: list[str] = field(default_factory=list)  # or these checkpoint files, instead of `run`
-    output: str | None = None  # default: RUN/averaged.pt (with `run`), else required
-
-
-@dataclass
-class GatherConfig(SearchConfig):
-    runs: list[str] = MISSING  # run folders, or folders holding them (searched for best.pt + last.pt)
-    data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
-    split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
-    batch_size: int = 128
-    device: str = "auto"
-    checkpoints: list[str] = field(default_factory=lambda: ["best.pt"])  # file names: in each run folder,
-    # the first of these that exists is evaluated ([averaged.pt,best.pt]: the average where one was made)
+def check_data(data: Any) -> None:
+    """The data section's choices (skipped while no corpus is named: eval and gather then use
+    the checkpoint's own data)."""
+    if OmegaConf.is_missing(data, "name"):
+        return
+    tok = data.tokenizer
+    _choice("data.tokenizer.model_type", tok.model_type, TOKENIZER_TYPES)
+    if tok.joint and tok.tgt_normalization and tok.tgt_normalization != tok.normalization:
+        raise ConfigError("a joint tokenizer has one normalization: leave data.tokenizer.tgt_normalization empty")
+    _choice("data.bleu_tokenize", data.bleu_tokenize, ("auto", *BLEU.TOKENIZERS))
+    length_buckets(data.length_buckets)
 
 
 def check_trainer(trainer: Any) -> None:
-    """Reject a trainer config the schedule cannot run (the CLI and :class:`Trainer` both ask)."""
-    _choice("trainer.lr_schedule", trainer.lr_schedule, ("constant", "plateau", "anneal"))
+    """Reject a trainer config the loop or the schedule cannot run."""
+    _choice("trainer.lr_schedule", trainer.lr_schedule, LR_SCHEDULES)
+    _choice("trainer.device", trainer.device, DEVICES)
     if not 0.0 < trainer.lr_anneal <= 1.0:
         raise ConfigError(f"trainer.lr_anneal={trainer.lr_anneal} must lie in (0, 1]")
     if trainer.keep_checkpoints < 0:
         raise ConfigError(f"trainer.keep_checkpoints={trainer.keep_checkpoints} must be >= 0")
 
 
-def check_choices(cfg: Any) -> None:
-    """Reject option values outside their choices, naming the valid ones."""
-    from seq2seq.tokenizer import MODEL_TYPES
+def check_search(search: Any, prefix: str = "") -> None:
+    """Beam, n-best and length normalisation (``prefix``: ``search.`` where it is a section)."""
+    _choice(f"{prefix}length_norm", search.length_norm, LENGTH_NORMS)
+    if search.beam < 1 or search.nbest < 1 or search.nbest > search.beam:
+        raise ConfigError(
+            f"{prefix}beam={search.beam} {prefix}nbest={search.nbest}: need beam >= 1 and 1 <= nbest <= beam"
+        )
 
-    models = list(compared_models(cfg).values()) if "models" in cfg else [cfg.model] if "model" in cfg else []
-    for model in models:
+
+def check_train(cfg: Any) -> Any:
+    """Check a seq2seq-train config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "train")
+    check_data(cfg.data)
+    check_model(cfg.model)
+    check_trainer(cfg.trainer)
+    check_search(cfg.search, "search.")
+    return cfg
+
+
+def check_eval(cfg: Any) -> Any:
+    """Check a seq2seq-eval config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "eval")
+    require(cfg, "checkpoint", "seq2seq-eval checkpoint=runs/demo/attention/best.pt")
+    check_data(cfg.data)
+    check_search(cfg)
+    _choice("device", cfg.device, DEVICES)
+    return cfg
+
+
+def check_translate(cfg: Any) -> Any:
+    """Check a seq2seq-translate config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "translate")
+    require(cfg, "checkpoint", "seq2seq-translate checkpoint=runs/demo/attention/best.pt")
+    check_search(cfg)
+    _choice("device", cfg.device, DEVICES)
+    _choice("format", cfg.format, OUTPUT_FORMATS)
+    return cfg
+
+
+def check_compare(cfg: Any) -> Any:
+    """Check a seq2seq-compare config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "compare")
+    check_data(cfg.data)
+    if not cfg.models:
+        raise ConfigError("models is empty: name at least one model, e.g. '+models.attention={decoder: bahdanau}'")
+    for model in compared_models(cfg).values():
         check_model(model)
-    if "data" in cfg and not OmegaConf.is_missing(cfg.data, "name"):
-        _choice("data.tokenizer.model_type", cfg.data.tokenizer.model_type, MODEL_TYPES)
-        from sacrebleu.metrics.bleu import _TOKENIZERS
-
-        _choice("data.bleu_tokenize", cfg.data.bleu_tokenize, ("auto", *_TOKENIZERS))
-        from seq2seq.evaluate import length_buckets
-
-        length_buckets(cfg.data.length_buckets)
-    if "trainer" in cfg:
-        check_trainer(cfg.trainer)
-    device = cfg.trainer.device if "trainer" in cfg else cfg.get("device", "auto")
-    _choice("device", device, ("auto", "cpu", "cuda"))
-    for search in (cfg, cfg.get("search")):
-        if search is not None and "length_norm" in search:
-            _choice("length_norm", search.length_norm, ("gnmt", "length", "none"))
-            if search.beam < 1 or search.nbest < 1 or search.nbest > max(search.beam, 1):
-                raise ConfigError(f"beam={search.beam} nbest={search.nbest}: need beam >= 1 and 1 <= nbest <= beam")
-    if "format" in cfg:
-        _choice("format", cfg.format, ("text", "json"))
+    check_trainer(cfg.trainer)
+    check_search(cfg)
+    return cfg
 
 
-def compared_models(cfg: Any) -> dict[str, ModelConfig]:
-    """Each model of a comparison: the shared ``model`` settings with its own on top."""
-    result = {}
-    for name, own in cfg.models.items():
-        try:
-            result[name] = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg.model, own)
-        except OmegaConfBaseException as e:
-            raise ConfigError(f"models.{name}: {str(e).splitlines()[0]}") from None
-    return result  # type: ignore[return-value]
+def check_gather(cfg: Any) -> Any:
+    """Check a seq2seq-gather config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "gather")
+    require(cfg, "runs", "seq2seq-gather 'runs=[runs/sweep/2026-11-27_10-00-00]' (or runs=FOLDER)")
+    run_folders(cfg.runs)
+    check_data(cfg.data)
+    check_search(cfg)
+    _choice("device", cfg.device, DEVICES)
+    return cfg
 
 
-def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"{name}={value!r} is not valid: choose one of {', '.join(options)}")
+def check_average(cfg: Any) -> Any:
+    """Check a seq2seq-average config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "average")
+    if (cfg.run is None) == (not cfg.checkpoints):
+        raise ConfigError("give either run=FOLDER (with last=N) or checkpoints=[FILE,...], not both or neither")
+    if cfg.run is not None and cfg.last < 1:
+        raise ConfigError(f"last={cfg.last} must be >= 1")
+    if cfg.checkpoints and not cfg.output:
+        raise ConfigError("output=FILE is required with checkpoints=[...]")
+    return cfg
+
+
+CHECKS = {
+    "train": check_train,
+    "eval": check_eval,
+    "translate": check_translate,
+    "compare": check_compare,
+    "gather": check_gather,
+    "average": check_average,
+}
+
+
+def run_folders(runs: Any) -> list[str]:
+    """``runs=FOLDER`` or ``runs=[A,B]`` as a list of folder names."""
+    if isinstance(runs, str):
+        return [runs]
+    if OmegaConf.is_list(runs) or isinstance(runs, list | tuple):
+        if runs and all(isinstance(r, str) for r in runs):
+            return list(runs)
+    raise ConfigError(f"runs={runs}: give a folder (runs=runs/sweep) or a list of them ('runs=[runs/a,runs/b]')")
+
+
+# ---------------------------------------------------------------- resuming
+
+
+def resume_mismatch(
+    saved: dict[str, Any], now: dict[str, Any], schema: type = TrainConfig, prefix: str = ""
+) -> str | None:
+    """The first option that differs between a saved run's config and this one although a resumed
+    run must keep it (every option but those a schema lists in ``RESUME_MAY_CHANGE``), or None.
+    Both are plain dicts of a :class:`TrainConfig`; see :func:`with_defaults` for old saved ones."""
+    for f in dataclasses.fields(schema):
+        if f.name in getattr(schema, "RESUME_MAY_CHANGE", ()):
+            continue
+        old, new, nested = saved.get(f.name), now.get(f.name), _nested_schema(f)
+        if nested is not None and isinstance(old, dict) and isinstance(new, dict):
+            found = resume_mismatch(old, new, nested, f"{prefix}{f.name}.")
+            if found:
+                return found
+        elif old != new:
+            return f"{prefix}{f.name}"
+    return None
+
+
+def with_defaults(saved: dict[str, Any], schema: type = TrainConfig) -> dict[str, Any] | None:
+    """A saved config with the defaults of options added since it was written (they give the
+    same run), or None when it does not fit the schema (a foreign or much older file)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), saved)
+        return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException:
+        return None
+
+
+# ---------------------------------------------------------------- Hydra
+
+
+def folder_name(overrides: str) -> str:
+    """A multirun job's folder name from its overrides (``model:luong+model.attention:dot``), with
+    only characters that an override carries unquoted, so the folder's paths can be passed back
+    as ``checkpoint=...``; a group override's slash becomes a dot."""
+    return re.sub(r"[^\w.:+\-]", "_", str(overrides).replace("/", "."))
 
 
 def register_configs() -> None:
-    from hydra.core.config_store import ConfigStore  # only the command-line entry points need Hydra
-
-    cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
-    cs.store(name="eval_schema", node=EvalConfig)
-    cs.store(name="translate_schema", node=TranslateConfig)
-    cs.store(name="compare_schema", node=CompareConfig)
-    cs.store(name="gather_schema", node=GatherConfig)
-    cs.store(name="average_schema", node=AverageConfig)
-    if not OmegaConf.has_resolver("folder_name"):  # a group override (model/attention=dot) has a slash
-        OmegaConf.register_new_resolver("folder_name", lambda text: str(text).replace("/", "."))
+    """The schemas (``train_schema``, ...) in Hydra's ConfigStore and the ``folder_name``
+    resolver. Called by the entry points and the Python API before composing; idempotent."""
+    store = ConfigStore.instance()
+    for command, schema in SCHEMAS.items():
+        store.store(name=f"{command}_schema", node=schema)
+    if not OmegaConf.has_resolver("folder_name"):
+        OmegaConf.register_new_resolver("folder_name", folder_name)

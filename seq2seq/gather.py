@@ -1,6 +1,6 @@
 """Gather trained runs into one report: a multirun sweep, or models trained apart.
 
-``seq2seq-gather 'runs=[runs/sweep/2026-11-27_10-00-00]'`` finds every run folder below the given
+``seq2seq-gather runs=runs/sweep/2026-11-27_10-00-00`` finds every run folder below the given
 folders (one with ``best.pt`` and ``last.pt``), evaluates each best checkpoint on one split and
 writes the same report as ``seq2seq-compare``: a table of BLEU, chrF, alignment accuracy,
 parameters and train time, BLEU by source length, heatmaps and training curves. Runs are named
@@ -9,26 +9,14 @@ by their model (``luong/dot``, ``cho``) when that tells them apart, else by thei
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.compare import markdown_report, report_runs
-from seq2seq.config import (
-    CONFIG_DIR,
-    GatherConfig,
-    check_choices,
-    register_configs,
-    saved_model_config,
-    uses_attention,
-)
-from seq2seq.errors import ConfigError, Seq2SeqError
-from seq2seq.evaluate import eval_data
+from seq2seq.config import GatherConfig, check_gather, run_folders, saved_model_config, uses_attention
+from seq2seq.errors import ConfigError
+from seq2seq.evaluation import eval_data
+from seq2seq.report import report_runs
 
 
 def find_runs(paths: list[str]) -> dict[str, Path]:
@@ -72,7 +60,9 @@ def pick_checkpoints(runs: dict[str, Path], names: list[str]) -> dict[str, Path]
 
 
 def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
-    runs = find_runs(list(cfg.runs))
+    """Find the runs, evaluate each one's checkpoint and write the report into ``out_dir``."""
+    cfg = check_gather(cfg)
+    runs = find_runs(run_folders(cfg.runs))
     checkpoints = pick_checkpoints(runs, list(cfg.checkpoints))  # all found before any evaluation
     configs = {name: read_checkpoint(run / "best.pt")["config"] for name, run in runs.items()}
     short = {name: short_name(saved_model_config(c["model"])) for name, c in configs.items()}
@@ -90,23 +80,13 @@ def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
         ):
             raise ConfigError(f"runs {first} and {name} were trained on different data; gather one corpus at a time")
     data = eval_data(cfg.data, first_data)
-    return report_runs(runs, data, cfg.split, cfg, cfg.batch_size, cfg.device, out_dir, checkpoints)
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="gather")
-def main(cfg: DictConfig) -> None:
-    try:
-        check_choices(cfg)
-        out_dir = Path(HydraConfig.get().runtime.output_dir)
-        summary = run_gather(cfg, out_dir)  # type: ignore[arg-type]
-        print(markdown_report(summary).split("\n![")[0].rstrip())
-        print(f"\nreport: {out_dir / 'comparison.md'}")
-    except (Seq2SeqError, OSError) as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()
+    return report_runs(
+        runs,
+        data=data,
+        split=cfg.split,
+        search=cfg,
+        batch_size=cfg.batch_size,
+        device_name=cfg.device,
+        out_dir=out_dir,
+        checkpoints=checkpoints,
+    )

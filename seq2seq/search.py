@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 import torch
 
 from seq2seq.config import SearchConfig
+from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.models.decoder import DecoderState, Memory
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
-
-LENGTH_NORMS = ("gnmt", "length", "none")
+from seq2seq.tokenizer import Tokenizer
 
 
 @dataclass
@@ -67,6 +66,7 @@ def greedy_search(
     model: Seq2Seq,
     src: torch.Tensor,  # (B, S)
     src_mask: torch.Tensor,  # (B, S)
+    *,
     max_len_a: float = 1.5,
     max_len_b: int = 10,
     min_len: int = 0,
@@ -106,6 +106,7 @@ def beam_search(
     model: Seq2Seq,
     src: torch.Tensor,  # (B, S)
     src_mask: torch.Tensor,  # (B, S)
+    *,
     beam_size: int = 5,
     alpha: float = 1.0,
     norm: str = "gnmt",
@@ -173,13 +174,14 @@ def beam_search(
     return out
 
 
-def search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[list[Hypothesis]]:
+def search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, *, cfg: SearchConfig) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence."""
+    lengths = {"max_len_a": cfg.max_len_a, "max_len_b": cfg.max_len_b, "min_len": cfg.min_len}
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, cfg.max_len_a, cfg.max_len_b, cfg.min_len)]
+        return [[h] for h in greedy_search(model, src, src_mask, **lengths)]
     return beam_search(
-        model, src, src_mask, cfg.beam, cfg.length_penalty, cfg.length_norm,
-        cfg.max_len_a, cfg.max_len_b, cfg.min_len, max(cfg.nbest, 1),
+        model, src, src_mask, beam_size=cfg.beam, alpha=cfg.length_penalty, norm=cfg.length_norm,
+        nbest=max(cfg.nbest, 1), **lengths,
     )  # fmt: skip
 
 
@@ -192,12 +194,14 @@ def describe(cfg: SearchConfig) -> str:
 
 @dataclass
 class Translation:
-    source: str
+    """One translated sentence and where the model looked while writing it."""
+
+    source: str  # the input sentence
     text: str  # detokenised output (the best hypothesis)
-    src_pieces: list[str]  # source tokens (EOS as "</s>")
-    tgt_pieces: list[str]  # output tokens
-    weights: torch.Tensor  # (len(tgt_pieces), len(src_pieces))
-    score: float  # log-probability of the output
+    tokens: list[str]  # output tokens (SentencePiece pieces)
+    source_tokens: list[str]  # source tokens, ending in the EOS the model reads ("</s>")
+    attention: torch.Tensor  # (len(tokens), len(source_tokens)): row i is where token i looked; rows sum to 1
+    score: float  # log-probability of the output (EOS included)
     nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
 
 
@@ -206,6 +210,7 @@ def translate_sentences(
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     sentences: list[str],
+    *,
     batch_size: int = 64,
     cfg: SearchConfig | None = None,
     device: torch.device | str = "cpu",
@@ -217,14 +222,14 @@ def translate_sentences(
     results: list[Translation | None] = [None] * len(sentences)
     for index in bucket_batches([len(s) for s in ids], batch_size):
         batch = collate([ids[i] for i in index]).to(device)
-        for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg), strict=True):
+        for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
             best = hyps[0]
             results[i] = Translation(
                 source=sentences[i],
                 text=tgt_tokenizer.decode(best.tokens),
-                src_pieces=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
-                tgt_pieces=tgt_tokenizer.id_to_piece(best.tokens),
-                weights=best.weights,
+                tokens=tgt_tokenizer.id_to_piece(best.tokens),
+                source_tokens=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
+                attention=best.weights,
                 score=best.score,
                 nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
             )

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-MODEL_TYPES = ("word", "unigram", "bpe", "char")
+from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_TYPES, UNK_ID
 
 
 class Tokenizer:
@@ -38,8 +37,8 @@ class Tokenizer:
         character_coverage: float = 1.0,
     ) -> Tokenizer:
         """Train on ``sentences``; ``vocab_size`` is a soft limit (a small corpus may give fewer)."""
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"tokenizer model_type {model_type!r}: choose one of {', '.join(MODEL_TYPES)}")
+        if model_type not in TOKENIZER_TYPES:
+            raise ValueError(f"tokenizer model_type {model_type!r}: choose one of {', '.join(TOKENIZER_TYPES)}")
         buffer = io.BytesIO()
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences),

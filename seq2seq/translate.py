@@ -20,24 +20,63 @@ import unicodedata
 from pathlib import Path
 from typing import Any, TextIO
 
-import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from seq2seq.checkpoint import Loaded, load_model
-from seq2seq.config import CONFIG_DIR, TranslateConfig, check_choices, register_configs
-from seq2seq.errors import ConfigError, CorpusError, Seq2SeqError
-from seq2seq.evaluate import resolve_device
+from seq2seq.config import SearchConfig, TranslateConfig, check_search, check_translate
+from seq2seq.device import resolve_device
+from seq2seq.errors import ConfigError, CorpusError
 from seq2seq.search import Translation, describe, translate_sentences
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
 SHADES = " ░▒▓█"
 
 
+def search_config(**settings: Any) -> Any:
+    """A checked :class:`SearchConfig` from keywords (``beam=5, length_penalty=0.6``); an unknown
+    name or a bad value is a :class:`ConfigError`."""
+    try:
+        search = OmegaConf.merge(OmegaConf.structured(SearchConfig), settings)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"search setting: {str(e).splitlines()[0]}") from None
+    check_search(search)
+    return search
+
+
 class Translator:
-    def __init__(self, loaded: Loaded, cfg: TranslateConfig, device: torch.device) -> None:
-        self.loaded, self.cfg, self.device = loaded, cfg, device
+    """A trained model ready to translate: the model, both tokenizers and the search settings.
+
+    >>> t = Translator.from_checkpoint("runs/demo/attention/best.pt", beam=5)  # doctest: +SKIP
+    >>> t.translate(["Tom chase Jerry"])[0].text  # doctest: +SKIP
+    '汤姆 追逐 杰瑞'
+    """
+
+    def __init__(
+        self, loaded: Loaded, search: Any = None, *, batch_size: int = 64, device: torch.device | str = "cpu"
+    ) -> None:
+        self.loaded = loaded
+        self.search = search if search is not None else search_config()  # a SearchConfig (checked)
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, *, device: str = "auto", batch_size: int = 64, **search_settings: Any
+    ) -> Translator:
+        """Load a checkpoint file (it holds the model, the tokenizers and its config) and keep the
+        search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
+        ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``)."""
+        search = search_config(**search_settings)
+        resolved = resolve_device(device)
+        return cls(load_model(path, resolved), search, batch_size=batch_size, device=resolved)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config the model was trained with (data, model, trainer, search)."""
+        return self.loaded.config
 
     def clip(self, line: str, where: str = "") -> str:
         """Cut an over-long input to :data:`MAX_SOURCE_TOKENS` tokens, saying so on stderr."""
@@ -49,22 +88,30 @@ class Translator:
         )
         return "".join(pieces[:MAX_SOURCE_TOKENS]).replace("▁", " ").strip()
 
-    def translate(self, lines: list[str], progress: bool = False) -> list[Translation]:
-        results: list[Translation] = []
-        step = max(self.cfg.batch_size * 16, 1)
-        with tqdm(total=len(lines), disable=not progress, file=sys.stderr, unit="sent") as bar:
-            for start in range(0, len(lines), step):
-                chunk = lines[start : start + step]
-                results += translate_sentences(
+    def translate(self, sentences: list[str], progress: bool = False) -> list[Translation]:
+        """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
+        translation without running the model."""
+        if isinstance(sentences, str):
+            raise TypeError("translate() takes a list of sentences; wrap one sentence in a list")
+        todo = [i for i, s in enumerate(sentences) if s.strip()]
+        done: list[Translation] = []
+        step = max(self.batch_size * 16, 1)
+        with tqdm(total=len(todo), disable=not progress, file=sys.stderr, unit="sent") as bar:
+            for start in range(0, len(todo), step):
+                chunk = [sentences[i].strip() for i in todo[start : start + step]]
+                done += translate_sentences(
                     self.loaded.model,
                     self.loaded.src_tokenizer,
                     self.loaded.tgt_tokenizer,
                     chunk,
-                    self.cfg.batch_size,
-                    self.cfg,
-                    self.device,
+                    batch_size=self.batch_size,
+                    cfg=self.search,
+                    device=self.device,
                 )
                 bar.update(len(chunk))
+        results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]
+        for i, t in zip(todo, done, strict=True):
+            results[i] = t
         return results
 
 
@@ -99,14 +146,15 @@ def as_json(t: Translation | None, with_attention: bool) -> str:
     }
     if with_attention:
         obj["attention"] = {
-            "source": [p.replace("▁", "") or "▁" for p in t.src_pieces],
-            "target": [p.replace("▁", "") or "▁" for p in t.tgt_pieces],
-            "weights": [[round(float(x), 4) for x in row] for row in t.weights],
+            "source": [p.replace("▁", "") or "▁" for p in t.source_tokens],
+            "target": [p.replace("▁", "") or "▁" for p in t.tokens],
+            "weights": [[round(float(x), 4) for x in row] for row in t.attention],
         }
     return json.dumps(obj, ensure_ascii=False)
 
 
 def batch_mode(translator: Translator, cfg: TranslateConfig) -> None:
+    """Translate ``cfg.input`` (or standard input) line by line into ``cfg.output`` (or standard output)."""
     if cfg.input and not Path(cfg.input).is_file():
         raise CorpusError(f"{cfg.input}: file not found")
     lines = read_input(sys.stdin, cfg.input)
@@ -155,8 +203,8 @@ def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
     Columns are as wide as their token; when that does not fit the terminal, columns are two
     wide and numbered, with the numbered source tokens listed below.
     """
-    src = [display(p) for p in t.src_pieces]
-    tgt = [display(p) for p in t.tgt_pieces]
+    src = [display(p) for p in t.source_tokens]
+    tgt = [display(p) for p in t.tokens]
     left = max((width(s) for s in tgt), default=0) + 1
     max_cols = max_cols or shutil.get_terminal_size((100, 24)).columns
     cols = [max(width(s), 2) for s in src]
@@ -167,7 +215,7 @@ def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
     else:
         header = [pad(s, c) for s, c in zip(src, cols, strict=True)]
     lines = [" " * left + " ".join(header)]
-    for row, token in zip(t.weights.tolist(), tgt, strict=True):
+    for row, token in zip(t.attention.tolist(), tgt, strict=True):
         lines.append(pad(token, left) + " ".join(shade(w) * c for w, c in zip(row, cols, strict=True)))
     if numbered:
         lines.append("  " + "  ".join(f"{j}:{s}" for j, s in enumerate(src)))
@@ -176,12 +224,12 @@ def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
 
 def looked_at(t: Translation) -> list[str]:
     """For each output token, the source token it attended to most, and the weight."""
-    tgt = [display(p) for p in t.tgt_pieces]
+    tgt = [display(p) for p in t.tokens]
     left = max((width(s) for s in tgt), default=0)
     lines = []
-    for row, token in zip(t.weights, tgt, strict=True):
+    for row, token in zip(t.attention, tgt, strict=True):
         j = int(row.argmax())
-        lines.append(f"  {pad(token, left)}  <- {display(t.src_pieces[j])}  ({float(row[j]):.2f})")
+        lines.append(f"  {pad(token, left)}  <- {display(t.source_tokens[j])}  ({float(row[j]):.2f})")
     return lines
 
 
@@ -198,11 +246,15 @@ a blank line or Ctrl-D quits; Ctrl-C drops the line"""
 class Session:
     """The interactive prompt: translations, attention display and ``:`` commands."""
 
-    def __init__(self, translator: Translator, out: TextIO = sys.stdout) -> None:
+    def __init__(self, translator: Translator, out: TextIO = sys.stdout, show_attention: bool = True) -> None:
         self.translator = translator
-        self.cfg = translator.cfg
+        self.show_attention = show_attention
         self.out = out
         self.last: Translation | None = None
+
+    @property
+    def search(self) -> Any:
+        return self.translator.search
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out)
@@ -217,21 +269,22 @@ class Session:
             if name in ("h", "help", "?"):
                 self.say(HELP)
             elif name == "beam":
-                self.set_search(beam=int(arg), nbest=min(self.cfg.nbest, max(int(arg), 1)))
+                self.set_search(beam=int(arg), nbest=min(self.search.nbest, max(int(arg), 1)))
             elif name == "nbest":
                 n = int(arg)
-                self.set_search(nbest=n, beam=max(self.cfg.beam, n))
+                self.set_search(nbest=n, beam=max(self.search.beam, n))
             elif name == "lp":
                 self.set_search(length_penalty=float(arg))
             elif name == "attn":
                 if arg not in ("on", "off"):
                     raise ValueError
-                self.cfg.attn = arg == "on"
+                self.show_attention = arg == "on"
                 self.say(f"attention display {arg}")
             elif name == "save":
                 self.save(arg)
             elif name == "settings":
-                self.say(f"{describe(self.cfg)}, nbest {self.cfg.nbest}, attention {'on' if self.cfg.attn else 'off'}")
+                shown = "on" if self.show_attention else "off"
+                self.say(f"{describe(self.search)}, nbest {self.search.nbest}, attention {shown}")
             else:
                 self.say(f"unknown command :{name} (:help lists them)")
         except ValueError:
@@ -239,26 +292,22 @@ class Session:
         return True
 
     def set_search(self, **values: Any) -> None:
-        old = {k: getattr(self.cfg, k) for k in values}
-        for k, v in values.items():
-            setattr(self.cfg, k, v)
         try:
-            check_choices(self.cfg)
+            search = search_config(**{**OmegaConf.to_container(self.search), **values})  # type: ignore[dict-item]
         except ConfigError as e:
-            for k, v in old.items():
-                setattr(self.cfg, k, v)
             self.say(str(e))
             return
-        self.say(f"{describe(self.cfg)}, nbest {self.cfg.nbest}")
+        self.translator.search = search
+        self.say(f"{describe(search)}, nbest {search.nbest}")
 
     def save(self, path: str) -> None:
         if self.last is None or not path:
             self.say("translate a sentence first, then :save FILE.png")
             return
-        from seq2seq import plots
+        from seq2seq import plots  # matplotlib only when a picture is asked for
 
         t = self.last
-        plots.plot_attention([(t.text, t.src_pieces, t.tgt_pieces, t.weights)], path)
+        plots.plot_attention([(t.text, t.source_tokens, t.tokens, t.attention)], path)
         self.say(f"saved {path}")
 
     def translate(self, line: str) -> None:
@@ -268,7 +317,7 @@ class Session:
         if len(t.nbest) > 1:
             for k, (text, score) in enumerate(t.nbest, 1):
                 self.say(f"  {k}. {score:8.3f}  {text}")
-        if self.cfg.attn and t.tgt_pieces:
+        if self.show_attention and t.tokens:
             self.say("\n".join(heatmap(t)))
             self.say("\n".join(looked_at(t)))
 
@@ -299,22 +348,12 @@ class Session:
                 print("^C", file=sys.stderr)
 
 
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="translate")
-def main(cfg: DictConfig) -> None:
-    try:
-        check_choices(cfg)
-        device = resolve_device(cfg.device)
-        translator = Translator(load_model(cfg.checkpoint, device), cfg, device)  # type: ignore[arg-type]
-        if cfg.input or not sys.stdin.isatty():
-            batch_mode(translator, cfg)  # type: ignore[arg-type]
-        else:
-            Session(translator).run()
-    except (Seq2SeqError, OSError) as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()
+def run_translate(cfg: TranslateConfig) -> None:
+    """``seq2seq-translate``: batch mode on a file or pipe, else the interactive prompt."""
+    cfg = check_translate(cfg)
+    settings = {name: cfg[name] for name in SearchConfig.__dataclass_fields__}
+    translator = Translator.from_checkpoint(cfg.checkpoint, device=cfg.device, batch_size=cfg.batch_size, **settings)
+    if cfg.input or not sys.stdin.isatty():
+        batch_mode(translator, cfg)
+    else:
+        Session(translator, show_attention=cfg.attn).run()

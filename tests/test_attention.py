@@ -73,7 +73,7 @@ def test_attention_weights_and_context_by_hand() -> None:
 
 
 def make(kind: str, size: int = 4) -> Attention:
-    return Attention(build_score(kind, size, size, size, temperature=0.5))
+    return Attention(build_score(kind, query_size=size, key_size=size, attention_size=size, temperature=0.5))
 
 
 @pytest.mark.parametrize("kind", SCORES)
@@ -115,12 +115,12 @@ def test_gradcheck_float64(kind: str) -> None:
 
 def test_dot_needs_matching_sizes() -> None:
     with pytest.raises(ValueError, match="query size == key size"):
-        build_score("dot", 4, 6, 4)
+        build_score("dot", query_size=4, key_size=6, attention_size=4)
 
 
 def test_unknown_score_lists_choices() -> None:
     with pytest.raises(ValueError, match="additive"):
-        build_score("bilinear-ish", 4, 4, 4)
+        build_score("bilinear-ish", query_size=4, key_size=4, attention_size=4)
 
 
 def reference_scores(kind: str, attention: Attention, query: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,13 @@ from test_training import tiny_config
 from seq2seq.checkpoint import average_checkpoints, kept_checkpoints, load_model, read_checkpoint, save_atomic
 from seq2seq.errors import CheckpointError
 from seq2seq.search import translate_sentences
-from seq2seq.train import train
+from seq2seq.training import train_run
 
 
 @pytest.fixture(scope="module")
 def kept_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("kept") / "run"
-    train(tiny_config(toy_root, epochs=3, keep_checkpoints=2), out)  # 10 updates per epoch
+    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2), out)  # 10 updates per epoch
     return out
 
 
@@ -33,7 +33,7 @@ def test_keep_checkpoints_keeps_the_newest_n_validations(kept_run: Path, toy_roo
     assert [p.name for p in kept_checkpoints(kept_run)] == ["step00000020.pt", "step00000030.pt"]
     assert "train_state" not in read_checkpoint(kept_run / "step00000030.pt")  # weights, tokenizers, config
     assert same_weights(kept_run / "step00000030.pt", kept_run / "last.pt")
-    two_epochs = train(tiny_config(toy_root, epochs=2), tmp_path / "two")  # the same run, stopped at step 20
+    two_epochs = train_run(tiny_config(toy_root, epochs=2), tmp_path / "two")  # the same run, stopped at step 20
     assert same_weights(kept_run / "step00000020.pt", two_epochs.last)
 
 
@@ -41,13 +41,13 @@ def test_kept_checkpoints_of_a_resumed_run_equal_the_uninterrupted_runs(
     kept_run: Path, toy_root: Path, tmp_path: Path
 ) -> None:
     split = tmp_path / "split"
-    train(tiny_config(toy_root, epochs=3, keep_checkpoints=2, max_steps=13), split)  # "killed" at step 13
+    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2, max_steps=13), split)  # "killed" at step 13
     assert [p.name for p in kept_checkpoints(split)] == ["step00000010.pt", "step00000013.pt"]
     # a kill between keeping a checkpoint and saving last.pt leaves one from past the resumed step
     shutil.copy(split / "step00000013.pt", split / "step00000017.pt")
     shutil.copy(split / "step00000013.pt", split / "averaged.pt")  # an average made before training went on
     (split / "step_notes.pt").write_bytes(b"a user's file, not a kept checkpoint")
-    train(tiny_config(toy_root, epochs=3, keep_checkpoints=2), split)
+    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2), split)
     assert [p.name for p in kept_checkpoints(split)] == ["step00000020.pt", "step00000030.pt"]
     for name in ("step00000020.pt", "step00000030.pt"):
         assert same_weights(split / name, kept_run / name), name
@@ -56,8 +56,8 @@ def test_kept_checkpoints_of_a_resumed_run_equal_the_uninterrupted_runs(
 
 def test_a_fresh_start_in_a_used_folder_drops_the_old_runs_kept_checkpoints(toy_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    train(tiny_config(toy_root, epochs=3, keep_checkpoints=5), run_dir)
-    train(tiny_config(toy_root, epochs=1, keep_checkpoints=5, resume=False), run_dir)
+    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=5), run_dir)
+    train_run(tiny_config(toy_root, epochs=1, keep_checkpoints=5, resume=False), run_dir)
     assert [p.name for p in kept_checkpoints(run_dir)] == ["step00000010.pt"]
 
 
@@ -95,14 +95,20 @@ def test_average_by_hand_and_non_float_tensors_come_from_the_last_file(kept_run:
 def test_an_averaged_checkpoint_loads_and_translates(kept_run: Path, tmp_path: Path) -> None:
     save_atomic(average_checkpoints(kept_checkpoints(kept_run)), tmp_path / "avg.pt")
     loaded = load_model(tmp_path / "avg.pt")
-    hyps = translate_sentences(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, ["a b c"], 8)
-    assert len(hyps) == 1 and isinstance(hyps[0].text, str)
+    kept = [read_checkpoint(p)["model"] for p in kept_checkpoints(kept_run)]
+    for name, tensor in loaded.model.state_dict().items():  # the loaded model holds the mean
+        assert torch.allclose(tensor, sum(k[name].double() for k in kept).float() / len(kept)), name
+    sentences = ["Tom chase Jerry", "Jerry see Tom"]
+    hyps = translate_sentences(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, sentences, batch_size=8)
+    assert [h.source for h in hyps] == sentences
+    for h in hyps:  # where each output token looked: a distribution over the source tokens
+        assert torch.allclose(h.attention.sum(dim=1), torch.ones(len(h.tokens)), atol=1e-5)
 
 
 def test_averaging_other_models_or_tokenizers_is_refused(kept_run: Path, toy_root: Path, tmp_path: Path) -> None:
     cfg = tiny_config(toy_root, max_steps=1)
     cfg.model.hidden_size = 24
-    wider = train(cfg, tmp_path / "wider")
+    wider = train_run(cfg, tmp_path / "wider")
     with pytest.raises(CheckpointError, match="holds another model"):
         average_checkpoints([kept_run / "best.pt", wider.best])
     ckpt = read_checkpoint(kept_run / "best.pt")
@@ -151,7 +157,7 @@ def test_gather_evaluates_the_averaged_checkpoint_where_a_run_has_one(
     kept_run: Path, toy_root: Path, tmp_path: Path
 ) -> None:
     kept = shutil.copytree(kept_run, tmp_path / "runs" / "kept")  # the shared run stays as it was
-    plain = train(tiny_config(toy_root, max_steps=3), tmp_path / "runs" / "plain").best.parent
+    plain = train_run(tiny_config(toy_root, max_steps=3), tmp_path / "runs" / "plain").best.parent
     p = run("seq2seq-average", f"run={kept}", "last=2", cwd=tmp_path)
     assert p.returncode == 0, text(p)
     out = tmp_path / "gathered"

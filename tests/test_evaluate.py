@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seq2seq.errors import ConfigError
-from seq2seq.evaluate import (
+from seq2seq.evaluation import (
     alignment_accuracy,
     bleu_by_length,
     bleu_tokenizer,
@@ -80,7 +80,7 @@ def test_length_buckets_from_upper_bounds() -> None:
 
 
 def test_heatmap_example_is_long_but_readable() -> None:
-    from seq2seq.compare import pick_example
+    from seq2seq.report import pick_example
 
     toy = ["a " * 5, "a " * 40, "a " * 20, "a " * 25]
     assert pick_example(toy) == 2  # the first of 18-28 words

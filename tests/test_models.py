@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig, describe_model
+from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig, check_model, describe_model
 from seq2seq.data.batching import collate
 from seq2seq.errors import ConfigError
 from seq2seq.models.decoder import FixedContextDecoder, LuongDecoder, SutskeverDecoder
@@ -50,6 +50,7 @@ def tiny_model(decoder: str, score: str = "additive", dropout: float = 0.0, **ot
         attention=AttentionConfig(score=score),
         **other,  # type: ignore[arg-type]
     )
+    check_model(cfg)  # as the commands do: build_model trusts a checked config
     return build_model(cfg, VOCAB, VOCAB).eval()
 
 
@@ -183,7 +184,7 @@ def test_attention_keys_are_projected_once_per_batch() -> None:
 
 def test_unknown_decoder_is_rejected() -> None:
     with pytest.raises(ConfigError, match="bahdanau, luong, cho, sutskever"):
-        build_model(ModelConfig(decoder="transformer"), VOCAB, VOCAB)
+        check_model(ModelConfig(decoder="transformer"))
 
 
 @pytest.mark.parametrize(
@@ -207,10 +208,11 @@ def test_unknown_decoder_is_rejected() -> None:
 )
 def test_bad_model_settings_name_the_valid_ones(settings: dict, message: str | None) -> None:
     if message is None:
+        check_model(ModelConfig(**settings))
         build_model(ModelConfig(**settings), VOCAB, VOCAB)  # type: ignore[arg-type]
         return
     with pytest.raises(ConfigError, match=message):
-        build_model(ModelConfig(**settings), VOCAB, VOCAB)  # type: ignore[arg-type]
+        check_model(ModelConfig(**settings))
 
 
 def test_lstm_starts_its_cell_from_the_bridge_and_describes_itself() -> None:
@@ -292,7 +294,7 @@ def test_param_init_draws_weights_uniformly_and_keeps_padding_and_norms() -> Non
 
 @pytest.mark.parametrize("decoder", ["luong", "cho"])
 def test_loss_on_real_positions_equals_the_padded_loss(decoder: str) -> None:
-    from seq2seq.train import batch_loss, sequence_loss
+    from seq2seq.training import batch_loss, sequence_loss
 
     model = tiny_model(decoder, "general")
     batch = collate(SRC, TGT)
@@ -303,9 +305,9 @@ def test_loss_on_real_positions_equals_the_padded_loss(decoder: str) -> None:
 def test_the_example_config_sets_every_option() -> None:
     from omegaconf import OmegaConf
 
-    from seq2seq.config import CONFIG_DIR, TrainConfig
+    from seq2seq.config import TrainConfig, config_dir
 
-    example = OmegaConf.to_container(OmegaConf.load(f"{CONFIG_DIR}/example.yaml"))
+    example = OmegaConf.to_container(OmegaConf.load(config_dir() / "example.yaml"))
     schema = OmegaConf.structured(TrainConfig)
 
     def keys(node: dict, prefix: str = "") -> set[str]:

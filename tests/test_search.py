@@ -123,9 +123,9 @@ def test_length_limits_and_min_length() -> None:
     batch = collate(SRC)
     for min_len, max_len in [(0, 2), (4, 4)]:
         cfg = SearchConfig(beam=3, nbest=3, max_len_a=0.0, max_len_b=max_len, min_len=min_len)
-        for hyps in search(model, batch.src, batch.src_mask, cfg):
+        for hyps in search(model, batch.src, batch.src_mask, cfg=cfg):
             assert all(min_len <= len(h.tokens) <= max_len for h in hyps)
         greedy = search(
-            model, batch.src, batch.src_mask, SearchConfig(max_len_a=0.0, max_len_b=max_len, min_len=min_len)
+            model, batch.src, batch.src_mask, cfg=SearchConfig(max_len_a=0.0, max_len_b=max_len, min_len=min_len)
         )
         assert all(min_len <= len(h.tokens) <= max_len for (h,) in greedy)

@@ -13,9 +13,10 @@ from omegaconf import OmegaConf
 
 from seq2seq.checkpoint import load_model, read_checkpoint, save_atomic
 from seq2seq.config import TrainConfig
+from seq2seq.data.prepare import prepare_data
 from seq2seq.errors import CheckpointError
 from seq2seq.search import translate_sentences
-from seq2seq.train import Trainer, train
+from seq2seq.training import Trainer, train_run
 
 
 def tiny_config(root: Path, **trainer: object) -> TrainConfig:
@@ -32,7 +33,7 @@ def tiny_config(root: Path, **trainer: object) -> TrainConfig:
 
 
 def test_train_writes_checkpoints_metrics_and_config(toy_root: Path, tmp_path: Path) -> None:
-    result = train(tiny_config(toy_root), tmp_path / "run")
+    result = train_run(tiny_config(toy_root), tmp_path / "run")
     run = tmp_path / "run"
     assert result.best.exists() and result.last.exists()
     assert (run / "config.yaml").read_text().count("hidden_size: 32") == 1
@@ -43,10 +44,10 @@ def test_train_writes_checkpoints_metrics_and_config(toy_root: Path, tmp_path: P
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(toy_root: Path, tmp_path: Path) -> None:
-    whole = train(tiny_config(toy_root), tmp_path / "whole")
+    whole = train_run(tiny_config(toy_root), tmp_path / "whole")
     # "killed" after 13 updates (in the middle of epoch 2), then the same command again
-    train(tiny_config(toy_root, max_steps=13), tmp_path / "split")
-    resumed = train(tiny_config(toy_root), tmp_path / "split")
+    train_run(tiny_config(toy_root, max_steps=13), tmp_path / "split")
+    resumed = train_run(tiny_config(toy_root), tmp_path / "split")
     assert resumed.state.step == whole.state.step
     a = read_checkpoint(whole.last)["model"]
     b = read_checkpoint(resumed.last)["model"]
@@ -60,7 +61,7 @@ def test_anneal_decays_linearly_to_min_lr_and_a_killed_run_resumes_exactly(
     def config() -> TrainConfig:  # 4 epochs of 10 batches; the last half of the 40 updates decays
         return tiny_config(toy_root, epochs=4, lr=0.01, min_lr=1e-5, lr_schedule="anneal", lr_anneal=0.5)
 
-    whole = train(config(), tmp_path / "whole")
+    whole = train_run(config(), tmp_path / "whole")
     # the lr of each epoch's last update: step s of 40 has 0.01 up to s = 20, then 1e-5 + (0.01 - 1e-5) * (40 - s) / 20
     at_step = [0.01, 0.01, 1e-5 + (0.01 - 1e-5) * 11 / 20, 1e-5 + (0.01 - 1e-5) * 1 / 20]
     assert [row["lr"] for row in whole.state.history] == pytest.approx(at_step)
@@ -76,9 +77,9 @@ def test_anneal_decays_linearly_to_min_lr_and_a_killed_run_resumes_exactly(
 
     monkeypatch.setattr(Trainer, "train_step", dying)
     with pytest.raises(KeyboardInterrupt):
-        train(config(), tmp_path / "split")
+        train_run(config(), tmp_path / "split")
     monkeypatch.undo()
-    resumed = train(config(), tmp_path / "split")  # from the end of epoch 1
+    resumed = train_run(config(), tmp_path / "split")  # from the end of epoch 1
     assert resumed.state.step == whole.state.step == 40
     a, b = read_checkpoint(whole.last)["model"], read_checkpoint(resumed.last)["model"]
     for name in a:
@@ -86,7 +87,8 @@ def test_anneal_decays_linearly_to_min_lr_and_a_killed_run_resumes_exactly(
 
 
 def test_plateau_halves_the_lr_when_the_valid_loss_stops_falling(toy_root: Path, tmp_path: Path) -> None:
-    trainer = Trainer(tiny_config(toy_root, lr=0.01, lr_schedule="plateau", lr_patience=1, min_lr=0.003), tmp_path)
+    cfg = tiny_config(toy_root, lr=0.01, lr_schedule="plateau", lr_patience=1, min_lr=0.003)
+    trainer = Trainer(cfg, tmp_path, prepare_data(cfg.data))
     lrs = []
     for valid_loss in (3.0, 2.0, 2.5, 2.1, 1.9, 2.0, 2.0, 2.0, 2.0):
         trainer.schedule(valid_loss)
@@ -99,12 +101,14 @@ def test_plateau_halves_the_lr_when_the_valid_loss_stops_falling(toy_root: Path,
 def test_checkpoint_translates_after_the_corpus_is_deleted(toy_root: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(toy_root, corpus)
-    result = train(tiny_config(corpus, epochs=1), tmp_path / "run")
+    result = train_run(tiny_config(corpus, epochs=1), tmp_path / "run")
+    loaded = load_model(result.best)
+    before = translate_sentences(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, ["Tom chase Jerry"])
     shutil.rmtree(corpus)
     loaded = load_model(result.best)
     out = translate_sentences(loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, ["Tom chase Jerry"])
-    assert len(out) == 1 and isinstance(out[0].text, str)
-    assert out[0].weights.shape == (len(out[0].tgt_pieces), len(out[0].src_pieces))
+    assert out[0].text == before[0].text and out[0].tokens and out[0].score == before[0].score
+    assert out[0].attention.shape == (len(out[0].tokens), len(out[0].source_tokens))
 
 
 def test_corrupt_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:
@@ -115,7 +119,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_truncated_checkpoint_gives_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
-    result = train(tiny_config(toy_root, epochs=1), tmp_path / "run")
+    result = train_run(tiny_config(toy_root, epochs=1), tmp_path / "run")
     data = result.best.read_bytes()
     cut = tmp_path / "cut.pt"
     cut.write_bytes(data[: len(data) // 2])
@@ -131,32 +135,32 @@ def test_empty_checkpoint_file_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_a_changed_learning_rate(toy_root: Path, tmp_path: Path) -> None:
-    train(tiny_config(toy_root, max_steps=3), tmp_path / "run")
+    train_run(tiny_config(toy_root, max_steps=3), tmp_path / "run")
     before = (tmp_path / "run" / "config.yaml").read_text()
     with pytest.raises(CheckpointError, match="another trainer.lr"):
-        train(tiny_config(toy_root, lr=0.5), tmp_path / "run")
+        train_run(tiny_config(toy_root, lr=0.5), tmp_path / "run")
     assert (tmp_path / "run" / "config.yaml").read_text() == before  # still describes last.pt
 
 
 def test_resume_accepts_a_run_saved_before_newer_options(toy_root: Path, tmp_path: Path) -> None:
-    train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
+    train_run(tiny_config(toy_root, max_steps=2), tmp_path / "run")
     last = tmp_path / "run" / "last.pt"
     ckpt = read_checkpoint(last)
     for option in ("param_init", "input_feeding"):  # absent from checkpoints written before them
         del ckpt["config"]["model"][option]
     del ckpt["config"]["trainer"]["lr_anneal"]
     save_atomic(ckpt, last)
-    result = train(tiny_config(toy_root, max_steps=4), tmp_path / "run")
+    result = train_run(tiny_config(toy_root, max_steps=4), tmp_path / "run")
     assert result.state.step == 4
     ckpt = read_checkpoint(last)
     ckpt["config"]["model"]["param_init"] = 0.1  # a real difference is still refused
     save_atomic(ckpt, last)
     with pytest.raises(CheckpointError, match="another model"):
-        train(tiny_config(toy_root, max_steps=6), tmp_path / "run")
+        train_run(tiny_config(toy_root, max_steps=6), tmp_path / "run")
 
 
 def test_checkpoints_are_readable_like_any_file(toy_root: Path, tmp_path: Path) -> None:
-    result = train(tiny_config(toy_root, max_steps=2), tmp_path / "run")
+    result = train_run(tiny_config(toy_root, max_steps=2), tmp_path / "run")
     umask = os.umask(0)
     os.umask(umask)
     assert result.best.stat().st_mode & 0o777 == 0o666 & ~umask
@@ -214,5 +218,5 @@ def test_a_small_model_overfits_50_multi30k_pairs(tmp_path: Path) -> None:
         cfg.trainer,
         {"epochs": 40, "batch_size": 25, "lr": 0.01, "progress": False, "device": "cpu", "threads": 1},
     )
-    result = train(cfg, tmp_path / "run")  # type: ignore[arg-type]
+    result = train_run(cfg, tmp_path / "run")  # type: ignore[arg-type]
     assert result.state.best_bleu > 90, result.state.history[-3:]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from seq2seq.checkpoint import Loaded
-from seq2seq.config import ModelConfig, TranslateConfig
+from seq2seq.config import ModelConfig
 from seq2seq.models.seq2seq import build_model
 from seq2seq.search import Translation
 from seq2seq.tokenizer import Tokenizer
@@ -23,9 +22,9 @@ def example() -> Translation:
     return Translation(
         source="Tom chase Jerry",
         text="汤姆 追逐 杰瑞",
-        src_pieces=["▁Tom", "▁chase", "▁Jerry", "</s>"],
-        tgt_pieces=["▁汤姆", "▁追逐", "▁杰瑞"],
-        weights=weights,
+        tokens=["▁汤姆", "▁追逐", "▁杰瑞"],
+        source_tokens=["▁Tom", "▁chase", "▁Jerry", "</s>"],
+        attention=weights,
         score=-0.5,
         nbest=[("汤姆 追逐 杰瑞", -0.3), ("汤姆 追逐 汤姆", -2.0)],
     )
@@ -76,8 +75,7 @@ def session() -> Session:
     tgt = Tokenizer.train(["汤姆 追逐 杰瑞", "杰瑞 看见 汤姆", "玛丽 喜欢 汤姆"], 100, "word", "identity")
     torch.manual_seed(0)
     model = build_model(ModelConfig(embed_size=8, hidden_size=16, dropout=0.0), len(src), len(tgt)).eval()
-    cfg = OmegaConf.structured(TranslateConfig(checkpoint="x.pt"))
-    return Session(Translator(Loaded(model, src, tgt, {}), cfg, torch.device("cpu")), out=io.StringIO())
+    return Session(Translator(Loaded(model, src, tgt, {})), out=io.StringIO())
 
 
 def output(s: Session) -> str:
@@ -86,14 +84,14 @@ def output(s: Session) -> str:
 
 def test_commands_change_the_search(session: Session) -> None:
     assert session.command(":beam 4")
-    assert session.cfg.beam == 4
+    assert session.search.beam == 4
     assert session.command(":nbest 3")
-    assert session.cfg.nbest == 3
+    assert session.search.nbest == 3
     assert session.command(":lp 0.6")
-    assert session.cfg.length_penalty == 0.6
+    assert session.search.length_penalty == 0.6
     assert "beam 4, length penalty gnmt α=0.6, nbest 3" in output(session)
     assert session.command(":beam 2")  # nbest follows the beam down
-    assert (session.cfg.beam, session.cfg.nbest) == (2, 2)
+    assert (session.search.beam, session.search.nbest) == (2, 2)
     assert not session.command(":quit")
 
 
@@ -107,7 +105,7 @@ def test_bad_commands_say_so_and_change_nothing(session: Session) -> None:
     assert "need beam >= 1" in text
     assert "bad value for :attn" in text
     assert "unknown command :frobnicate" in text
-    assert session.cfg.beam == 1 and session.cfg.attn
+    assert session.search.beam == 1 and session.show_attention
 
 
 def test_translation_shows_nbest_heatmap_and_survives_odd_input(session: Session, tmp_path: Path) -> None:

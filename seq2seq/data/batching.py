@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
 
 
 @dataclass
@@ -16,11 +16,6 @@ class Batch:
     src_mask: torch.Tensor  # (B, S) True on real tokens
     tgt_in: torch.Tensor | None = None  # (B, T) BOS y_1 .. y_n (teacher forcing input)
     tgt_out: torch.Tensor | None = None  # (B, T) y_1 .. y_n EOS (what to predict)
-    index: list[int] | None = None  # each row's position in the corpus
-
-    @property
-    def src_lengths(self) -> torch.Tensor:
-        return self.src_mask.sum(dim=1)  # (B,)
 
     @property
     def n_tgt_tokens(self) -> int:
@@ -28,7 +23,7 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.src), move(self.src_mask), move(self.tgt_in), move(self.tgt_out), self.index)
+        return Batch(move(self.src), move(self.src_mask), move(self.tgt_in), move(self.tgt_out))
 
 
 def pad(seqs: list[list[int]]) -> torch.Tensor:
@@ -39,14 +34,14 @@ def pad(seqs: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def collate(src: list[list[int]], tgt: list[list[int]] | None = None, index: list[int] | None = None) -> Batch:
+def collate(src: list[list[int]], tgt: list[list[int]] | None = None) -> Batch:
     """Build a batch: EOS appended to sources, BOS/EOS framing on targets."""
     src_t = pad([s + [EOS_ID] for s in src])  # (B, S)
     if tgt is None:
-        return Batch(src_t, src_t != PAD_ID, index=index)
+        return Batch(src_t, src_t != PAD_ID)
     tgt_in = pad([[BOS_ID] + t for t in tgt])  # (B, T)
     tgt_out = pad([t + [EOS_ID] for t in tgt])  # (B, T)
-    return Batch(src_t, src_t != PAD_ID, tgt_in, tgt_out, index)
+    return Batch(src_t, src_t != PAD_ID, tgt_in, tgt_out)
 
 
 def bucket_batches(

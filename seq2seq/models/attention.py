@@ -17,9 +17,8 @@ import math
 import torch
 from torch import nn
 
+from seq2seq.constants import SAME_SIZE_SCORES, SCORES
 from seq2seq.errors import ConfigError
-
-SCORES = ("dot", "scaled_dot", "general", "additive", "cosine")
 
 
 class Score(nn.Module):
@@ -129,6 +128,7 @@ class Attention(nn.Module):
 
 def build_score(
     kind: str,
+    *,
     query_size: int,
     key_size: int,
     attention_size: int,
@@ -136,7 +136,7 @@ def build_score(
     learn_temperature: bool = True,
 ) -> Score:
     """The score function called ``kind`` (one of :data:`SCORES`)."""
-    if kind in ("dot", "scaled_dot", "cosine") and query_size != key_size:
+    if kind in SAME_SIZE_SCORES and query_size != key_size:
         raise ConfigError(
             f"{kind} attention needs query size == key size (got {query_size} and {key_size}); "
             "use 'general' or 'additive', or matching sizes"

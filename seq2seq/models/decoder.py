@@ -15,8 +15,9 @@ The attention models, with a fresh context c_i for every target word (score -> m
   (input feeding).
 
 All have ``step()`` (one token, used by search) and ``forward()`` (teacher forcing over a whole
-target), and all return attention weights ``(B, T, S)``. A subclass says what goes into the RNN
-and what comes out of it in :meth:`RNNDecoder.advance`; the rest is shared.
+target), and all return attention weights ``(B, T, S)``. All four take the same keyword-only
+arguments (the attention decoders also ``attention``, Luong also ``input_feeding``); each builds
+its own RNN input and readout and says what one step does in :meth:`RNNDecoder.advance`.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from seq2seq.constants import PAD_ID
+from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder import Encoded, make_rnn
-from seq2seq.tokenizer import PAD_ID
-
-BRIDGES = ("linear", "copy", "zero")
 
 
 @dataclass
@@ -62,28 +62,28 @@ class DecoderState:
 class RNNDecoder(nn.Module):
     """Shared parts: target embedding, the bridge from C to the first state, the RNN, the output.
 
-    Subclasses say what the RNN reads (:meth:`rnn_input_size`), what one step does
-    (:meth:`advance`, which returns the features the output layer reads) and how features become
-    a word (:meth:`make_readout`; default: the deep output ``tanh(W [s_i; c_i; y_{i-1}])``).
+    A subclass builds its own parts in its ``__init__``: the base makes the embedding, the bridge
+    and an RNN reading ``rnn_input_size`` features, then the subclass hands its readout (how
+    features become the output layer's input) to :meth:`set_output`, and says what one step does
+    in :meth:`advance` (which returns the features the readout reads).
     """
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         embed_size: int,
         hidden_size: int,
         context_size: int,
-        rnn: str = "gru",
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        bridge: str = "linear",
-        tie_embeddings: bool = False,
+        rnn: str,
+        num_layers: int,
+        dropout: float,
+        bridge: str,
+        rnn_input_size: int,
     ) -> None:
         super().__init__()
-        if bridge not in BRIDGES:
-            raise ValueError(f"model.bridge={bridge!r} is not valid: choose one of {', '.join(BRIDGES)}")
         if bridge == "copy" and context_size != hidden_size:
-            raise ValueError(
+            raise ConfigError(
                 f"model.bridge=copy needs the summary C ({context_size}) as wide as the decoder ({hidden_size})"
             )
         self.num_layers = num_layers
@@ -92,34 +92,26 @@ class RNNDecoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(dropout)
         self.bridge = nn.Linear(context_size, hidden_size * num_layers) if bridge == "linear" else None
-        self.rnn = make_rnn(
-            rnn, self.rnn_input_size(embed_size, hidden_size, context_size), hidden_size, num_layers, dropout
-        )
-        self.readout, readout_size = self.make_readout(embed_size, hidden_size, context_size, dropout)
-        self.generator = nn.Linear(readout_size, vocab_size)
+        self.rnn = make_rnn(rnn, rnn_input_size, hidden_size, num_layers, dropout)
+
+    def set_output(self, readout: nn.Module, readout_size: int, tie_embeddings: bool) -> None:
+        """The readout and the output layer over the vocabulary (sharing the target embeddings
+        when ``tie_embeddings``); called once by each subclass's ``__init__``."""
+        self.readout = readout
+        embedding = self.embedding.weight  # (vocab, E)
+        self.generator = nn.Linear(readout_size, embedding.size(0))
         if tie_embeddings:  # Press & Wolf 2017: one matrix embeds the previous word and scores the next
-            if readout_size != embed_size:
-                raise ValueError(
+            if readout_size != embedding.size(1):
+                raise ConfigError(
                     f"model.tie_embeddings needs the output layer's input ({readout_size}) as wide as the "
-                    f"embeddings ({embed_size})"
+                    f"embeddings ({embedding.size(1)})"
                 )
-            self.generator.weight = self.embedding.weight
+            self.generator.weight = embedding
             # nn.Embedding starts at N(0, 1): as output weights that makes logits of std ~sqrt(E)
             # and a start worse than uniform; N(0, 1/E) is the usual scale for a shared matrix.
-            nn.init.normal_(self.embedding.weight, std=embed_size**-0.5)
+            nn.init.normal_(embedding, std=embedding.size(1) ** -0.5)
             with torch.no_grad():
-                self.embedding.weight[PAD_ID].zero_()
-
-    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
-        return embed_size + context_size  # [y_{i-1}; c_i]
-
-    def make_readout(
-        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
-    ) -> tuple[nn.Module, int]:
-        layer = nn.Sequential(
-            nn.Linear(hidden_size + context_size + embed_size, embed_size), nn.Tanh(), nn.Dropout(dropout)
-        )
-        return layer, embed_size
+                embedding[PAD_ID].zero_()
 
     def memory(self, encoded: Encoded) -> Memory:
         mask = encoded.mask.unsqueeze(1)  # (B, 1, S)
@@ -201,6 +193,34 @@ class ChoDecoder(FixedContextDecoder):
     """Cho et al. 2014: ``s_i = RNN([y_{i-1}; C], s_{i-1})``, ``s_0 = bridge(C)``, output from
     ``[s_i; C; y_{i-1}]``."""
 
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        context_size: int,
+        rnn: str = "gru",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bridge: str = "linear",
+        tie_embeddings: bool = False,
+    ) -> None:
+        super().__init__(
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            context_size=context_size,
+            rnn=rnn,
+            num_layers=num_layers,
+            dropout=dropout,
+            bridge=bridge,
+            rnn_input_size=embed_size + context_size,  # [y_{i-1}; C]
+        )
+        self.set_output(
+            deep_output(hidden_size + context_size + embed_size, embed_size, dropout), embed_size, tie_embeddings
+        )
+
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
@@ -215,27 +235,9 @@ class SutskeverDecoder(FixedContextDecoder):
     """Sutskever et al. 2014: C only initialises the decoder (``s_0 = bridge(C)``); after that
     the RNN reads just the previous word, and the word is predicted from ``s_i`` alone."""
 
-    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
-        return embed_size  # y_{i-1}
-
-    def make_readout(
-        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
-    ) -> tuple[nn.Module, int]:
-        return nn.Dropout(dropout), hidden_size  # softmax straight on s_i
-
-    def advance(
-        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        rnn_out, state = self.run_rnn(embedded, state)  # (B, T, H), T = 1 or the whole target
-        return rnn_out, state, self.uniform_weights(memory, embedded.size(1))
-
-
-class AttentionDecoder(RNNDecoder):
-    """The attention decoders' shared part: the :class:`Attention` module and keys projected once."""
-
     def __init__(
         self,
-        attention: Attention,
+        *,
         vocab_size: int,
         embed_size: int,
         hidden_size: int,
@@ -247,9 +249,30 @@ class AttentionDecoder(RNNDecoder):
         tie_embeddings: bool = False,
     ) -> None:
         super().__init__(
-            vocab_size, embed_size, hidden_size, context_size, rnn, num_layers, dropout, bridge, tie_embeddings
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            context_size=context_size,
+            rnn=rnn,
+            num_layers=num_layers,
+            dropout=dropout,
+            bridge=bridge,
+            rnn_input_size=embed_size,  # y_{i-1}
         )
-        self.attention = attention
+        self.set_output(nn.Dropout(dropout), hidden_size, tie_embeddings)  # softmax straight on s_i
+
+    def advance(
+        self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        rnn_out, state = self.run_rnn(embedded, state)  # (B, T, H), T = 1 or the whole target
+        return rnn_out, state, self.uniform_weights(memory, embedded.size(1))
+
+
+class AttentionDecoder(RNNDecoder):
+    """The attention decoders' shared part: the :class:`Attention` module (``self.attention``,
+    set by each subclass) and keys projected once per batch."""
+
+    attention: Attention
 
     def memory(self, encoded: Encoded) -> Memory:
         memory = super().memory(encoded)
@@ -263,6 +286,36 @@ class BahdanauDecoder(AttentionDecoder):
     ``c_i = Σ_j α_ij h_j`` with ``α_i = softmax_j(score(s_{i-1}, h_j))``,
     ``s_i = RNN([y_{i-1}; c_i], s_{i-1})``, output from ``[s_i; c_i; y_{i-1}]``.
     """
+
+    def __init__(
+        self,
+        *,
+        attention: Attention,
+        vocab_size: int,
+        embed_size: int,
+        hidden_size: int,
+        context_size: int,
+        rnn: str = "gru",
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bridge: str = "linear",
+        tie_embeddings: bool = False,
+    ) -> None:
+        super().__init__(
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            context_size=context_size,
+            rnn=rnn,
+            num_layers=num_layers,
+            dropout=dropout,
+            bridge=bridge,
+            rnn_input_size=embed_size + context_size,  # [y_{i-1}; c_i]
+        )
+        self.set_output(
+            deep_output(hidden_size + context_size + embed_size, embed_size, dropout), embed_size, tie_embeddings
+        )
+        self.attention = attention
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
@@ -287,6 +340,7 @@ class LuongDecoder(AttentionDecoder):
 
     def __init__(
         self,
+        *,
         attention: Attention,
         vocab_size: int,
         embed_size: int,
@@ -299,33 +353,26 @@ class LuongDecoder(AttentionDecoder):
         tie_embeddings: bool = False,
         input_feeding: bool = True,
     ) -> None:
-        self.input_feeding = input_feeding  # read by rnn_input_size during the base __init__
-        self.tied = tie_embeddings  # read by make_readout
         super().__init__(
-            attention,
-            vocab_size,
-            embed_size,
-            hidden_size,
-            context_size,
-            rnn,
-            num_layers,
-            dropout,
-            bridge,
-            tie_embeddings,
+            vocab_size=vocab_size,
+            embed_size=embed_size,
+            hidden_size=hidden_size,
+            context_size=context_size,
+            rnn=rnn,
+            num_layers=num_layers,
+            dropout=dropout,
+            bridge=bridge,
+            rnn_input_size=embed_size + hidden_size if input_feeding else embed_size,  # [y_{i-1}; ĥ_{i-1}] or y_{i-1}
         )
-        self.combine = nn.Linear(context_size + hidden_size, hidden_size, bias=False)  # W_c
-
-    def rnn_input_size(self, embed_size: int, hidden_size: int, context_size: int) -> int:
-        return embed_size + hidden_size if self.input_feeding else embed_size  # [y_{i-1}; ĥ_{i-1}] or y_{i-1}
-
-    def make_readout(
-        self, embed_size: int, hidden_size: int, context_size: int, dropout: float
-    ) -> tuple[nn.Module, int]:
-        if self.tied and embed_size != hidden_size:
+        self.input_feeding = input_feeding
+        if tie_embeddings and embed_size != hidden_size:
             # a tied output layer is as wide as the embeddings: project ĥ_i down to them first
             # (as fairseq's decoder_out_embed_dim), which also shrinks the biggest matrix product
-            return nn.Linear(hidden_size, embed_size, bias=False), embed_size
-        return nn.Identity(), hidden_size  # ĥ_i is already the output layer's input
+            self.set_output(nn.Linear(hidden_size, embed_size, bias=False), embed_size, tie_embeddings)
+        else:
+            self.set_output(nn.Identity(), hidden_size, tie_embeddings)  # ĥ_i is already the output layer's input
+        self.attention = attention
+        self.combine = nn.Linear(context_size + hidden_size, hidden_size, bias=False)  # W_c
 
     def init_state(self, memory: Memory) -> DecoderState:
         state = super().init_state(memory)
@@ -351,3 +398,8 @@ class LuongDecoder(AttentionDecoder):
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
         features, _, weights = self.advance(embedded, self.init_state(memory), memory)  # (B, T, H), (B, T, S)
         return features, weights
+
+
+def deep_output(input_size: int, embed_size: int, dropout: float) -> nn.Module:
+    """Cho's and Bahdanau's readout: ``tanh(W [s_i; c_i; y_{i-1}])``, as wide as the embeddings."""
+    return nn.Sequential(nn.Linear(input_size, embed_size), nn.Tanh(), nn.Dropout(dropout))

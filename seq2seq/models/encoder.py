@@ -18,12 +18,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seq2seq.constants import PAD_ID
 from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, ScaledDotScore
-from seq2seq.tokenizer import PAD_ID
-
-RNNS = ("gru", "lstm")
-POSITIONS = ("sinusoidal", "learned")
 
 
 @dataclass
@@ -56,6 +53,7 @@ class RNNEncoder(nn.Module):
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         embed_size: int,
         hidden_size: int,
@@ -150,6 +148,7 @@ class SelfAttentionEncoder(nn.Module):
 
     def __init__(
         self,
+        *,
         vocab_size: int,
         size: int,
         num_layers: int = 1,

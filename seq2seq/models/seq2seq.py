@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seq2seq.config import ModelConfig, check_model
+from seq2seq.constants import FIXED_CONTEXT_DECODERS
 from seq2seq.models.attention import Attention, build_score
 from seq2seq.models.decoder import BahdanauDecoder, ChoDecoder, LuongDecoder, Memory, RNNDecoder, SutskeverDecoder
 from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
@@ -34,11 +34,11 @@ class Seq2Seq(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
-    """The model ``cfg`` describes. The encoder's output (2 x ``hidden_size // 2`` when
-    bidirectional, ``hidden_size`` for self-attention) has the decoder's size, so every score
-    function applies."""
-    check_model(cfg)
+def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+    """The model ``cfg`` describes: a checked ``ModelConfig`` (``seq2seq.config.check_model``),
+    or any object with its fields; the models themselves know nothing of configs. The encoder's
+    output (2 x ``hidden_size // 2`` when bidirectional, ``hidden_size`` for self-attention) has
+    the decoder's size, so every score function applies."""
     encoder: RNNEncoder | SelfAttentionEncoder
     if cfg.encoder == "self_attention":
         encoder = SelfAttentionEncoder(
@@ -61,28 +61,62 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
             bidirectional=cfg.bidirectional,
             dropout=cfg.dropout,
         )
-    shared = dict(
-        vocab_size=tgt_vocab_size,
+    decoder = build_decoder(cfg, tgt_vocab_size, encoder.output_size)
+    model = Seq2Seq(encoder, decoder)
+    if cfg.param_init > 0:
+        init_uniform(model, cfg.param_init)
+    return model
+
+
+def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder:
+    """One of the four decoders; an attention decoder gets its score built first."""
+    if cfg.decoder in FIXED_CONTEXT_DECODERS:
+        fixed = ChoDecoder if cfg.decoder == "cho" else SutskeverDecoder
+        return fixed(
+            vocab_size=vocab_size,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            context_size=context_size,
+            rnn=cfg.rnn,
+            num_layers=cfg.decoder_layers,
+            dropout=cfg.dropout,
+            bridge=cfg.bridge,
+            tie_embeddings=cfg.tie_embeddings,
+        )
+    score = build_score(
+        cfg.attention.score,
+        query_size=cfg.hidden_size,
+        key_size=context_size,
+        attention_size=cfg.attention.size or cfg.hidden_size,
+        temperature=cfg.attention.temperature,
+        learn_temperature=cfg.attention.learn_temperature,
+    )
+    if cfg.decoder == "bahdanau":
+        return BahdanauDecoder(
+            attention=Attention(score),
+            vocab_size=vocab_size,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            context_size=context_size,
+            rnn=cfg.rnn,
+            num_layers=cfg.decoder_layers,
+            dropout=cfg.dropout,
+            bridge=cfg.bridge,
+            tie_embeddings=cfg.tie_embeddings,
+        )
+    return LuongDecoder(
+        attention=Attention(score),
+        vocab_size=vocab_size,
         embed_size=cfg.embed_size,
         hidden_size=cfg.hidden_size,
-        context_size=encoder.output_size,
+        context_size=context_size,
         rnn=cfg.rnn,
         num_layers=cfg.decoder_layers,
         dropout=cfg.dropout,
         bridge=cfg.bridge,
         tie_embeddings=cfg.tie_embeddings,
+        input_feeding=cfg.input_feeding,
     )
-    decoder: RNNDecoder
-    if cfg.decoder == "cho":
-        decoder = ChoDecoder(**shared)
-    elif cfg.decoder == "sutskever":
-        decoder = SutskeverDecoder(**shared)
-    else:
-        decoder = attention_decoder(cfg, encoder.output_size, shared)
-    model = Seq2Seq(encoder, decoder)
-    if cfg.param_init > 0:
-        init_uniform(model, cfg.param_init)
-    return model
 
 
 def init_uniform(model: Seq2Seq, scale: float) -> None:
@@ -102,17 +136,3 @@ def init_uniform(model: Seq2Seq, scale: float) -> None:
         for module in model.modules():  # after every draw: a tied output layer shares the matrix
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
-
-
-def attention_decoder(cfg: ModelConfig, key_size: int, shared: dict[str, Any]) -> RNNDecoder:
-    score = build_score(
-        cfg.attention.score,
-        query_size=cfg.hidden_size,
-        key_size=key_size,
-        attention_size=cfg.attention.size or cfg.hidden_size,
-        temperature=cfg.attention.temperature,
-        learn_temperature=cfg.attention.learn_temperature,
-    )
-    if cfg.decoder == "luong":
-        return LuongDecoder(Attention(score), **shared, input_feeding=cfg.input_feeding)
-    return BahdanauDecoder(Attention(score), **shared)

@@ -1,46 +1,37 @@
-"""Evaluation: sacreBLEU BLEU and chrF, BLEU by source length, and alignment accuracy.
-
-Also the ``seq2seq-eval`` entry point.
-"""
+"""Evaluation: sacreBLEU BLEU and chrF, BLEU by source length, and alignment accuracy
+(``seq2seq-eval`` runs :func:`run_eval`)."""
 
 from __future__ import annotations
 
 import json
-import sys
+import re
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from sacrebleu.metrics import BLEU, CHRF
 
+from seq2seq.checkpoint import load_model
 from seq2seq.config import (
-    CONFIG_DIR,
+    LONGEST,
     DataConfig,
     EvalConfig,
     SearchConfig,
-    check_choices,
-    register_configs,
+    check_eval,
+    length_buckets,
     uses_attention,
 )
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
-from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.device import resolve_device
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import Translation, describe, translate_sentences
 from seq2seq.tokenizer import Tokenizer
 
-LENGTH_BUCKETS: tuple[tuple[int, int], ...] = ((1, 10), (11, 20), (21, 30), (31, 40), (41, 10_000))
-
-
-def length_buckets(upper: list[int] | tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-    """``[10, 15, 20]`` -> 1-10, 11-15, 16-20, 21+ (``data.length_buckets``)."""
-    if not upper or list(upper) != sorted(set(upper)) or upper[0] < 1:
-        raise ConfigError(f"data.length_buckets={list(upper)}: give increasing word counts, e.g. [10, 20, 30]")
-    lows = [1] + [u + 1 for u in upper]
-    return tuple(zip(lows, [*upper, 10_000], strict=True))
+LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets([10, 20, 30, 40])
 
 
 def bleu_tokenizer(setting: str, tgt_lang: str) -> str:
@@ -62,7 +53,7 @@ def corpus_scores(hyps: list[str], refs: list[str], tokenize: str) -> dict[str, 
 
 
 def bucket_name(lo: int, hi: int) -> str:
-    return f"{lo}+" if hi >= 10_000 else f"{lo}-{hi}"
+    return f"{lo}+" if hi >= LONGEST else f"{lo}-{hi}"
 
 
 def bleu_by_length(
@@ -100,6 +91,7 @@ def forced_weights(
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     corpus: ParallelCorpus,
+    *,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> list[torch.Tensor]:
@@ -151,6 +143,7 @@ def evaluate_model(
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     corpus: ParallelCorpus,
+    *,
     tokenize: str,
     batch_size: int = 128,
     search: SearchConfig | None = None,
@@ -162,7 +155,9 @@ def evaluate_model(
     overall and by source length (``buckets``)."""
     search = search or SearchConfig()
     start = time.perf_counter()
-    translations = translate_sentences(model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size, search, device)
+    translations = translate_sentences(
+        model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size=batch_size, cfg=search, device=device
+    )
     seconds = time.perf_counter() - start
     hyps = [t.text for t in translations]
     report = {
@@ -174,7 +169,7 @@ def evaluate_model(
         "sentences_per_second": round(len(corpus) / seconds, 1),
     }
     if with_alignment and corpus.alignments is not None:
-        weights = forced_weights(model, src_tokenizer, tgt_tokenizer, corpus, batch_size, device)
+        weights = forced_weights(model, src_tokenizer, tgt_tokenizer, corpus, batch_size=batch_size, device=device)
         report["alignment_accuracy"] = round(
             alignment_accuracy(
                 weights,
@@ -185,14 +180,6 @@ def evaluate_model(
             4,
         )
     return report, translations
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}, but torch sees no CUDA device here (use device=auto or cpu)")
-    return torch.device(name)
 
 
 def eval_data(given: Any, trained_on: dict[str, Any]) -> Any:
@@ -209,61 +196,78 @@ def eval_data(given: Any, trained_on: dict[str, Any]) -> Any:
     return OmegaConf.merge(OmegaConf.structured(DataConfig), trained_on, changed)
 
 
-def run_eval(cfg: EvalConfig) -> dict[str, Any]:
-    from seq2seq.checkpoint import load_model
+@dataclass
+class EvalReport:
+    """What ``seq2seq-eval`` measured on one split, as written to its JSON report."""
 
+    checkpoint: str
+    data: str
+    split: str
+    search: str  # the search in words ("greedy", "beam 5, length penalty gnmt α=1.0")
+    sentences: int
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    bleu_by_src_len: list[dict[str, Any]]  # {"bucket": "1-10", "sentences": N, "bleu": B} per length bucket
+    decode_seconds: float
+    sentences_per_second: float
+    alignment_accuracy: float | None = None  # attention models on data with gold alignments
+    output: str | None = None  # the JSON report's path
+
+    def to_dict(self) -> dict[str, Any]:
+        report = asdict(self)
+        if report["alignment_accuracy"] is None:
+            del report["alignment_accuracy"]
+        return report
+
+
+def search_slug(cfg: SearchConfig) -> str:
+    """The search settings in a file name: ``greedy``, ``beam5-gnmt1.0``, plus what else differs
+    from the defaults (``-min3``, ``-len2.0x5``)."""
+    slug = "greedy" if cfg.beam <= 1 else f"beam{cfg.beam}-{cfg.length_norm}{cfg.length_penalty}"
+    default = SearchConfig()
+    if cfg.min_len != default.min_len:
+        slug += f"-min{cfg.min_len}"
+    if (cfg.max_len_a, cfg.max_len_b) != (default.max_len_a, default.max_len_b):
+        slug += f"-len{cfg.max_len_a}x{cfg.max_len_b}"
+    return slug
+
+
+def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
+    """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
+    the checkpoint: each checkpoint and each search of a run keeps its own report."""
+    if cfg.output:
+        return Path(cfg.output)
+    checkpoint = Path(cfg.checkpoint)
+    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{checkpoint.stem}-{search_slug(cfg)}")
+    return checkpoint.parent / f"{name}.json"
+
+
+def run_eval(cfg: EvalConfig) -> EvalReport:
+    """Evaluate ``cfg.checkpoint`` on one split and write the JSON report and the hypotheses
+    (``.hyp``) beside it."""
+    cfg = check_eval(cfg)
     device = resolve_device(cfg.device)
     loaded = load_model(cfg.checkpoint, device)
     data = eval_data(cfg.data, loaded.config["data"])
     split = cfg.split or data.test
     corpus = load_split(data.root, split, data.src_lang, data.tgt_lang)
-    tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
-    is_attention = uses_attention(loaded.config["model"]["decoder"])
-    report, translations = evaluate_model(
+    measured, translations = evaluate_model(
         loaded.model,
         loaded.src_tokenizer,
         loaded.tgt_tokenizer,
         corpus,
-        tokenize,
-        cfg.batch_size,
-        cfg,
-        device,
-        with_alignment=is_attention,
+        tokenize=bleu_tokenizer(data.bleu_tokenize, data.tgt_lang),
+        batch_size=cfg.batch_size,
+        search=cfg,
+        device=device,
+        with_alignment=uses_attention(loaded.config["model"]["decoder"]),
         buckets=length_buckets(data.length_buckets),
     )
-    report = {"checkpoint": str(cfg.checkpoint), "data": data.name, "split": split, **report}
-    beam = f"-beam{cfg.beam}" if cfg.beam > 1 else ""
-    output = Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / f"eval-{data.name}-{split}{beam}.json"
+    output = report_path(cfg, data.name, split)
+    report = EvalReport(checkpoint=str(cfg.checkpoint), data=data.name, split=split, **measured, output=str(output))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    output.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     output.with_suffix(".hyp").write_text("".join(t.text + "\n" for t in translations), encoding="utf-8")
-    return {**report, "output": str(output)}
-
-
-def print_report(report: dict[str, Any]) -> None:
-    print(f"{report['data']}/{report['split']}: {report['sentences']} sentences, {report['search']}")
-    print(f"BLEU {report['bleu']:.2f}  {report['bleu_signature']}")
-    print(f"chrF {report['chrf']:.2f}  {report['chrf_signature']}")
-    if "alignment_accuracy" in report:
-        print(f"alignment accuracy {100 * report['alignment_accuracy']:.1f}%")
-    print(
-        "BLEU by source length: "
-        + ", ".join(f"{r['bucket']}: {r['bleu']:.1f} ({r['sentences']})" for r in report["bleu_by_src_len"])
-    )
-    print(f"report: {report['output']}")
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def main(cfg: DictConfig) -> None:
-    try:
-        check_choices(cfg)
-        print_report(run_eval(cfg))  # type: ignore[arg-type]
-    except (Seq2SeqError, OSError) as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()
+    return report

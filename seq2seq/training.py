@@ -1,4 +1,4 @@
-"""The training loop and the ``seq2seq-train`` entry point.
+"""The training loop (``seq2seq-train`` runs :func:`train_run`).
 
 One run folder holds everything: ``config.yaml`` (resolved), ``best.pt`` (highest validation
 BLEU), ``last.pt`` (for resuming: also the optimizer, the step and the RNG state),
@@ -11,84 +11,32 @@ from __future__ import annotations
 import csv
 import logging
 import random
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
-from seq2seq.config import (
-    CONFIG_DIR,
-    DataConfig,
-    TrainConfig,
-    TrainerConfig,
-    check_choices,
-    check_trainer,
-    describe_model,
-    register_configs,
-    saved_model_config,
-)
+from seq2seq.config import TrainConfig, check_train, describe_model, resume_mismatch, with_defaults
+from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
-from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split
-from seq2seq.errors import CheckpointError, ConfigError, Seq2SeqError
-from seq2seq.evaluate import bleu_tokenizer, corpus_scores, resolve_device
+from seq2seq.data.prepare import PreparedData, prepare_data
+from seq2seq.device import resolve_device
+from seq2seq.errors import CheckpointError
+from seq2seq.evaluation import bleu_tokenizer, corpus_scores
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import translate_sentences
-from seq2seq.tokenizer import PAD_ID, Tokenizer
 
 log = logging.getLogger("seq2seq")
-
-# what must not change when a run resumes, or it would not repeat the uninterrupted run
-RESUME_MUST_MATCH = (
-    "seed", "model", "data.root", "data.src_lang", "data.tgt_lang", "data.train", "data.max_len", "data.tokenizer",
-    "search", "trainer.batch_size", "trainer.max_tokens", "trainer.lr", "trainer.grad_clip",
-    "trainer.label_smoothing", "trainer.lr_schedule", "trainer.lr_shrink", "trainer.lr_patience", "trainer.min_lr",
-    "trainer.lr_anneal",
-)  # fmt: skip
-
-
-def with_model_defaults(model: Any) -> Any:
-    """A saved model section with the defaults of options added since it was written (they
-    rebuild the same model), so a run started before them still resumes; as saved if it no
-    longer fits the schema (then it cannot match anyway)."""
-    try:
-        return OmegaConf.to_container(saved_model_config(model or {}), resolve=True)
-    except OmegaConfBaseException:  # an old or foreign section: compared as it is, and refused
-        return model
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def train_tokenizers(data: DataConfig, train: ParallelCorpus) -> tuple[Tokenizer, Tokenizer]:
-    """SentencePiece models for both sides (one shared model if ``joint``), cached by data and settings."""
-    tok = data.tokenizer
-    tgt_norm = tok.tgt_normalization or tok.normalization
-    if tok.joint:
-        if tgt_norm != tok.normalization:
-            raise ConfigError("a joint tokenizer has one normalization: leave data.tokenizer.tgt_normalization empty")
-        joint, hit = Tokenizer.train_cached(
-            train.src + train.tgt, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
-        )
-        log.info("joint tokenizer: %d pieces (%s)", len(joint), "from the cache" if hit else "trained")
-        return joint, joint
-    src, src_hit = Tokenizer.train_cached(
-        train.src, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
-    )
-    tgt, tgt_hit = Tokenizer.train_cached(train.tgt, tok.tgt_vocab_size, tok.model_type, tgt_norm, tok.cache_dir)
-    for side, t, hit in (("source", src, src_hit), ("target", tgt, tgt_hit)):
-        log.info("%s tokenizer: %d pieces (%s)", side, len(t), "from the cache" if hit else "trained")
-    return src, tgt
 
 
 @dataclass
@@ -108,10 +56,21 @@ class TrainState:
 
 @dataclass
 class TrainResult:
-    best: Path
-    last: Path
-    state: TrainState
+    """What a training run left: its folder, checkpoints, metrics and size."""
+
+    run_dir: Path
+    best: Path  # highest validation BLEU
+    last: Path  # for resuming (weights, optimizer, RNG, position)
+    state: TrainState  # state.history: one metrics row per validation (as metrics.csv)
     params: int
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]:
+        return self.state.history
+
+    @property
+    def best_bleu(self) -> float:
+        return self.state.best_bleu
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -136,32 +95,20 @@ def batch_loss(model: Seq2Seq, batch: Batch, label_smoothing: float = 0.0) -> to
 
 
 class Trainer:
-    """Adam, gradient clipping, length-bucketed batches, validation BLEU after every epoch."""
+    """Adam, gradient clipping, length-bucketed batches, validation BLEU after every epoch, on
+    prepared data (:func:`seq2seq.data.prepare.prepare_data`); ``cfg`` is a checked config."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: Path) -> None:
+    def __init__(self, cfg: TrainConfig, out_dir: Path, data: PreparedData) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
-        check_trainer(cfg.trainer)  # once here, not in the per-step schedule (the CLI checked it too)
         self.device = resolve_device(cfg.trainer.device)
         if cfg.trainer.threads > 0:
             torch.set_num_threads(cfg.trainer.threads)
-        data = cfg.data
-        self.train_data = load_split(data.root, data.train, data.src_lang, data.tgt_lang, drop_empty=True)
-        self.valid_data = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
-        if cfg.trainer.valid_max_sentences > 0:
-            n = cfg.trainer.valid_max_sentences
-            self.valid_data = ParallelCorpus(self.valid_data.src[:n], self.valid_data.tgt[:n])
-        self.tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
+        self.valid_data = data.valid
+        self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
+        self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
+        self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
         seed_everything(cfg.seed)
-        self.src_tok, self.tgt_tok = train_tokenizers(data, self.train_data)
-        for note in self.train_data.notes + self.valid_data.notes:
-            log.info("%s", note)
-        src_ids = self.src_tok.encode_batch(self.train_data.src)
-        tgt_ids = self.tgt_tok.encode_batch(self.train_data.tgt)
-        keep, note = filter_long(src_ids, tgt_ids, data.max_len)
-        if note:
-            log.info("%s", note)
-        self.src_ids, self.tgt_ids = [src_ids[i] for i in keep], [tgt_ids[i] for i in keep]
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
         self.state = TrainState(lr=cfg.trainer.lr)
@@ -186,21 +133,13 @@ class Trainer:
             raise CheckpointError(
                 f"{self.last_path}: was trained on other data or tokenizer settings; use a new run folder"
             )
-        saved = dict(ckpt["config"])
-        saved["model"] = with_model_defaults(saved.get("model"))
-        # trainer options added after the run was saved take their defaults (a run saved before
-        # lr_anneal existed resumes; one saved with another value is still refused)
-        saved["trainer"] = {**asdict(TrainerConfig()), **(saved.get("trainer") or {})}
-        for key in RESUME_MUST_MATCH:
-            part, _, name = key.partition(".")
-            old, new = saved.get(part), self.config_dict[part]
-            if name:
-                old, new = (old or {}).get(name), new.get(name)
-            if old != new:
-                raise CheckpointError(
-                    f"{self.last_path}: holds a run with another {key}; use a new run folder "
-                    "(or trainer.resume=false to start over in this one)"
-                )
+        saved = with_defaults(ckpt["config"])
+        changed = "its options" if saved is None else resume_mismatch(saved, self.config_dict)
+        if changed:
+            raise CheckpointError(
+                f"{self.last_path}: holds a run with another {changed}; use a new run folder "
+                "(or trainer.resume=false to start over in this one)"
+            )
         ts = ckpt["train_state"]
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ts["optimizer"])
@@ -289,9 +228,9 @@ class Trainer:
             self.src_tok,
             self.tgt_tok,
             valid.src,
-            self.cfg.trainer.eval_batch_size,
-            self.cfg.search,
-            self.device,
+            batch_size=self.cfg.trainer.eval_batch_size,
+            cfg=self.cfg.search,
+            device=self.device,
         )
         scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
         return {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
@@ -420,27 +359,10 @@ class Trainer:
             self.end_of_epoch(loss_sum / max(tokens, 1), tokens, seconds)
         if not self.best_path.exists():  # a resumed run that had already finished
             self.save_best()
-        return TrainResult(self.best_path, self.last_path, self.state, self.model.num_parameters)
+        return TrainResult(self.out_dir, self.best_path, self.last_path, self.state, self.model.num_parameters)
 
 
-def train(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:
-    """Train the model ``cfg`` describes into ``out_dir`` (resuming from its ``last.pt``)."""
-    return Trainer(cfg, Path(out_dir)).fit()
-
-
-register_configs()
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> None:
-    try:
-        check_choices(cfg)
-        out_dir = Path(HydraConfig.get().runtime.output_dir)
-        result = train(cfg, out_dir)  # type: ignore[arg-type]
-        print(f"best valid BLEU {result.state.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
-    except (Seq2SeqError, OSError) as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()
+def train_run(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:
+    """Check ``cfg``, prepare its data and train into ``out_dir`` (resuming from its ``last.pt``)."""
+    cfg = check_train(cfg)
+    return Trainer(cfg, Path(out_dir), prepare_data(cfg.data, cfg.trainer.valid_max_sentences)).fit()

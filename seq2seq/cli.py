@@ -1,0 +1,121 @@
+"""The console entry points: ``seq2seq-train``, ``-eval``, ``-translate``, ``-compare``, ``-gather``
+and ``-average``.
+
+Each composes its own primary config (``configs/<command>.yaml`` over the schema that
+:func:`seq2seq.config.register_configs` registers) with Hydra, calls one library function, and
+prints what a user must see. One wrapper turns every error a user can cause into one line and
+an exit code of 1, and removes a run folder that the failed command left empty. Nothing else in
+the package registers configs or touches Hydra's global state on import.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from seq2seq.average import run_average
+from seq2seq.compare import run_compare
+from seq2seq.config import config_dir, register_configs
+from seq2seq.errors import Seq2SeqError
+from seq2seq.evaluation import EvalReport, run_eval
+from seq2seq.gather import run_gather
+from seq2seq.report import markdown_report
+from seq2seq.training import train_run
+from seq2seq.translate import run_translate
+
+
+def run_dir() -> Path:
+    """The folder Hydra made for this run (``hydra.run.dir``, or a multirun job's folder)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def left_empty(folder: Path) -> bool:
+    """A run folder that holds nothing but what Hydra wrote into it (``.hydra/`` and the log)."""
+    return folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir())
+
+
+@contextmanager
+def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
+    """Bad input, a missing file or a bad value ends the command with ``error: ...`` on one line
+    (no traceback); a run ``folder`` the failed command left empty is removed."""
+    try:
+        yield
+    except (Seq2SeqError, OSError, OmegaConfBaseException) as e:
+        if folder is not None and left_empty(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, MissingMandatoryValue):
+            key = e.full_key or "a mandatory option"
+            sys.exit(f"error: {key} has no value; give it on the command line: seq2seq-{command} {key}=...")
+        message = str(e).splitlines()[0] if isinstance(e, OmegaConfBaseException) else str(e)
+        sys.exit(f"error: {message}")
+
+
+def entry_point(command: str, job: Callable[[Any], None], makes_run_dir: bool) -> Callable[[], None]:
+    """A console script running ``job`` on the composed ``configs/<command>.yaml``."""
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
+    def task(cfg: DictConfig) -> None:
+        with one_line_errors(command, run_dir() if makes_run_dir else None):
+            job(cfg)
+
+    def main() -> None:
+        register_configs()
+        task()
+
+    main.__doc__ = f"seq2seq-{command} (``configs/{command}.yaml``)."
+    return main
+
+
+def _train(cfg: Any) -> None:
+    result = train_run(cfg, run_dir())
+    print(f"best valid BLEU {result.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
+
+
+def _eval(cfg: Any) -> None:
+    print_report(run_eval(cfg))
+
+
+def print_report(report: EvalReport) -> None:
+    print(f"{report.data}/{report.split}: {report.sentences} sentences, {report.search}")
+    print(f"BLEU {report.bleu:.2f}  {report.bleu_signature}")
+    print(f"chrF {report.chrf:.2f}  {report.chrf_signature}")
+    if report.alignment_accuracy is not None:
+        print(f"alignment accuracy {100 * report.alignment_accuracy:.1f}%")
+    by_length = ", ".join(f"{r['bucket']}: {r['bleu']:.1f} ({r['sentences']})" for r in report.bleu_by_src_len)
+    print(f"BLEU by source length: {by_length}")
+    print(f"report: {report.output}")
+
+
+def _report(summary: dict[str, Any], folder: Path) -> None:
+    print(markdown_report(summary).split("\n![")[0].rstrip())
+    print(f"\nreport: {folder / 'comparison.md'}")
+
+
+def _compare(cfg: Any) -> None:
+    _report(run_compare(cfg, run_dir()), run_dir())
+
+
+def _gather(cfg: Any) -> None:
+    _report(run_gather(cfg, run_dir()), run_dir())
+
+
+def _average(cfg: Any) -> None:
+    paths, output = run_average(cfg)
+    print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {output}")
+
+
+train = entry_point("train", _train, makes_run_dir=True)
+evaluate = entry_point("eval", _eval, makes_run_dir=False)
+translate = entry_point("translate", run_translate, makes_run_dir=False)
+compare = entry_point("compare", _compare, makes_run_dir=True)
+gather = entry_point("gather", _gather, makes_run_dir=True)
+average = entry_point("average", _average, makes_run_dir=False)

@@ -1,0 +1,25 @@
+"""Special token ids and every choice list an option can take, defined once.
+
+This module imports nothing of the package, so the config checks, the models, the search and the
+tokenizer can all read it without leaning on each other.
+"""
+
+from __future__ import annotations
+
+# every vocabulary, source and target: pad=0 unk=1 bos=2 eos=3
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+ATTENTION_DECODERS = ("bahdanau", "luong")  # a fresh context c_i per target word
+FIXED_CONTEXT_DECODERS = ("cho", "sutskever")  # one fixed C for the whole target: "distracted"
+DECODERS = ATTENTION_DECODERS + FIXED_CONTEXT_DECODERS
+ENCODERS = ("rnn", "self_attention")
+RNNS = ("gru", "lstm")
+BRIDGES = ("linear", "copy", "zero")  # how the summary C starts the decoder
+SCORES = ("dot", "scaled_dot", "general", "additive", "cosine")  # attention score functions
+SAME_SIZE_SCORES = ("dot", "scaled_dot", "cosine")  # need query size == key size
+POSITIONS = ("sinusoidal", "learned")  # the self-attention encoder's positions
+TOKENIZER_TYPES = ("word", "unigram", "bpe", "char")  # SentencePiece model types
+LENGTH_NORMS = ("gnmt", "length", "none")  # beam search length penalty
+LR_SCHEDULES = ("constant", "plateau", "anneal")
+DEVICES = ("auto", "cpu", "cuda")
+OUTPUT_FORMATS = ("text", "json")  # seq2seq-translate's batch output
