@@ -34,7 +34,8 @@ readme-demo: demo
 
 # Every attention and fixed-context variant on the toy corpus, one table (issue 6's sweep):
 # 5 scores x 2 placements, both fixed-context decoders, and the self-attention encoder under
-# three decoders; finished runs are skipped when run again.
+# three decoders; finished runs are skipped when run again (runs named the pre-0.1.0 way,
+# 0-model=attention,..., are not recognised: delete them, or gather them as they are).
 sweep: $(VENV)/.installed data/toy/train.en
 	$(BIN)/seq2seq-train -m model=attention,luong model/attention=dot,scaled_dot,general,additive,cosine \
 		$(SWEEP_ARGS) hydra.sweep.dir=$(SWEEP_DIR)/rnn
@@ -52,4 +53,4 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check seq2seq tests scripts benchmarks
 
 clean:
-	rm -rf $(VENV) runs outputs multirun data/toy
+	rm -rf $(VENV) runs outputs multirun data/toy build *.egg-info

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from seq2seq.config import saved_model_config
+from seq2seq.config import check_model, saved_model_config
 from seq2seq.errors import CheckpointError
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.tokenizer import Tokenizer
@@ -160,6 +160,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
     ckpt = read_checkpoint(path)
     try:
         model_cfg = saved_model_config(ckpt["config"]["model"])
+        check_model(model_cfg)
         src_tok, tgt_tok = Tokenizer(ckpt["src_tokenizer"]), Tokenizer(ckpt["tgt_tokenizer"])
         model = build_model(model_cfg, len(src_tok), len(tgt_tok))  # type: ignore[arg-type]
         model.load_state_dict(ckpt["model"])

@@ -38,9 +38,17 @@ def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def left_empty(folder: Path) -> bool:
-    """A run folder that holds nothing but what Hydra wrote into it (``.hydra/`` and the log)."""
-    return folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir())
+def remove_if_left_empty(folder: Path) -> None:
+    """Remove a run folder that holds nothing but what Hydra wrote into it for this command
+    (``.hydra/`` and the command's log), so a failed command leaves no empty run behind; a
+    folder holding anything else, or the working folder itself, stays."""
+    if not folder.is_dir() or folder.resolve() == Path.cwd().resolve():
+        return
+    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if all(p.name in hydra_files for p in folder.iterdir()):
+        shutil.rmtree(folder / ".hydra", ignore_errors=True)
+        (folder / f"{HydraConfig.get().job.name}.log").unlink(missing_ok=True)
+        folder.rmdir()
 
 
 @contextmanager
@@ -50,8 +58,8 @@ def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
     try:
         yield
     except (Seq2SeqError, OSError, OmegaConfBaseException) as e:
-        if folder is not None and left_empty(folder):
-            shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            remove_if_left_empty(folder)
         if isinstance(e, MissingMandatoryValue):
             key = e.full_key or "a mandatory option"
             sys.exit(f"error: {key} has no value; give it on the command line: seq2seq-{command} {key}=...")

@@ -477,16 +477,6 @@ def check_average(cfg: Any) -> Any:
     return cfg
 
 
-CHECKS = {
-    "train": check_train,
-    "eval": check_eval,
-    "translate": check_translate,
-    "compare": check_compare,
-    "gather": check_gather,
-    "average": check_average,
-}
-
-
 def run_folders(runs: Any) -> list[str]:
     """``runs=FOLDER`` or ``runs=[A,B]`` as a list of folder names."""
     if isinstance(runs, str):
@@ -519,11 +509,25 @@ def resume_mismatch(
     return None
 
 
+def known_options(saved: Any, schema: type) -> Any:
+    """``saved`` without the keys ``schema`` lacks (an older version let ``+key=value`` into a
+    run's config; they never changed what it trained)."""
+    if not isinstance(saved, dict):
+        return saved
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    kept = {}
+    for key, value in saved.items():
+        if key in fields:
+            nested = _nested_schema(fields[key])
+            kept[key] = known_options(value, nested) if nested is not None else value
+    return kept
+
+
 def with_defaults(saved: dict[str, Any], schema: type = TrainConfig) -> dict[str, Any] | None:
     """A saved config with the defaults of options added since it was written (they give the
-    same run), or None when it does not fit the schema (a foreign or much older file)."""
+    same run) and without keys the schema lacks, or None when a value does not fit its type."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), saved)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), known_options(saved, schema))
         return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException:
         return None
@@ -536,7 +540,7 @@ def folder_name(overrides: str) -> str:
     """A multirun job's folder name from its overrides (``model:luong+model.attention:dot``), with
     only characters that an override carries unquoted, so the folder's paths can be passed back
     as ``checkpoint=...``; a group override's slash becomes a dot."""
-    return re.sub(r"[^\w.:+\-]", "_", str(overrides).replace("/", "."))
+    return re.sub(r"[^A-Za-z0-9_.:+\-]", "_", str(overrides).replace("/", "."))
 
 
 def register_configs() -> None:

@@ -20,6 +20,7 @@ from seq2seq.config import (
     DataConfig,
     EvalConfig,
     SearchConfig,
+    check_data,
     check_eval,
     length_buckets,
     uses_attention,
@@ -251,6 +252,7 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     device = resolve_device(cfg.device)
     loaded = load_model(cfg.checkpoint, device)
     data = eval_data(cfg.data, loaded.config["data"])
+    check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test
     corpus = load_split(data.root, split, data.src_lang, data.tgt_lang)
     measured, translations = evaluate_model(

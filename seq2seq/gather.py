@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.config import GatherConfig, check_gather, run_folders, saved_model_config, uses_attention
+from seq2seq.config import GatherConfig, check_data, check_gather, run_folders, saved_model_config, uses_attention
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import eval_data
 from seq2seq.report import report_runs
@@ -80,6 +80,7 @@ def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
         ):
             raise ConfigError(f"runs {first} and {name} were trained on different data; gather one corpus at a time")
     data = eval_data(cfg.data, first_data)
+    check_data(data)
     return report_runs(
         runs,
         data=data,

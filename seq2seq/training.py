@@ -134,7 +134,12 @@ class Trainer:
                 f"{self.last_path}: was trained on other data or tokenizer settings; use a new run folder"
             )
         saved = with_defaults(ckpt["config"])
-        changed = "its options" if saved is None else resume_mismatch(saved, self.config_dict)
+        if saved is None:
+            raise CheckpointError(
+                f"{self.last_path}: was saved with a config this version cannot read; use a new run folder "
+                "(or trainer.resume=false to start over in this one)"
+            )
+        changed = resume_mismatch(saved, self.config_dict)
         if changed:
             raise CheckpointError(
                 f"{self.last_path}: holds a run with another {changed}; use a new run folder "

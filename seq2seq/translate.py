@@ -58,7 +58,8 @@ class Translator:
         self, loaded: Loaded, search: Any = None, *, batch_size: int = 64, device: torch.device | str = "cpu"
     ) -> None:
         self.loaded = loaded
-        self.search = search if search is not None else search_config()  # a SearchConfig (checked)
+        settings = {} if search is None else OmegaConf.to_container(OmegaConf.structured(search))
+        self.search = search_config(**settings)  # type: ignore[arg-type]  # checked, as a typed DictConfig
         self.batch_size = batch_size
         self.device = torch.device(device)
 

@@ -1,4 +1,4 @@
-"""The four console scripts end to end on a tiny toy corpus, and their errors on bad input."""
+"""The console scripts end to end on a tiny toy corpus, and their errors on bad input."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 TINY = [
     "data.root={root}",
     "trainer.epochs=2",
@@ -235,7 +236,7 @@ def test_multirun_writes_one_folder_per_model_and_gather_reports_them(toy_root: 
     assert all((d / "best.pt").exists() for d in runs)
 
     out = tmp_path / "gathered"
-    p = run("seq2seq-gather", f"runs=[{sweep}]", f"hydra.run.dir={out}", cwd=tmp_path)
+    p = run("seq2seq-gather", f"runs={sweep}", f"hydra.run.dir={out}", cwd=tmp_path)  # one folder: no brackets
     assert p.returncode == 0, text(p)
     report = json.loads((out / "comparison.json").read_text())
     assert sorted(report["models"]) == ["bahdanau/dot", "luong/dot"]  # named by model
@@ -251,7 +252,90 @@ def test_multirun_writes_one_folder_per_model_and_gather_reports_them(toy_root: 
         assert (out / name).stat().st_size > 0, name
 
 
-def test_gather_names_a_folder_without_runs(tmp_path: Path) -> None:
+def test_gather_names_a_folder_without_runs_and_leaves_no_empty_report_folder(tmp_path: Path) -> None:
     p = run("seq2seq-gather", f"runs=[{tmp_path}]", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
     assert p.returncode != 0
     assert f"runs: no trained run (best.pt + last.pt) in {tmp_path}" in p.stderr.decode()
+    assert not (tmp_path / "out").exists()  # Hydra made it; the failed command removed it
+
+
+@pytest.mark.parametrize("command", ["seq2seq-eval", "seq2seq-translate", "seq2seq-gather", "seq2seq-average"])
+def test_help_shows_the_commands_own_options_only(command: str, tmp_path: Path) -> None:
+    p = run(command, "--help", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    shown = p.stdout.decode()
+    assert shown.startswith(command + ":")  # what it does, then how to call it
+    assert "model/attention" not in shown and "trainer:" not in shown and "lr_schedule" not in shown
+    own = {"seq2seq-eval": "checkpoint: ???", "seq2seq-translate": "format: text",
+           "seq2seq-gather": "runs: ???", "seq2seq-average": "last: 5"}  # fmt: skip
+    assert own[command] in shown
+
+
+def test_train_help_lists_the_training_groups(tmp_path: Path) -> None:
+    shown = run("seq2seq-train", "--help", cwd=tmp_path).stdout.decode()
+    assert "model/attention: additive, cosine, dot, general, scaled_dot" in shown and "lr_schedule" in shown
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [
+        ("seq2seq-translate", "seq2seq-translate checkpoint=runs/demo/attention/best.pt"),
+        ("seq2seq-eval", "seq2seq-eval checkpoint=runs/demo/attention/best.pt"),
+        ("seq2seq-gather", "seq2seq-gather 'runs=[runs/sweep/"),
+    ],
+)
+def test_a_missing_mandatory_option_is_one_line_with_an_example(command: str, example: str, tmp_path: Path) -> None:
+    p = run(command, f"hydra.run.dir={tmp_path / 'out'}", stdin="Tom\n", cwd=tmp_path)
+    assert p.returncode != 0
+    lines = p.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "is required, e.g. " + example in lines[0]
+
+
+def test_an_option_no_schema_has_is_refused_even_with_plus(toy_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    p = run("seq2seq-train", f"data.root={toy_root}", "+trainer.epoch=3", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert p.returncode != 0
+    assert p.stderr.decode().strip() == (
+        "error: trainer.epoch is not an option of seq2seq-train (did you mean trainer.epochs?); "
+        "`seq2seq-train --help` lists them"
+    )
+    assert not run_dir.exists()  # nothing trained, no config.yaml saved with the misspelled key
+    p = run("seq2seq-eval", "checkpoint=x.pt", "+beem=5", cwd=tmp_path)
+    assert "beem is not an option of seq2seq-eval (did you mean beam?)" in p.stderr.decode()
+
+
+def test_each_checkpoint_and_search_keeps_its_own_eval_report(compared: Path, toy_root: Path) -> None:
+    run_dir = compared / "attention"
+    for checkpoint in ("best.pt", "last.pt"):
+        p = run("seq2seq-eval", f"checkpoint={run_dir / checkpoint}", f"data.root={toy_root}")
+        assert p.returncode == 0, text(p)
+    p = run("seq2seq-eval", f"checkpoint={run_dir / 'best.pt'}", f"data.root={toy_root}", "beam=2", "min_len=1")
+    assert p.returncode == 0, text(p)
+    reports = {f.name: json.loads(f.read_text()) for f in run_dir.glob("eval-toy-test-*.json")}
+    assert {"eval-toy-test-best-greedy.json", "eval-toy-test-last-greedy.json",
+            "eval-toy-test-best-beam2-gnmt1.0-min1.json"} <= set(reports)  # fmt: skip
+    assert reports["eval-toy-test-last-greedy.json"]["checkpoint"].endswith("last.pt")
+
+
+def test_demo_table_script_writes_the_reports_figures_into_the_readme(compared: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- demo-table:begin -->\nold\n<!-- demo-table:end -->\nafter\n", encoding="utf-8")
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo_table.py"), str(compared), "--readme", str(readme)],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0, text(p)
+    new = readme.read_text(encoding="utf-8")
+    report = json.loads((compared / "comparison.json").read_text())
+    attention = report["models"]["attention"]
+    assert new.startswith("intro\n<!-- demo-table:begin -->\n| model |")
+    assert new.endswith("<!-- demo-table:end -->\nafter\n")
+    assert "old" not in new and f"| attention (Bahdanau, additive) | {attention['bleu']:.2f} |" in new
+    assert f"| 41+ | 4 | {report['models']['fixed_context']['bleu_by_src_len'][-1]['bleu']:.2f} |" in new
+    assert report["bleu_signature"] in new
+
+
+def test_the_readme_holds_a_demo_table_between_its_markers() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    inside = readme.split("<!-- demo-table:begin -->")[1].split("<!-- demo-table:end -->")[0]
+    assert "| attention (Bahdanau, additive) |" in inside and "| fixed_context (Cho) |" in inside

@@ -56,12 +56,12 @@ def ensure_toy_corpus(data: Any) -> None:
     """``data=toy`` with no corpus at its own folder (``data/toy``) writes the toy corpus there
     (said in the log), so a user of the installed package needs no checkout's scripts. Any other
     missing ``data.root`` stays an error that names the file (a typo makes no corpus)."""
-    if data.name != "toy" or Path(data.root) != Path(TOY_ROOT):
+    if data.name != "toy" or Path(data.root) != Path(TOY_ROOT) or {data.src_lang, data.tgt_lang} != {"en", "zh"}:
         return
     if any(p.exists() for p in split_paths(data.root, data.train, data.src_lang, data.tgt_lang)):
         return
     sizes = {data.train: TOY_SIZES["train"], data.valid: TOY_SIZES["valid"], data.test: TOY_SIZES["test"]}
-    counts = write_corpus(data.root, sizes, src_lang=data.src_lang, tgt_lang=data.tgt_lang)
+    counts = write_corpus(data.root, sizes)  # train.en is English, train.zh Chinese, whichever way data translates
     log.info("no toy corpus at %s: wrote one (%s pairs)", data.root, ", ".join(f"{k} {n:,}" for k, n in counts.items()))
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from seq2seq.constants import FIXED_CONTEXT_DECODERS
+from seq2seq.constants import DECODERS, FIXED_CONTEXT_DECODERS
+from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, build_score
 from seq2seq.models.decoder import BahdanauDecoder, ChoDecoder, LuongDecoder, Memory, RNNDecoder, SutskeverDecoder
 from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
@@ -104,6 +105,8 @@ def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder:
             bridge=cfg.bridge,
             tie_embeddings=cfg.tie_embeddings,
         )
+    if cfg.decoder != "luong":
+        raise ConfigError(f"model.decoder={cfg.decoder!r} is not valid: choose one of {', '.join(DECODERS)}")
     return LuongDecoder(
         attention=Attention(score),
         vocab_size=vocab_size,
