@@ -1,0 +1,91 @@
+"""Config checks that need no model: resume through the schema, unknown options, sweep folder
+names, the toy corpus a training run writes for itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from seq2seq.config import (
+    DataConfig,
+    TrainConfig,
+    folder_name,
+    resume_mismatch,
+    run_folders,
+    unknown_options,
+    with_defaults,
+)
+from seq2seq.data.prepare import ensure_toy_corpus
+from seq2seq.errors import ConfigError
+
+
+def saved_config(**changes: object) -> dict:
+    cfg = OmegaConf.structured(TrainConfig)
+    cfg.data.name, cfg.data.root = "toy", "data/toy"
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key, value)
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def test_resume_must_keep_what_changes_the_updates_and_may_change_the_budget() -> None:
+    now = saved_config()
+    must_keep = [("seed", 2), ("model.hidden_size", 64), ("trainer.lr", 0.01), ("search.beam", 2)]
+    must_keep += [("data.tokenizer.model_type", "bpe"), ("data.max_len", 50), ("trainer.lr_anneal", 0.5)]
+    for key, value in must_keep:
+        assert resume_mismatch(saved_config(**{key: value}), now) == key
+    may_change = [("trainer.epochs", 20), ("trainer.max_minutes", 5.0), ("trainer.threads", 1)]
+    may_change += [("data.valid", "dev"), ("data.tokenizer.cache_dir", ""), ("trainer.keep_checkpoints", 3)]
+    for key, value in may_change:
+        assert resume_mismatch(saved_config(**{key: value}), now) is None, key
+
+
+def test_an_older_saved_config_resumes_with_defaults_and_without_keys_no_schema_has() -> None:
+    old = saved_config()
+    del old["trainer"]["lr_anneal"]  # written before the option existed
+    del old["model"]["param_init"]
+    old["trainer"]["epoch"] = 3  # a misspelled +trainer.epoch=3 that an older version let through
+    filled = with_defaults(old)
+    assert filled is not None and "epoch" not in filled["trainer"]
+    assert resume_mismatch(filled, saved_config()) is None
+    assert with_defaults({**old, "seed": "not a number"}) is None  # does not fit the schema: refused
+
+
+def test_unknown_options_are_found_at_every_level() -> None:
+    cfg = OmegaConf.create(saved_config())  # as Hydra's +key=value leaves it: a key beside the schema's
+    cfg.trainer.epoch = 3
+    cfg.model.attention.scoer = "dot"
+    cfg.extra = 1
+    found = [key for key, _ in unknown_options(cfg, TrainConfig)]
+    assert sorted(found) == ["extra", "model.attention.scoer", "trainer.epoch"]
+
+
+def test_sweep_folder_names_parse_as_an_override_value() -> None:
+    name = folder_name("model/attention:dot+model:luong+data.length_buckets:[10,20]+x:é")
+    assert name == "model.attention:dot+model:luong+data.length_buckets:_10_20_+x:_"
+    parsed = OverridesParser.create().parse_override(f"checkpoint=runs/sweep/0-{name}/best.pt")
+    assert parsed.value() == f"runs/sweep/0-{name}/best.pt"
+
+
+def test_gather_takes_one_folder_or_a_list() -> None:
+    assert run_folders("runs/sweep") == ["runs/sweep"]
+    assert run_folders(OmegaConf.create(["a", "b"])) == ["a", "b"]
+    with pytest.raises(ConfigError, match="runs=\\[runs/a,runs/b\\]"):
+        run_folders(OmegaConf.create([]))
+
+
+@pytest.mark.parametrize(("src", "tgt"), [("en", "zh"), ("zh", "en")])
+def test_training_on_toy_writes_the_corpus_with_its_own_language_names(
+    src: str, tgt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ensure_toy_corpus(OmegaConf.structured(DataConfig(name="toy", root="data/toy", src_lang=src, tgt_lang=tgt)))
+    english = (tmp_path / "data" / "toy" / "train.en").read_text(encoding="utf-8").splitlines()
+    chinese = (tmp_path / "data" / "toy" / "train.zh").read_text(encoding="utf-8").splitlines()
+    assert len(english) == len(chinese) == 20_000
+    assert english[0].isascii() and not chinese[0].isascii()  # whichever way the model translates
+    elsewhere = OmegaConf.structured(DataConfig(name="toy", root="other", src_lang=src, tgt_lang=tgt))
+    ensure_toy_corpus(elsewhere)  # another root: a missing corpus stays missing (and an error later)
+    assert not (tmp_path / "other").exists()
