@@ -78,6 +78,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holding code
+        if "weights only load failed" in str(e).lower():
+            raise CheckpointError(
+                f"{path}: refused: the file carries code (pickled objects beyond tensors and plain data), "
+                "which seq2seq never loads; it is not a seq2seq checkpoint"
+            ) from None
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).partition(chr(10))[0][:200]})"
         ) from None

@@ -387,13 +387,26 @@ def check_data(data: Any) -> None:
 
 
 def check_trainer(trainer: Any) -> None:
-    """Reject a trainer config the loop or the schedule cannot run."""
+    """Reject a trainer config the loop or the schedule cannot run, before anything is written."""
     _choice("trainer.lr_schedule", trainer.lr_schedule, LR_SCHEDULES)
     _choice("trainer.device", trainer.device, DEVICES)
-    if not 0.0 < trainer.lr_anneal <= 1.0:
-        raise ConfigError(f"trainer.lr_anneal={trainer.lr_anneal} must lie in (0, 1]")
-    if trainer.keep_checkpoints < 0:
-        raise ConfigError(f"trainer.keep_checkpoints={trainer.keep_checkpoints} must be >= 0")
+    at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "max_steps": 0, "max_tokens": 0}
+    at_least |= {"lr_patience": 0, "threads": 0, "valid_max_sentences": 0, "keep_checkpoints": 0}
+    for name, least in at_least.items():
+        if trainer[name] < least:
+            raise ConfigError(f"trainer.{name}={trainer[name]} must be >= {least}")
+    if not 0.0 < trainer.lr <= 1.0:  # also refuses nan
+        raise ConfigError(f"trainer.lr={trainer.lr} must lie in (0, 1]")
+    if not 0.0 <= trainer.min_lr <= trainer.lr:
+        raise ConfigError(f"trainer.min_lr={trainer.min_lr} must lie in [0, trainer.lr={trainer.lr}]")
+    for name, low, high in (("lr_shrink", 0.0, 1.0), ("lr_anneal", 0.0, 1.0)):
+        if not low < trainer[name] <= high:
+            raise ConfigError(f"trainer.{name}={trainer[name]} must lie in ({low:g}, {high:g}]")
+    if not 0.0 <= trainer.label_smoothing < 1.0:
+        raise ConfigError(f"trainer.label_smoothing={trainer.label_smoothing} must lie in [0, 1)")
+    for name in ("grad_clip", "max_minutes"):
+        if not trainer[name] >= 0.0:  # nan too
+            raise ConfigError(f"trainer.{name}={trainer[name]} must be >= 0")
 
 
 def check_search(search: Any, prefix: str = "") -> None:

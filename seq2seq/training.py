@@ -26,7 +26,7 @@ from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import resolve_device
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.evaluation import bleu_tokenizer, corpus_scores
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import translate_sentences
@@ -108,6 +108,12 @@ class Trainer:
         self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
         self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
+        longest = max((max(len(s), len(t)) for s, t in zip(self.src_ids, self.tgt_ids, strict=True)), default=0)
+        if 0 < cfg.trainer.max_tokens < longest:
+            raise ConfigError(
+                f"trainer.max_tokens={cfg.trainer.max_tokens} holds no batch of the longest training pair "
+                f"({longest} tokens): give 0 (no cap) or at least {longest}, or leave long pairs out with data.max_len"
+            )
         seed_everything(cfg.seed)
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)

@@ -121,6 +121,8 @@ class Translator:
 
 def read_input(stream: TextIO | None, path: str | None) -> list[str]:
     """All input lines, checked for UTF-8 (an error names the line)."""
+    if not path and stream is None:
+        raise CorpusError("standard input is closed: pipe sentences in, or give input=FILE")
     data = Path(path).read_bytes() if path else stream.buffer.read()  # type: ignore[union-attr]
     name = path or "<stdin>"
     lines = data.split(b"\n")
@@ -282,7 +284,10 @@ class Session:
                 self.show_attention = arg == "on"
                 self.say(f"attention display {arg}")
             elif name == "save":
-                self.save(arg)
+                try:
+                    self.save(arg)
+                except (OSError, ValueError, RuntimeError) as e:  # a bad folder or picture type: say so, go on
+                    self.say(f"could not save {arg}: {e}")
             elif name == "settings":
                 shown = "on" if self.show_attention else "off"
                 self.say(f"{describe(self.search)}, nbest {self.search.nbest}, attention {shown}")
@@ -337,8 +342,10 @@ class Session:
             except KeyboardInterrupt:
                 print("^C", file=sys.stderr)
                 continue
-            if not line.strip():
+            if not line:  # a truly empty line ends; one of only spaces is ignored
                 return
+            if not line.strip():
+                continue
             try:
                 if line.lstrip().startswith(":"):
                     if not self.command(line.strip()):
@@ -354,7 +361,7 @@ def run_translate(cfg: TranslateConfig) -> None:
     cfg = check_translate(cfg)
     settings = {name: cfg[name] for name in SearchConfig.__dataclass_fields__}
     translator = Translator.from_checkpoint(cfg.checkpoint, device=cfg.device, batch_size=cfg.batch_size, **settings)
-    if cfg.input or not sys.stdin.isatty():
+    if cfg.input or sys.stdin is None or not sys.stdin.isatty():
         batch_mode(translator, cfg)
     else:
         Session(translator, show_attention=cfg.attn).run()

@@ -339,3 +339,10 @@ def test_the_readme_holds_a_demo_table_between_its_markers() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     inside = readme.split("<!-- demo-table:begin -->")[1].split("<!-- demo-table:end -->")[0]
     assert "| attention (Bahdanau, additive) |" in inside and "| fixed_context (Cho) |" in inside
+
+
+def test_translate_with_closed_stdin_is_one_clear_line(compared: Path) -> None:
+    command = f"{BIN / 'seq2seq-translate'} checkpoint={compared / 'attention' / 'best.pt'} <&-"
+    p = subprocess.run(["bash", "-c", command], capture_output=True, timeout=120)
+    assert p.returncode != 0
+    assert p.stderr.decode().strip() == "error: standard input is closed: pipe sentences in, or give input=FILE"

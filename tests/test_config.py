@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from seq2seq.config import (
     DataConfig,
     TrainConfig,
+    TrainerConfig,
+    check_trainer,
     folder_name,
     resume_mismatch,
     run_folders,
@@ -89,3 +91,28 @@ def test_training_on_toy_writes_the_corpus_with_its_own_language_names(
     elsewhere = OmegaConf.structured(DataConfig(name="toy", root="other", src_lang=src, tgt_lang=tgt))
     ensure_toy_corpus(elsewhere)  # another root: a missing corpus stays missing (and an error later)
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch_size", 0, "trainer.batch_size=0 must be >= 1"),
+        ("batch_size", -5, "trainer.batch_size=-5 must be >= 1"),
+        ("epochs", 0, "trainer.epochs=0 must be >= 1"),
+        ("max_tokens", -1, "trainer.max_tokens=-1 must be >= 0"),
+        ("label_smoothing", -0.5, r"trainer.label_smoothing=-0.5 must lie in \[0, 1\)"),
+        ("label_smoothing", 1.5, r"trainer.label_smoothing=1.5 must lie in \[0, 1\)"),
+        ("lr", -1.0, r"trainer.lr=-1.0 must lie in \(0, 1\]"),
+        ("lr", float("nan"), r"trainer.lr=nan must lie in \(0, 1\]"),
+        ("lr", 1e38, r"trainer.lr=1e\+38 must lie in \(0, 1\]"),
+        ("min_lr", 0.5, r"trainer.min_lr=0.5 must lie in \[0, trainer.lr=0.001\]"),
+        ("grad_clip", float("nan"), "trainer.grad_clip=nan must be >= 0"),
+        ("lr_shrink", 0.0, r"trainer.lr_shrink=0.0 must lie in \(0, 1\]"),
+    ],
+)
+def test_trainer_values_are_checked_before_anything_runs(key: str, value: object, message: str) -> None:
+    cfg = OmegaConf.structured(TrainerConfig)
+    cfg[key] = value
+    with pytest.raises(ConfigError, match=message):
+        check_trainer(cfg)
+    check_trainer(OmegaConf.structured(TrainerConfig))  # the defaults pass

@@ -123,3 +123,21 @@ def test_loader_reads_the_first_200_lines_of_the_shared_corpora(
     data = load_split(tmp_path, split, src, tgt)
     assert len(data) == 200 and data.notes == ()
     assert all(s.strip() and t.strip() for s, t in zip(data.src, data.tgt, strict=True))
+
+
+def test_a_carriage_return_inside_a_line_is_an_error_not_a_line_break(tmp_path: Path) -> None:
+    # one stray CR on line 10 of the source and line 1010 of the target would pair the 1,000
+    # lines between with the wrong targets if CR broke lines: the counts even match
+    src_lines = [f"s{i}" for i in range(2000)]
+    tgt_lines = [f"t{i}" for i in range(2000)]
+    src_lines[9] = "half\rother half"
+    tgt_lines[1009] = "half\rother half"
+    src = write(tmp_path / "train.en", ("\n".join(src_lines) + "\n").encode())
+    tgt = write(tmp_path / "train.zh", ("\n".join(tgt_lines) + "\n").encode())
+    with pytest.raises(CorpusError, match=r"train\.en:10: a carriage return \(CR\) inside the line"):
+        read_parallel(src, tgt)
+    nul = write(tmp_path / "nul.en", b"fine\nbad\x00byte\n")
+    with pytest.raises(CorpusError, match=r"nul\.en:2: a NUL byte inside the line"):
+        read_lines(nul)
+    crlf = write(tmp_path / "crlf.en", b"one\r\ntwo\r\n")
+    assert read_lines(crlf) == ["one", "two"]  # a CRLF ending is still just a line ending

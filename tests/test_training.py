@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from seq2seq.checkpoint import load_model, read_checkpoint, save_atomic
 from seq2seq.config import TrainConfig
 from seq2seq.data.prepare import prepare_data
-from seq2seq.errors import CheckpointError
+from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.search import translate_sentences
 from seq2seq.training import Trainer, train_run
 
@@ -181,8 +181,18 @@ class _Evil:
 def test_checkpoint_holding_code_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": "seq2seq-checkpoint", "version": 1, "x": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="refused: the file carries code") as refused:
         read_checkpoint(path)
+    assert "weights_only=False" not in str(refused.value)  # no advice to run the code
+
+
+def test_max_tokens_that_cannot_hold_the_longest_pair_is_refused(toy_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(toy_root, max_tokens=3)
+    with pytest.raises(
+        ConfigError, match=r"trainer.max_tokens=3 holds no batch of the longest training pair \((\d+) tokens\)"
+    ):
+        Trainer(cfg, tmp_path / "run", prepare_data(cfg.data))
+    assert not (tmp_path / "run").exists()
 
 
 def test_atomic_save_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> None:

@@ -127,3 +127,19 @@ def test_figure_labels_are_numbered_when_cjk_glyphs_cannot_show() -> None:
 
     assert _labels(["▁汤姆", "▁Tom", "</s>"], readable=True) == ["汤姆", "Tom", "</s>"]
     assert _labels(["▁汤姆", "▁Tom", "</s>"], readable=False) == ["0:汤姆", "Tom", "</s>"]
+
+
+def test_a_failed_save_says_so_and_the_session_goes_on(session: Session, tmp_path: Path) -> None:
+    session.translate("Tom chase Jerry")
+    assert session.command(f":save {tmp_path / 'no' / 'such' / 'dir' / 'x.png'}")  # True: the prompt goes on
+    assert "could not save" in output(session)
+    session.command(":beam 3")
+    assert session.search.beam == 3  # settings kept
+
+
+def test_a_line_of_spaces_does_not_end_the_prompt(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    typed = iter(["   ", "Tom chase Jerry", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(typed))
+    session.run()
+    assert session.last is not None and session.last.source == "Tom chase Jerry"
+    assert next(typed, "all read") == "all read"  # it stopped at the empty line, not at the spaces

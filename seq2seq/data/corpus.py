@@ -28,10 +28,10 @@ def read_lines(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> list[str]:
 
 
 def read_text(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> tuple[list[str], int]:
-    """The lines of a UTF-8 text file without line endings, and how many CRs were normalised.
+    """The lines of a UTF-8 text file without line endings, and how many CRLF endings were read.
 
-    Raises :class:`CorpusError` naming the file (and line) for a missing file, invalid UTF-8 or a
-    line over ``max_chars`` characters.
+    Lines end at ``\n`` only. Raises :class:`CorpusError` naming the file (and line) for a
+    missing file, invalid UTF-8, a CR or NUL inside a line, or a line over ``max_chars`` characters.
     """
     path = Path(path)
     if not path.is_file():
@@ -44,11 +44,21 @@ def read_text(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> tuple[list[s
         raise CorpusError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x})") from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    n_cr = text.count("\r")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.split("\n")  # lines end at \n only: a CR inside a line must not shift the pairs
     if lines and lines[-1] == "":
         lines.pop()
+    n_cr = 0
     for i, line in enumerate(lines, 1):
+        if line.endswith("\r"):  # a CRLF line ending
+            line = lines[i - 1] = line[:-1]
+            n_cr += 1
+        if "\r" in line:
+            raise CorpusError(
+                f"{path}:{i}: a carriage return (CR) inside the line; lines end at \\n only "
+                "(old Mac line endings? convert the file, e.g. with tr '\\r' '\\n')"
+            )
+        if "\x00" in line:
+            raise CorpusError(f"{path}:{i}: a NUL byte inside the line")
         if len(line) > max_chars:
             raise CorpusError(f"{path}:{i}: line has {len(line):,} characters (limit {max_chars:,})")
     return lines, n_cr
