@@ -88,12 +88,25 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
+    if isinstance(ckpt.get("version"), int) and ckpt["version"] > VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer seq2seq (checkpoint format {ckpt['version']}; this version reads "
+            f"{VERSION}): upgrade seq2seq-attention to use it"
+        )
     if ckpt.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: checkpoint version {ckpt.get('version')} (this seq2seq reads {VERSION}); "
             "retrain it with this version"
         )
     return ckpt
+
+
+def non_finite(weights: dict[str, Any]) -> str | None:
+    """The name of the first floating-point tensor holding nan or inf, or None."""
+    for name, tensor in weights.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 KEPT_NAME = re.compile(r"step(\d+)\.pt")
@@ -125,6 +138,9 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     last: dict[str, Any] = {}
     for path in paths:
         ckpt = read_checkpoint(path)
+        bad = non_finite(ckpt["model"])
+        if bad is not None:
+            raise CheckpointError(f"{path}: {bad} holds nan or inf (a diverged run); cannot average it")
         if last:
             if ckpt["src_tokenizer"] != last["src_tokenizer"] or ckpt["tgt_tokenizer"] != last["tgt_tokenizer"]:
                 raise CheckpointError(f"{path}: has other tokenizers than {paths[0]}; cannot average them")
@@ -163,6 +179,11 @@ class Loaded:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
     """Everything needed to translate, from the checkpoint file alone. The model is in eval mode."""
     ckpt = read_checkpoint(path)
+    bad = non_finite(ckpt["model"])
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: {bad} holds nan or inf: the run that wrote it diverged; use an earlier checkpoint"
+        )
     try:
         model_cfg = saved_model_config(ckpt["config"]["model"])
         check_model(model_cfg)

@@ -10,6 +10,7 @@ the package registers configs or touches Hydra's global state on import.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from seq2seq.average import run_average
 from seq2seq.compare import run_compare
 from seq2seq.config import config_dir, register_configs
-from seq2seq.errors import Seq2SeqError
+from seq2seq.errors import Seq2SeqError, TrainingStopped
 from seq2seq.evaluation import EvalReport, run_eval
 from seq2seq.gather import run_gather
 from seq2seq.report import markdown_report
@@ -57,6 +58,13 @@ def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
     (no traceback); a run ``folder`` the failed command left empty is removed."""
     try:
         yield
+    except TrainingStopped as e:
+        if not e.signum:  # diverged: an error like any other
+            sys.exit(f"error: {e}")
+        print(f"{e}; to go on, run the same command in the same folder:\n  {resume_command()}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+    except KeyboardInterrupt:
+        sys.exit("interrupted (a save under way was abandoned; saves are atomic, so no file is half written)")
     except (Seq2SeqError, OSError, OmegaConfBaseException) as e:
         if folder is not None:
             remove_if_left_empty(folder)
@@ -65,6 +73,12 @@ def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
             sys.exit(f"error: {key} has no value; give it on the command line: seq2seq-{command} {key}=...")
         message = str(e).splitlines()[0] if isinstance(e, OmegaConfBaseException) else str(e)
         sys.exit(f"error: {message}")
+
+
+def resume_command() -> str:
+    """This command line, with the run folder made explicit (a default folder holds the time)."""
+    args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
+    return shlex.join([Path(sys.argv[0]).name, *args, f"hydra.run.dir={run_dir()}"])
 
 
 def entry_point(command: str, job: Callable[[Any], None], makes_run_dir: bool) -> Callable[[], None]:

@@ -26,11 +26,13 @@ from seq2seq.constants import (
     BRIDGES,
     DECODERS,
     DEVICES,
+    EARLY_STOP_METRICS,
     ENCODERS,
     LENGTH_NORMS,
     LR_SCHEDULES,
     OUTPUT_FORMATS,
     POSITIONS,
+    PRECISIONS,
     RNNS,
     SAME_SIZE_SCORES,
     SCORES,
@@ -140,11 +142,17 @@ class TrainerConfig:
     resume: bool = True  # continue from last.pt when the run folder has one
     keep_checkpoints: int = 0  # also keep the weights after each of the last N validations
     # (stepNNNNNNNN.pt), for seq2seq-average; 0: none
+    valid_every: int = 0  # also validate and save every N updates (mid-epoch); 0: once per epoch
+    accumulate: int = 1  # batches per update (gradient accumulation): N x batch_size acts as one batch
+    precision: str = "fp32"  # fp32 | bf16 (CPU with bf16 support, or CUDA) | fp16 (CUDA, with a grad scaler)
+    patience: int = 0  # early stopping: stop after N validations without a better early_stop_metric; 0: off
+    early_stop_metric: str = "valid_bleu"  # valid_bleu | valid_loss
+    max_bad_updates: int = 10  # stop after N updates in a row with a non-finite loss or gradient (each is skipped)
 
     # what a resumed run may change: the budget and how it runs, not the updates it makes
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
         "epochs", "max_steps", "max_minutes", "device", "threads", "eval_batch_size", "valid_max_sentences",
-        "progress", "resume", "keep_checkpoints",
+        "progress", "resume", "keep_checkpoints", "patience", "max_bad_updates",
     )  # fmt: skip
 
 
@@ -390,8 +398,11 @@ def check_trainer(trainer: Any) -> None:
     """Reject a trainer config the loop or the schedule cannot run, before anything is written."""
     _choice("trainer.lr_schedule", trainer.lr_schedule, LR_SCHEDULES)
     _choice("trainer.device", trainer.device, DEVICES)
+    _choice("trainer.precision", trainer.precision, PRECISIONS)
+    _choice("trainer.early_stop_metric", trainer.early_stop_metric, EARLY_STOP_METRICS)
     at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "max_steps": 0, "max_tokens": 0}
     at_least |= {"lr_patience": 0, "threads": 0, "valid_max_sentences": 0, "keep_checkpoints": 0}
+    at_least |= {"valid_every": 0, "accumulate": 1, "patience": 0, "max_bad_updates": 1}
     for name, least in at_least.items():
         if trainer[name] < least:
             raise ConfigError(f"trainer.{name}={trainer[name]} must be >= {least}")

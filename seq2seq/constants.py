@@ -21,5 +21,7 @@ POSITIONS = ("sinusoidal", "learned")  # the self-attention encoder's positions
 TOKENIZER_TYPES = ("word", "unigram", "bpe", "char")  # SentencePiece model types
 LENGTH_NORMS = ("gnmt", "length", "none")  # beam search length penalty
 LR_SCHEDULES = ("constant", "plateau", "anneal")
+PRECISIONS = ("fp32", "bf16", "fp16")  # training: autocast with fp32 master weights
+EARLY_STOP_METRICS = ("valid_bleu", "valid_loss")
 DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_FORMATS = ("text", "json")  # seq2seq-translate's batch output

@@ -15,3 +15,15 @@ class CheckpointError(Seq2SeqError):
 
 class ConfigError(Seq2SeqError, ValueError):
     """A configuration value is invalid."""
+
+
+class TrainingStopped(Seq2SeqError):
+    """Training stopped before its budget: a signal (``signum``) or a diverged run."""
+
+    def __init__(self, message: str, signum: int = 0) -> None:
+        super().__init__(message)
+        self.signum = signum  # the signal that asked to stop; 0: the run diverged
+
+
+class RunFolderBusy(Seq2SeqError):
+    """Another live run trains into the same folder."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +29,10 @@ from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import resolve_device
-from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
 from seq2seq.evaluation import bleu_tokenizer, corpus_scores
 from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.runfolder import RunLock, remove_stale_temporaries, write_environment
 from seq2seq.search import translate_sentences
 
 log = logging.getLogger("seq2seq")
@@ -50,8 +54,13 @@ class TrainState:
     train_seconds: float = 0.0
     lr: float = 0.0  # the learning rate now (the schedule moves it)
     best_valid_loss: float = float("inf")  # for the plateau schedule
-    bad_epochs: int = 0
+    bad_epochs: int = 0  # validations without a better valid loss (the plateau schedule's counter)
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_metric: float | None = None  # early stopping: the best trainer.early_stop_metric so far
+    stale_validations: int = 0  # early stopping: validations since it improved
+    stop_reason: str = ""  # why training ended before its budget (early stopping)
+    skipped_updates: int = 0  # updates skipped for a non-finite loss or gradient, in all
+    bad_in_a_row: int = 0  # ... and in a row now
 
 
 @dataclass
@@ -114,6 +123,8 @@ class Trainer:
                 f"trainer.max_tokens={cfg.trainer.max_tokens} holds no batch of the longest training pair "
                 f"({longest} tokens): give 0 (no cap) or at least {longest}, or leave long pairs out with data.max_len"
             )
+        self.autocast_dtype = autocast_dtype(cfg.trainer.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.trainer.precision == "fp16" else None
         seed_everything(cfg.seed)
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
@@ -154,14 +165,24 @@ class Trainer:
         ts = ckpt["train_state"]
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ts["optimizer"])
-        self.state = TrainState(**{k: ts[k] for k in TrainState.__dataclass_fields__})
+        self.state = TrainState(**{k: ts[k] for k in TrainState.__dataclass_fields__ if k in ts})  # newer: defaults
         torch.set_rng_state(ts["rng"].cpu())
         if "cuda_rng" in ts and torch.cuda.is_available():
             torch.cuda.set_rng_state(ts["cuda_rng"].cpu())
         log.info("resumed from %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
         return True
 
+    def check_finite(self) -> None:
+        """Refuse to save non-finite weights: the checkpoints from before the divergence stay."""
+        for name, tensor in self.model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise TrainingStopped(
+                    f"training diverged: {name} holds nan or inf at step {self.state.step}; last.pt and best.pt "
+                    "keep the weights from before (lower trainer.lr, or raise trainer.grad_clip's protection)"
+                )
+
     def save(self) -> None:
+        self.check_finite()
         ts: dict[str, Any] = {
             **self.state.__dict__,
             "optimizer": self.optimizer.state_dict(),
@@ -173,6 +194,7 @@ class Trainer:
         self.write_metrics()
 
     def save_best(self) -> None:
+        self.check_finite()
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), self.best_path)
 
     def keep_checkpoint(self) -> None:
@@ -181,6 +203,7 @@ class Trainer:
         if keep <= 0:
             return
         path = self.out_dir / f"step{self.state.step:08d}.pt"
+        self.check_finite()
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict), path)
         for old in kept_checkpoints(self.out_dir)[:-keep]:
             old.unlink(missing_ok=True)
@@ -201,8 +224,9 @@ class Trainer:
     def write_metrics(self) -> None:
         if not self.state.history:
             return
+        columns = list(dict.fromkeys(key for row in self.state.history for key in row))  # rows of older runs too
         with open(self.out_dir / "metrics.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.state.history[0]))
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
             writer.writeheader()
             writer.writerows(self.state.history)
 
@@ -212,17 +236,57 @@ class Trainer:
         src_lengths, tgt_lengths = [len(s) for s in self.src_ids], [len(s) for s in self.tgt_ids]
         return bucket_batches(src_lengths, t.batch_size, t.max_tokens, rng, tgt_lengths)
 
-    def train_step(self, index: list[int]) -> tuple[float, int]:
-        batch = collate([self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]).to(self.device)
+    def train_step(self, group: list[list[int]]) -> tuple[float, int, bool]:
+        """One update from ``group`` (``trainer.accumulate`` batches of corpus indices): the loss of
+        every batch, averaged over the target tokens of them all, so N batches of B sentences give
+        the update of one batch of N x B. Returns the summed loss, the target tokens and whether
+        the update was made (False: a non-finite loss or gradient, skipped)."""
         self.model.train()
-        n_tokens = batch.n_tgt_tokens
-        loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
+        batches = [collate([self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]) for index in group]
+        n_tokens = sum(batch.n_tgt_tokens for batch in batches)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss / n_tokens).backward()
-        if self.cfg.trainer.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip)
-        self.optimizer.step()
-        return loss.item(), n_tokens
+        total = 0.0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+                loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
+            scaled = loss / n_tokens
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            total += loss.item()
+        return total, n_tokens, self.update(total)
+
+    def update(self, loss: float) -> bool:
+        """Clip and step, unless the loss or the gradient is not finite (then nothing changes)."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        clip = self.cfg.trainer.grad_clip if self.cfg.trainer.grad_clip > 0 else float("inf")  # inf: norm only
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        finite = math.isfinite(loss) and (self.scaler is not None or bool(torch.isfinite(norm)))
+        if not finite:  # under fp16 the scaler itself skips steps with inf gradients and lowers its scale
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.update()
+            return False
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return True
+
+    def skipped(self, loss: float) -> None:
+        """Count an update skipped for a non-finite loss or gradient; too many in a row stop the run."""
+        self.state.skipped_updates += 1
+        self.state.bad_in_a_row += 1
+        log.warning(
+            "non-finite loss or gradient (loss %s): update skipped (%d in a row)", loss, self.state.bad_in_a_row
+        )
+        if self.state.bad_in_a_row >= self.cfg.trainer.max_bad_updates:
+            raise TrainingStopped(
+                f"training diverged: {self.state.bad_in_a_row} updates in a row had a non-finite loss or gradient "
+                f"(trainer.max_bad_updates={self.cfg.trainer.max_bad_updates}) at step {self.state.step}; last.pt and "
+                "best.pt keep the weights from before (lower trainer.lr)"
+            )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -249,7 +313,8 @@ class Trainer:
     def finished(self, extra_seconds: float = 0.0) -> bool:
         t = self.cfg.trainer
         return (
-            self.state.epoch >= t.epochs
+            bool(self.state.stop_reason)
+            or self.state.epoch >= t.epochs
             or (t.max_steps > 0 and self.state.step >= t.max_steps)
             or (t.max_minutes > 0 and self.state.train_seconds + extra_seconds >= 60 * t.max_minutes)
         )
@@ -290,18 +355,37 @@ class Trainer:
             self.state.bad_epochs = 0
             log.info("valid loss did not improve: learning rate now %.2e", self.state.lr)
 
-    def end_of_epoch(self, train_loss: float, tokens: int, seconds: float) -> None:
+    def early_stop(self, metrics: dict[str, float]) -> None:
+        """``trainer.patience`` validations without a better ``early_stop_metric`` end the run."""
+        t = self.cfg.trainer
+        value = metrics[t.early_stop_metric]
+        higher_is_better = t.early_stop_metric == "valid_bleu"
+        best = self.state.best_metric
+        if best is None or (value > best if higher_is_better else value < best):
+            self.state.best_metric, self.state.stale_validations = value, 0
+            return
+        self.state.stale_validations += 1
+        if t.patience > 0 and self.state.stale_validations >= t.patience:
+            self.state.stop_reason = (
+                f"early stop: {t.early_stop_metric} has not improved on {best:g} for {t.patience} validation(s)"
+            )
+            log.info("%s (step %d)", self.state.stop_reason, self.state.step)
+
+    def validate_and_save(self, window: Window) -> None:
+        """Validation, a metrics row, best.pt, the schedules, a kept checkpoint and last.pt."""
+        self.check_finite()
         metrics = self.validate()
         row = {
             "epoch": self.state.epoch,
             "step": self.state.step,
-            "train_loss": round(train_loss, 4),
+            "train_loss": round(window.loss / max(window.tokens, 1), 4),
             "valid_loss": round(metrics["valid_loss"], 4),
             "valid_bleu": metrics["valid_bleu"],
             "valid_chrf": metrics["valid_chrf"],
-            "tokens_per_second": round(tokens / max(seconds, 1e-9)),
+            "tokens_per_second": round(window.tokens / max(window.seconds, 1e-9)),
             "train_seconds": round(self.state.train_seconds, 1),
             "lr": self.state.lr,
+            "skipped_updates": self.state.skipped_updates,
         }
         self.state.history.append(row)
         log.info(
@@ -317,60 +401,161 @@ class Trainer:
             self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
             self.save_best()
         self.schedule(metrics["valid_loss"])
+        self.early_stop(metrics)
         self.keep_checkpoint()
         self.save()
 
     def fit(self) -> TrainResult:
+        """Train until the budget (epochs, max_steps, max_minutes) or early stopping ends the run,
+        resuming from ``last.pt`` when the folder has one. SIGINT or SIGTERM: the update under way
+        finishes, ``last.pt`` is saved and :class:`TrainingStopped` says so (a second SIGINT stops at
+        once; saves are atomic)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if self.cfg.trainer.resume:
-            self.resume()
-        self.prune_kept()
-        (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
-        log.info(
-            "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s",
-            describe_model(self.cfg.model),
-            f"{self.model.num_parameters:,}",
-            f"{sum(p.numel() for p in self.model.encoder.parameters()):,}",
-            f"{sum(p.numel() for p in self.model.decoder.parameters()):,}",
-            len(self.src_ids),
-            len(self.src_tok),
-            len(self.tgt_tok),
-            self.device,
-        )
-        t = self.cfg.trainer
-        while not self.finished():
-            batches = self.epoch_batches(self.state.epoch)
-            loss_sum, tokens, start = 0.0, 0, time.perf_counter()
-            bar = tqdm(
-                total=len(batches),
-                initial=self.state.batch_in_epoch,
-                desc=f"epoch {self.state.epoch + 1}/{t.epochs}",
-                disable=not t.progress,
-                leave=False,
-                dynamic_ncols=True,
+        with RunLock(self.out_dir), StopSignals() as stop:
+            remove_stale_temporaries(self.out_dir)
+            if self.cfg.trainer.resume:
+                self.resume()
+            self.prune_kept()
+            (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
+            write_environment(self.out_dir, self.device)
+            log.info(
+                "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s%s",
+                describe_model(self.cfg.model),
+                f"{self.model.num_parameters:,}",
+                f"{sum(p.numel() for p in self.model.encoder.parameters()):,}",
+                f"{sum(p.numel() for p in self.model.decoder.parameters()):,}",
+                len(self.src_ids),
+                len(self.src_tok),
+                len(self.tgt_tok),
+                self.device,
+                "" if self.autocast_dtype is None else f", {self.cfg.trainer.precision} autocast",
             )
-            for k in range(self.state.batch_in_epoch, len(batches)):
-                if t.lr_schedule == "anneal":
-                    self.anneal(self.progress(len(batches), time.perf_counter() - start))
-                loss, n = self.train_step(batches[k])
-                loss_sum, tokens = loss_sum + loss, tokens + n
+            while not self.finished():
+                self.train_epoch(stop)
+            if not self.best_path.exists():  # a resumed run that had already finished
+                self.save_best()
+        return TrainResult(self.out_dir, self.best_path, self.last_path, self.state, self.model.num_parameters)
+
+    def train_epoch(self, stop: StopSignals) -> None:
+        """The rest of the current epoch, or up to the end of the budget, validating and saving at
+        its end and every ``valid_every`` updates."""
+        t = self.cfg.trainer
+        batches = self.epoch_batches(self.state.epoch)
+        window = Window()
+        bar = tqdm(
+            total=len(batches),
+            initial=self.state.batch_in_epoch,
+            desc=f"epoch {self.state.epoch + 1}/{t.epochs}",
+            disable=not t.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        while True:
+            if t.lr_schedule == "anneal":
+                self.anneal(self.progress(len(batches), window.elapsed()))
+            k = self.state.batch_in_epoch
+            group = batches[k : k + t.accumulate]
+            loss, n, made = self.train_step(group)
+            self.state.batch_in_epoch = k + len(group)
+            if made:
                 self.state.step += 1
-                self.state.batch_in_epoch = k + 1
-                elapsed = time.perf_counter() - start
-                bar.update()
-                bar.set_postfix(loss=f"{loss / n:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
-                if self.finished(extra_seconds=elapsed):
-                    break
-            bar.close()
-            seconds = time.perf_counter() - start
-            self.state.train_seconds += seconds
-            if self.state.batch_in_epoch >= len(batches):
+                self.state.bad_in_a_row = 0
+                window.add(loss, n)
+            else:
+                self.skipped(loss)
+            bar.update(len(group))
+            bar.set_postfix(loss=f"{loss / max(n, 1):.3f}", tok_s=f"{window.tokens / max(window.elapsed(), 1e-9):,.0f}")
+            if stop.signum:
+                self.state.train_seconds += window.close()
+                self.save()
+                bar.close()
+                raise TrainingStopped(
+                    f"stopped by {signal.Signals(stop.signum).name} at step {self.state.step}: {self.last_path} saved",
+                    stop.signum,
+                )
+            epoch_done = self.state.batch_in_epoch >= len(batches)
+            if epoch_done:
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
-            self.end_of_epoch(loss_sum / max(tokens, 1), tokens, seconds)
-        if not self.best_path.exists():  # a resumed run that had already finished
-            self.save_best()
-        return TrainResult(self.out_dir, self.best_path, self.last_path, self.state, self.model.num_parameters)
+            due = made and t.valid_every > 0 and self.state.step % t.valid_every == 0
+            if epoch_done or due or self.finished(window.elapsed()):
+                self.state.train_seconds += window.close()
+                self.validate_and_save(window)
+                if epoch_done or self.finished():
+                    break
+                window = Window()
+        bar.close()
+
+
+class Window:
+    """Training loss, target tokens and time since the last validation (for its metrics row)."""
+
+    def __init__(self) -> None:
+        self.loss, self.tokens, self.start, self.seconds = 0.0, 0, time.perf_counter(), 0.0
+
+    def add(self, loss: float, tokens: int) -> None:
+        self.loss += loss
+        self.tokens += tokens
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def close(self) -> float:
+        """Stop the clock; the training seconds of this window."""
+        self.seconds = self.elapsed()
+        return self.seconds
+
+
+class StopSignals:
+    """SIGINT and SIGTERM ask training to stop after the update under way (``signum`` says which);
+    a second SIGINT stops at once (KeyboardInterrupt). Only the main thread can set handlers;
+    elsewhere this does nothing."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signum and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C
+        self.signum = signum
+        log.warning(
+            "%s: finishing this update, then saving last.pt (Ctrl-C again to stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``trainer.precision`` (None: fp32), refused where the device cannot."""
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("trainer.precision=fp16 needs a CUDA device (use bf16 on a CPU with bf16 support)")
+        return torch.float16
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("trainer.precision=bf16: this GPU has no bf16 support (use fp16 or fp32)")
+    if device.type == "cpu" and not cpu_has_bf16():
+        raise ConfigError(
+            f"trainer.precision=bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no bf16 "
+            "instructions (AVX512-BF16 or AMX), where bf16 would be slower than fp32; use fp32"
+        )
+    return torch.bfloat16
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 matrix products natively (oneDNN's own check)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
 
 
 def train_run(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:

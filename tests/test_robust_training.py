@@ -1,0 +1,213 @@
+"""Training that can be trusted: accumulation, precision, mid-epoch saves, a SIGKILL or a signal
+that loses nothing, early stopping, a diverged run that keeps its good checkpoints, one run per
+folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from test_training import tiny_config
+
+from seq2seq.checkpoint import average_checkpoints, load_model, read_checkpoint, save_atomic
+from seq2seq.data.prepare import prepare_data
+from seq2seq.errors import CheckpointError, ConfigError, RunFolderBusy, TrainingStopped
+from seq2seq.training import Trainer, cpu_has_bf16, train_run
+
+BIN = Path(sys.executable).parent
+
+
+def trainer(root: Path, out: Path, **settings: object) -> Trainer:
+    cfg = tiny_config(root, **settings)
+    cfg.model.dropout = 0.0  # the same masks whatever the batch split
+    return Trainer(cfg, out, prepare_data(cfg.data))
+
+
+def test_accumulating_two_batches_gives_the_update_of_one_batch_twice_as_large(toy_root: Path, tmp_path: Path) -> None:
+    accumulated = trainer(toy_root, tmp_path / "a", accumulate=2)
+    whole = trainer(toy_root, tmp_path / "b")
+    first, second = list(range(0, 16)), list(range(100, 116))
+    loss_a, tokens_a, made_a = accumulated.train_step([first, second])
+    loss_b, tokens_b, made_b = whole.train_step([first + second])
+    assert made_a and made_b and tokens_a == tokens_b
+    assert loss_a == pytest.approx(loss_b, rel=1e-6)
+    for (name, a), b in zip(accumulated.model.named_parameters(), whole.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=0), name
+
+
+def test_accumulation_counts_updates_not_batches(toy_root: Path, tmp_path: Path) -> None:
+    result = train_run(tiny_config(toy_root, epochs=1, accumulate=3), tmp_path / "run")
+    assert result.state.step == 4  # 10 batches: 3 + 3 + 3 + 1
+
+
+def test_precision_is_autocast_with_fp32_weights_or_refused_where_the_device_cannot(
+    toy_root: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="trainer.precision=fp16 needs a CUDA device"):
+        trainer(toy_root, tmp_path / "fp16", precision="fp16", device="cpu")
+    if not cpu_has_bf16():
+        with pytest.raises(ConfigError, match="has no bf16 instructions"):
+            trainer(toy_root, tmp_path / "bf16", precision="bf16", device="cpu")
+        return
+    t = trainer(toy_root, tmp_path / "bf16", precision="bf16", device="cpu")
+    loss, _, made = t.train_step([list(range(32))])
+    assert made and loss > 0
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())  # fp32 master weights
+
+
+def test_valid_every_validates_and_saves_mid_epoch(toy_root: Path, tmp_path: Path) -> None:
+    result = train_run(tiny_config(toy_root, epochs=1, valid_every=3), tmp_path / "run")
+    assert [row["step"] for row in result.state.history] == [3, 6, 9, 10]  # and the end of the epoch
+    assert [row["epoch"] for row in result.state.history] == [0, 0, 0, 1]
+    env = json.loads((tmp_path / "run" / "environment.json").read_text())
+    assert env["torch"] == torch.__version__ and "git_revision" in env and env["seq2seq"]
+
+
+def cli_args(root: Path, run: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN / "seq2seq-train"), f"data.root={root}", f"hydra.run.dir={run}", "trainer.progress=false",
+        "model.embed_size=16", "model.hidden_size=32", "trainer.batch_size=32", "trainer.threads=1",
+        "trainer.valid_max_sentences=5", *extra,
+    ]  # fmt: skip
+
+
+def saved_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=True)["train_state"]["step"])
+    except Exception:  # not there yet
+        return -1
+
+
+def start_and_wait_for_a_save(args: list[str], last: Path, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while saved_step(last) < 1:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc
+
+
+def assert_same_tensors(a: dict, b: dict, where: str = "") -> None:
+    for key, value in a.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, b[key]), f"{where}{key}"
+        elif isinstance(value, dict):
+            assert_same_tensors(value, b[key], f"{where}{key}.")
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_last_pt(toy_root: Path, tmp_path: Path) -> None:
+    budget = ["trainer.epochs=10", "trainer.valid_every=7"]  # 100 updates, saves mid-epoch
+    killed = tmp_path / "killed"
+    proc = start_and_wait_for_a_save(cli_args(toy_root, killed, *budget), killed / "last.pt", tmp_path)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate()
+    at_kill = saved_step(killed / "last.pt")
+    assert 0 < at_kill < 100, at_kill  # killed mid-run, after a save
+    (killed / ".last.pt.leftover.tmp").write_bytes(b"half a save")  # what a kill during a save leaves
+    assert subprocess.run(cli_args(toy_root, killed, *budget), cwd=tmp_path, capture_output=True).returncode == 0
+    assert not (killed / ".last.pt.leftover.tmp").exists() and not (killed / "train.lock").exists()
+    whole = tmp_path / "whole"
+    assert subprocess.run(cli_args(toy_root, whole, *budget), cwd=tmp_path, capture_output=True).returncode == 0
+    a, b = read_checkpoint(whole / "last.pt"), read_checkpoint(killed / "last.pt")
+    assert a["train_state"]["step"] == b["train_state"]["step"] == 100
+    assert_same_tensors(a["model"], b["model"], "model.")
+    assert_same_tensors(a["train_state"]["optimizer"], b["train_state"]["optimizer"], "optimizer.")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_saves_last_pt_and_prints_the_command_that_resumes(
+    signum: int, toy_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    budget = ["trainer.epochs=30", "trainer.valid_every=5"]
+    proc = start_and_wait_for_a_save(cli_args(toy_root, run, *budget), run / "last.pt", tmp_path)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err.decode()
+    message = err.decode()
+    name = signal.Signals(signum).name
+    assert f"stopped by {name} at step" in message and "Traceback" not in message
+    step = int(message.split(f"stopped by {name} at step ")[1].split(":")[0])
+    assert saved_step(run / "last.pt") == step  # the update under way finished, then was saved
+    assert f"hydra.run.dir={run}" in message.splitlines()[-1]  # the command that resumes
+    assert not (run / "train.lock").exists()
+
+
+def test_early_stopping_ends_the_run_and_its_counter_survives_resume(toy_root: Path, tmp_path: Path) -> None:
+    settings = {"epochs": 3, "valid_every": 2, "lr": 1e-7, "min_lr": 0.0, "patience": 2}  # valid BLEU stays put
+    whole = train_run(tiny_config(toy_root, **settings), tmp_path / "whole")
+    assert whole.state.step == 6 and whole.state.stop_reason.startswith("early stop: valid_bleu has not improved")
+    train_run(tiny_config(toy_root, max_steps=4, **settings), tmp_path / "split")  # 2 validations, 1 stale
+    resumed = train_run(tiny_config(toy_root, **settings), tmp_path / "split")
+    assert resumed.state.step == 6 and resumed.state.stop_reason == whole.state.stop_reason
+
+
+def test_a_diverged_run_stops_and_keeps_its_good_checkpoints(
+    toy_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original, calls = Trainer.train_step, []
+
+    def poisoned(self: Trainer, group: list[list[int]]) -> tuple[float, int, bool]:
+        calls.append(1)
+        if len(calls) == 7:  # a NaN lands in one weight after 6 good updates
+            with torch.no_grad():
+                self.model.decoder.generator.weight[5, 0] = float("nan")
+        return original(self, group)
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(TrainingStopped, match="3 updates in a row had a non-finite loss"):
+        train_run(tiny_config(toy_root, epochs=2, valid_every=5, max_bad_updates=3), tmp_path / "run")
+    last = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["train_state"]["step"] == 5 and last["train_state"]["skipped_updates"] == 0
+    load_model(tmp_path / "run" / "best.pt")  # finite, loads
+    poisoned_ckpt = {**last, "model": {**last["model"]}}
+    poisoned_ckpt["model"]["decoder.generator.bias"] = torch.full_like(
+        last["model"]["decoder.generator.bias"], float("inf")
+    )
+    save_atomic(poisoned_ckpt, tmp_path / "bad.pt")
+    with pytest.raises(
+        CheckpointError, match="decoder.generator.bias holds nan or inf: the run that wrote it diverged"
+    ):
+        load_model(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="cannot average it"):
+        average_checkpoints([tmp_path / "run" / "last.pt", tmp_path / "bad.pt"])
+
+
+def test_a_second_run_into_a_live_runs_folder_is_refused(toy_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / "train.lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        with pytest.raises(RunFolderBusy, match=f"another seq2seq-train \\(pid {sleeper.pid}\\) is training"):
+            train_run(tiny_config(toy_root, max_steps=1), run)
+        assert not (run / "last.pt").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    result = train_run(tiny_config(toy_root, max_steps=1), run)  # the lock's process is gone: taken over
+    assert result.state.step == 1 and not (run / "train.lock").exists()
+
+
+def test_a_checkpoint_from_a_newer_version_is_refused_clearly(toy_root: Path, tmp_path: Path) -> None:
+    result = train_run(tiny_config(toy_root, max_steps=1), tmp_path / "run")
+    ckpt = read_checkpoint(result.best)
+    save_atomic({**ckpt, "version": ckpt["version"] + 1}, tmp_path / "newer.pt")
+    with pytest.raises(CheckpointError, match="written by a newer seq2seq .* upgrade seq2seq-attention"):
+        load_model(tmp_path / "newer.pt")
+
+
+def test_the_new_trainer_options_are_in_the_example_config() -> None:
+    example = OmegaConf.load(Path(__file__).resolve().parent.parent / "configs" / "example.yaml")
+    for key in ("valid_every", "accumulate", "precision", "patience", "early_stop_metric", "max_bad_updates"):
+        assert key in example.trainer, key
