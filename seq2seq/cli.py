@@ -10,6 +10,8 @@ the package registers configs or touches Hydra's global state on import.
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import shutil
 import sys
@@ -26,6 +28,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from seq2seq.average import run_average
 from seq2seq.compare import run_compare
 from seq2seq.config import config_dir, register_configs
+from seq2seq.distributed import launched_processes
 from seq2seq.errors import Seq2SeqError, TrainingStopped
 from seq2seq.evaluation import EvalReport, run_eval
 from seq2seq.gather import run_gather
@@ -98,8 +101,25 @@ def entry_point(command: str, job: Callable[[Any], None], makes_run_dir: bool) -
 
 
 def _train(cfg: Any) -> None:
+    rank = int(os.environ.get("RANK", "0")) if launched_processes() > 1 else 0
+    if rank > 0:  # under torchrun only rank 0 logs and writes; the others train
+        quiet_this_process()
     result = train_run(cfg, run_dir())
+    if rank > 0:
+        if run_dir().resolve() != result.run_dir.resolve():
+            remove_if_left_empty(run_dir())  # its own Hydra folder (another second in its name)
+        return
     print(f"best valid BLEU {result.best_bleu:.2f}; checkpoints: {result.best} {result.last}")
+
+
+def quiet_this_process() -> None:
+    """No log file and only warnings from this process (a torchrun worker other than rank 0)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    logging.getLogger("seq2seq").setLevel(logging.WARNING)
 
 
 def _eval(cfg: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from seq2seq.config import CompareConfig, TrainConfig, check_compare, compared_models, describe_model
+from seq2seq.distributed import launched_processes
+from seq2seq.errors import ConfigError
 from seq2seq.report import report_runs
 from seq2seq.training import train_run
 
@@ -24,6 +26,11 @@ def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
     """Train every model of ``cfg.models`` into ``out_dir/NAME``, then evaluate them all and
     write the report into ``out_dir``."""
     cfg = check_compare(cfg)
+    if launched_processes() > 1:
+        raise ConfigError(
+            "seq2seq-compare trains its models one after the other in one process; "
+            "under torchrun, train each with seq2seq-train and report them with seq2seq-gather"
+        )
     runs = {}
     for name, model_cfg in compared_models(cfg).items():
         log.info("=== %s: %s ===", name, describe_model(model_cfg))

@@ -8,6 +8,7 @@ repeats exactly the updates the uninterrupted run would have made.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -21,6 +22,8 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
@@ -29,6 +32,7 @@ from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import resolve_device
+from seq2seq.distributed import Processes, join, leave
 from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
 from seq2seq.evaluation import bleu_tokenizer, corpus_scores
 from seq2seq.models.seq2seq import Seq2Seq, build_model
@@ -107,10 +111,19 @@ class Trainer:
     """Adam, gradient clipping, length-bucketed batches, validation BLEU after every epoch, on
     prepared data (:func:`seq2seq.data.prepare.prepare_data`); ``cfg`` is a checked config."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: Path, data: PreparedData) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: Path,
+        data: PreparedData,
+        *,
+        processes: Processes | None = None,
+        device: torch.device | None = None,
+    ) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
-        self.device = resolve_device(cfg.trainer.device)
+        self.processes = processes or Processes()  # several under torchrun (seq2seq.distributed.join)
+        self.device = device if device is not None else resolve_device(cfg.trainer.device)
         if cfg.trainer.threads > 0:
             torch.set_num_threads(cfg.trainer.threads)
         self.valid_data = data.valid
@@ -127,6 +140,13 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if cfg.trainer.precision == "fp16" else None
         seed_everything(cfg.seed)
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
+        self.ddp: DistributedDataParallel | None = None
+        if self.processes.world > 1:  # the same start everywhere, then each its own dropout masks
+            self.ddp = DistributedDataParallel(
+                LossOf(self.model, cfg.trainer.label_smoothing),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            )
+            torch.manual_seed(cfg.seed * 1000 + self.processes.rank)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
         self.state = TrainState(lr=cfg.trainer.lr)
         self.config_dict: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[assignment]
@@ -166,7 +186,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ts["optimizer"])
         self.state = TrainState(**{k: ts[k] for k in TrainState.__dataclass_fields__ if k in ts})  # newer: defaults
-        torch.set_rng_state(ts["rng"].cpu())
+        rngs = ts.get("rngs", [])  # one per process when several trained
+        torch.set_rng_state((rngs[self.processes.rank] if len(rngs) == self.processes.world else ts["rng"]).cpu())
         if "cuda_rng" in ts and torch.cuda.is_available():
             torch.cuda.set_rng_state(ts["cuda_rng"].cpu())
         log.info("resumed from %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
@@ -182,12 +203,19 @@ class Trainer:
                 )
 
     def save(self) -> None:
+        """``last.pt``: weights, optimizer, state and RNG, to resume exactly (every process calls
+        it; rank 0 writes, with every process's RNG state)."""
         self.check_finite()
+        rngs = self.processes.gather(torch.get_rng_state())
+        if not self.processes.main:
+            return
         ts: dict[str, Any] = {
             **self.state.__dict__,
             "optimizer": self.optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
+            "rng": rngs[0],
         }
+        if self.processes.world > 1:
+            ts["rngs"] = rngs
         if self.device.type == "cuda":
             ts["cuda_rng"] = torch.cuda.get_rng_state()
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict, ts), self.last_path)
@@ -242,18 +270,31 @@ class Trainer:
         the update of one batch of N x B. Returns the summed loss, the target tokens and whether
         the update was made (False: a non-finite loss or gradient, skipped)."""
         self.model.train()
-        batches = [collate([self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]) for index in group]
-        n_tokens = sum(batch.n_tgt_tokens for batch in batches)
+        world = self.processes.world
+        n_tokens = sum(len(self.tgt_ids[i]) + 1 for index in group for i in index)  # targets + EOS, all processes
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for batch in batches:
-            batch = batch.to(self.device)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-                loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
-            scaled = loss / n_tokens
-            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            total += loss.item()
+        for j, index in enumerate(group):
+            mine, weight = self.processes.share(index)  # one process: the whole batch, weight 1
+            batch = collate([self.src_ids[i] for i in mine], [self.tgt_ids[i] for i in mine]).to(self.device)
+            exchange = self.ddp is None or j == len(group) - 1  # DDP: average the gradients once per update
+            with contextlib.nullcontext() if exchange else self.ddp.no_sync():  # type: ignore[union-attr]
+                with torch.autocast(
+                    self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+                ):
+                    if self.ddp is None:
+                        loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
+                    else:  # DDP averages over processes: scaled by their number, the sum of every share's loss
+                        loss = self.ddp(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out) * (weight * world)
+                scaled = loss / n_tokens
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            total += loss.item() / world
+        total = self.processes.total(total)
         return total, n_tokens, self.update(total)
+
+    def autocast(self) -> torch.autocast:
+        """Mixed precision for the forward pass (``trainer.precision``; fp32: off)."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def update(self, loss: float) -> bool:
         """Clip and step, unless the loss or the gradient is not finite (then nothing changes)."""
@@ -374,7 +415,7 @@ class Trainer:
     def validate_and_save(self, window: Window) -> None:
         """Validation, a metrics row, best.pt, the schedules, a kept checkpoint and last.pt."""
         self.check_finite()
-        metrics = self.validate()
+        metrics = self.processes.broadcast(self.validate() if self.processes.main else None)
         row = {
             "epoch": self.state.epoch,
             "step": self.state.step,
@@ -397,12 +438,14 @@ class Trainer:
             row["valid_bleu"],
             row["tokens_per_second"],
         )
-        if metrics["valid_bleu"] > self.state.best_bleu or not self.best_path.exists():
-            self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
+        better = metrics["valid_bleu"] > self.state.best_bleu
+        self.state.best_bleu = max(self.state.best_bleu, metrics["valid_bleu"])
+        if self.processes.main and (better or not self.best_path.exists()):
             self.save_best()
         self.schedule(metrics["valid_loss"])
         self.early_stop(metrics)
-        self.keep_checkpoint()
+        if self.processes.main:
+            self.keep_checkpoint()
         self.save()
 
     def fit(self) -> TrainResult:
@@ -411,13 +454,19 @@ class Trainer:
         finishes, ``last.pt`` is saved and :class:`TrainingStopped` says so (a second SIGINT stops at
         once; saves are atomic)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(self.out_dir), StopSignals() as stop:
-            remove_stale_temporaries(self.out_dir)
+        main = self.processes.main
+        with RunLock(self.out_dir) if main else contextlib.nullcontext(), StopSignals() as stop:
+            if main:
+                remove_stale_temporaries(self.out_dir)
+            self.processes.broadcast(None)  # the others read last.pt once rank 0 holds the folder
             if self.cfg.trainer.resume:
                 self.resume()
-            self.prune_kept()
-            (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
-            write_environment(self.out_dir, self.device)
+            if main:
+                self.prune_kept()
+                (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
+                write_environment(self.out_dir, self.device)
+                if self.processes.world > 1:
+                    log.info("DDP: %d processes, %s", self.processes.world, self.processes.backend)
             log.info(
                 "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s%s",
                 describe_model(self.cfg.model),
@@ -432,9 +481,16 @@ class Trainer:
             )
             while not self.finished():
                 self.train_epoch(stop)
-            if not self.best_path.exists():  # a resumed run that had already finished
+            if main and not self.best_path.exists():  # a resumed run that had already finished
                 self.save_best()
         return TrainResult(self.out_dir, self.best_path, self.last_path, self.state, self.model.num_parameters)
+
+    def clock(self, window: Window) -> float:
+        """Training seconds of this window; rank 0's under max_minutes, so that every process
+        stops and anneals alike."""
+        if self.processes.world > 1 and self.cfg.trainer.max_minutes > 0:
+            return float(self.processes.broadcast(window.elapsed()))
+        return window.elapsed()
 
     def train_epoch(self, stop: StopSignals) -> None:
         """The rest of the current epoch, or up to the end of the budget, validating and saving at
@@ -446,13 +502,13 @@ class Trainer:
             total=len(batches),
             initial=self.state.batch_in_epoch,
             desc=f"epoch {self.state.epoch + 1}/{t.epochs}",
-            disable=not t.progress,
+            disable=not t.progress or not self.processes.main,
             leave=False,
             dynamic_ncols=True,
         )
         while True:
             if t.lr_schedule == "anneal":
-                self.anneal(self.progress(len(batches), window.elapsed()))
+                self.anneal(self.progress(len(batches), self.clock(window)))
             k = self.state.batch_in_epoch
             group = batches[k : k + t.accumulate]
             loss, n, made = self.train_step(group)
@@ -465,26 +521,42 @@ class Trainer:
                 self.skipped(loss)
             bar.update(len(group))
             bar.set_postfix(loss=f"{loss / max(n, 1):.3f}", tok_s=f"{window.tokens / max(window.elapsed(), 1e-9):,.0f}")
-            if stop.signum:
-                self.state.train_seconds += window.close()
+            if self.processes.any(bool(stop.signum)):  # every process stops after the same update
+                signum = stop.signum or signal.SIGTERM
+                self.state.train_seconds += self.processes.broadcast(window.close())
                 self.save()
                 bar.close()
                 raise TrainingStopped(
-                    f"stopped by {signal.Signals(stop.signum).name} at step {self.state.step}: {self.last_path} saved",
-                    stop.signum,
+                    f"stopped by {signal.Signals(signum).name} at step {self.state.step}: {self.last_path} saved",
+                    signum,
                 )
             epoch_done = self.state.batch_in_epoch >= len(batches)
             if epoch_done:
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
             due = made and t.valid_every > 0 and self.state.step % t.valid_every == 0
-            if epoch_done or due or self.finished(window.elapsed()):
-                self.state.train_seconds += window.close()
+            if epoch_done or due or self.finished(self.clock(window)):
+                self.state.train_seconds += self.processes.broadcast(window.close())
                 self.validate_and_save(window)
                 if epoch_done or self.finished():
                     break
                 window = Window()
         bar.close()
+
+
+class LossOf(nn.Module):
+    """The summed training loss of a batch as a module's forward, for DistributedDataParallel
+    (which exchanges gradients when its module's forward and backward run)."""
+
+    def __init__(self, model: Seq2Seq, label_smoothing: float) -> None:
+        super().__init__()
+        self.model = model
+        self.label_smoothing = label_smoothing
+
+    def forward(
+        self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
+    ) -> torch.Tensor:
+        return batch_loss(self.model, Batch(src, src_mask, tgt_in, tgt_out), self.label_smoothing)
 
 
 class Window:
@@ -559,6 +631,17 @@ def cpu_has_bf16() -> bool:
 
 
 def train_run(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:
-    """Check ``cfg``, prepare its data and train into ``out_dir`` (resuming from its ``last.pt``)."""
+    """Check ``cfg``, prepare its data and train into ``out_dir`` (resuming from its ``last.pt``).
+    Under torchrun every process calls this; they train together into rank 0's ``out_dir``."""
     cfg = check_train(cfg)
-    return Trainer(cfg, Path(out_dir), prepare_data(cfg.data, cfg.trainer.valid_max_sentences)).fit()
+    processes, device = join(cfg.trainer.device)
+    try:
+        folder = Path(processes.broadcast(str(out_dir)))
+        if not processes.main:
+            processes.broadcast(None)  # rank 0 prepares first: the corpus it may write, the tokenizer cache
+        data = prepare_data(cfg.data, cfg.trainer.valid_max_sentences)
+        if processes.main:
+            processes.broadcast(None)
+        return Trainer(cfg, folder, data, processes=processes, device=device).fit()
+    finally:
+        leave(processes)
