@@ -148,11 +148,13 @@ class TrainerConfig:
     patience: int = 0  # early stopping: stop after N validations without a better early_stop_metric; 0: off
     early_stop_metric: str = "valid_bleu"  # valid_bleu | valid_loss
     max_bad_updates: int = 10  # stop after N updates in a row with a non-finite loss or gradient (each is skipped)
+    tensorboard: bool = False  # also log to RUN/tensorboard (pip install 'seq2seq-attention[tensorboard]')
+    log_every: int = 100  # tensorboard: training loss, lr, tokens/s and gradient norm every N updates
 
     # what a resumed run may change: the budget and how it runs, not the updates it makes
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
         "epochs", "max_steps", "max_minutes", "device", "threads", "eval_batch_size", "valid_max_sentences",
-        "progress", "resume", "keep_checkpoints", "patience", "max_bad_updates",
+        "progress", "resume", "keep_checkpoints", "patience", "max_bad_updates", "tensorboard", "log_every",
     )  # fmt: skip
 
 
@@ -402,7 +404,7 @@ def check_trainer(trainer: Any) -> None:
     _choice("trainer.early_stop_metric", trainer.early_stop_metric, EARLY_STOP_METRICS)
     at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "max_steps": 0, "max_tokens": 0}
     at_least |= {"lr_patience": 0, "threads": 0, "valid_max_sentences": 0, "keep_checkpoints": 0}
-    at_least |= {"valid_every": 0, "accumulate": 1, "patience": 0, "max_bad_updates": 1}
+    at_least |= {"valid_every": 0, "accumulate": 1, "patience": 0, "max_bad_updates": 1, "log_every": 1}
     for name, least in at_least.items():
         if trainer[name] < least:
             raise ConfigError(f"trainer.{name}={trainer[name]} must be >= {least}")

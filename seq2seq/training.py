@@ -26,15 +26,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from seq2seq.board import Board, check_tensorboard
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
-from seq2seq.config import TrainConfig, check_train, describe_model, resume_mismatch, with_defaults
+from seq2seq.config import TrainConfig, check_train, describe_model, resume_mismatch, uses_attention, with_defaults
 from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import resolve_device
 from seq2seq.distributed import Processes, join, leave
 from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
-from seq2seq.evaluation import bleu_tokenizer, corpus_scores
+from seq2seq.evaluation import alignment_accuracy, bleu_tokenizer, corpus_scores, forced_weights
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.runfolder import RunLock, remove_stale_temporaries, write_environment
 from seq2seq.search import translate_sentences
@@ -136,6 +137,10 @@ class Trainer:
                 f"trainer.max_tokens={cfg.trainer.max_tokens} holds no batch of the longest training pair "
                 f"({longest} tokens): give 0 (no cap) or at least {longest}, or leave long pairs out with data.max_len"
             )
+        if cfg.trainer.tensorboard:
+            check_tensorboard()  # before anything is written
+        self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
+        self.grad_norm = 0.0
         self.autocast_dtype = autocast_dtype(cfg.trainer.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.trainer.precision == "fp16" else None
         seed_everything(cfg.seed)
@@ -302,6 +307,7 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
         clip = self.cfg.trainer.grad_clip if self.cfg.trainer.grad_clip > 0 else float("inf")  # inf: norm only
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.grad_norm = float(norm)
         finite = math.isfinite(loss) and (self.scaler is not None or bool(torch.isfinite(norm)))
         if not finite:  # under fp16 the scaler itself skips steps with inf gradients and lowers its scale
             self.optimizer.zero_grad(set_to_none=True)
@@ -349,7 +355,19 @@ class Trainer:
             device=self.device,
         )
         scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
-        return {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
+        metrics = {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
+        if valid.alignments is not None and uses_attention(self.cfg.model.decoder):  # watch attention being learned
+            weights = forced_weights(
+                self.model,
+                self.src_tok,
+                self.tgt_tok,
+                valid,
+                batch_size=self.cfg.trainer.eval_batch_size,
+                device=self.device,
+            )
+            pieces = [self.src_tok.pieces(s) for s in valid.src], [self.tgt_tok.pieces(t) for t in valid.tgt]
+            metrics["valid_alignment_accuracy"] = round(alignment_accuracy(weights, *pieces, valid.alignments), 4)
+        return metrics
 
     def finished(self, extra_seconds: float = 0.0) -> bool:
         t = self.cfg.trainer
@@ -428,7 +446,10 @@ class Trainer:
             "lr": self.state.lr,
             "skipped_updates": self.state.skipped_updates,
         }
+        if "valid_alignment_accuracy" in metrics:
+            row["valid_alignment_accuracy"] = metrics["valid_alignment_accuracy"]
         self.state.history.append(row)
+        self.board.validation(row)
         log.info(
             "epoch %d step %d: train loss %.3f, valid loss %.3f, valid BLEU %.2f, %d tok/s",
             row["epoch"],
@@ -467,6 +488,8 @@ class Trainer:
                 write_environment(self.out_dir, self.device)
                 if self.processes.world > 1:
                     log.info("DDP: %d processes, %s", self.processes.world, self.processes.backend)
+                if self.cfg.trainer.tensorboard:
+                    self.board = Board(self.out_dir / "tensorboard", self.cfg.trainer.log_every)
             log.info(
                 "%s model: %s parameters (encoder %s, decoder %s); %d training pairs; vocab %d/%d; device %s%s",
                 describe_model(self.cfg.model),
@@ -479,8 +502,11 @@ class Trainer:
                 self.device,
                 "" if self.autocast_dtype is None else f", {self.cfg.trainer.precision} autocast",
             )
-            while not self.finished():
-                self.train_epoch(stop)
+            try:
+                while not self.finished():
+                    self.train_epoch(stop)
+            finally:
+                self.board.close()
             if main and not self.best_path.exists():  # a resumed run that had already finished
                 self.save_best()
         return TrainResult(self.out_dir, self.best_path, self.last_path, self.state, self.model.num_parameters)
@@ -517,6 +543,8 @@ class Trainer:
                 self.state.step += 1
                 self.state.bad_in_a_row = 0
                 window.add(loss, n)
+                speed = window.tokens / max(window.elapsed(), 1e-9)
+                self.board.update(self.state.step, loss / max(n, 1), self.state.lr, speed, self.grad_norm)
             else:
                 self.skipped(loss)
             bar.update(len(group))

@@ -116,3 +116,11 @@ def test_trainer_values_are_checked_before_anything_runs(key: str, value: object
     with pytest.raises(ConfigError, match=message):
         check_trainer(cfg)
     check_trainer(OmegaConf.structured(TrainerConfig))  # the defaults pass
+
+
+def test_tensorboard_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import seq2seq.board as board
+
+    monkeypatch.setattr(board.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install 'seq2seq-attention\[tensorboard\]'"):
+        board.check_tensorboard()

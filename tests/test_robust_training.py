@@ -211,3 +211,19 @@ def test_the_new_trainer_options_are_in_the_example_config() -> None:
     example = OmegaConf.load(Path(__file__).resolve().parent.parent / "configs" / "example.yaml")
     for key in ("valid_every", "accumulate", "precision", "patience", "early_stop_metric", "max_bad_updates"):
         assert key in example.trainer, key
+
+
+def test_tensorboard_logs_training_and_validation_figures(toy_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")  # the optional extra (the dev extra installs it)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train_run(tiny_config(toy_root, epochs=1, tensorboard=True, log_every=2), tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "train/tokens_per_second", "train/grad_norm"} <= tags
+    assert {"valid/loss", "valid/bleu", "valid/chrf", "valid/alignment_accuracy"} <= tags  # the toy has gold links
+    assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6, 8, 10]
+    (bleu,) = events.Scalars("valid/bleu")
+    assert bleu.value == pytest.approx(result.state.history[-1]["valid_bleu"])
+    assert "valid_alignment_accuracy" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]

@@ -73,7 +73,9 @@ def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
     train = load_split(data.root, data.train, data.src_lang, data.tgt_lang, drop_empty=True)
     valid = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
     if valid_max_sentences > 0:
-        valid = ParallelCorpus(valid.src[:valid_max_sentences], valid.tgt[:valid_max_sentences])
+        n = valid_max_sentences
+        links = None if valid.alignments is None else valid.alignments[:n]
+        valid = ParallelCorpus(valid.src[:n], valid.tgt[:n], links, valid.notes)
     src_tok, tgt_tok = train_tokenizers(data, train)
     for note in train.notes + valid.notes:
         log.info("%s", note)
