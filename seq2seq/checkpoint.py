@@ -78,14 +78,14 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holding code
-        if "weights only load failed" in str(e).lower():
+        text = str(e)
+        if "unsupported global" in text.lower():
             raise CheckpointError(
                 f"{path}: refused: the file carries code (pickled objects beyond tensors and plain data), "
                 "which seq2seq never loads; it is not a seq2seq checkpoint"
             ) from None
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).partition(chr(10))[0][:200]})"
-        ) from None
+        detail = text.partition("WeightsUnpickler error:")[2].strip().partition("\n")[0] or text.partition("\n")[0]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {detail[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seq2seq checkpoint (no '{FORMAT}' marker)")
     if isinstance(ckpt.get("version"), int) and ckpt["version"] > VERSION:

@@ -64,7 +64,11 @@ def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
     except TrainingStopped as e:
         if not e.signum:  # diverged: an error like any other
             sys.exit(f"error: {e}")
-        print(f"{e}; to go on, run the same command in the same folder:\n  {resume_command()}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:
+            under = "the same torchrun launch with these arguments" if launched_processes() > 1 else "this command"
+            print(f"{e}; to go on, run {under} in the same folder:\n  {resume_command()}", file=sys.stderr)
+        elif folder is not None:
+            remove_if_left_empty(folder)
         sys.exit(128 + e.signum)
     except KeyboardInterrupt:
         sys.exit("interrupted (a save under way was abandoned; saves are atomic, so no file is half written)")
@@ -80,7 +84,7 @@ def one_line_errors(command: str, folder: Path | None) -> Iterator[None]:
 
 def resume_command() -> str:
     """This command line, with the run folder made explicit (a default folder holds the time)."""
-    args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
+    args = [a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "trainer.resume="))]  # resume: true
     return shlex.join([Path(sys.argv[0]).name, *args, f"hydra.run.dir={run_dir()}"])
 
 

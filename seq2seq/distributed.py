@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -19,6 +20,9 @@ import torch.distributed as dist
 
 from seq2seq.device import resolve_device
 from seq2seq.errors import ConfigError
+
+# how long the other processes wait for rank 0 (a long validation, a slow save) before failing
+EXCHANGE_TIMEOUT = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,9 @@ def join(device_name: str) -> tuple[Processes, torch.device]:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_available():
         raise ConfigError("this torch build has no torch.distributed: train in one process")
-    if not dist.is_initialized():
-        dist.init_process_group(backend, rank=rank, world_size=world)
+    if not dist.is_initialized():  # gloo too on CUDA: the small exchanges of Python numbers are CPU tensors
+        groups = "cpu:gloo,cuda:nccl" if backend == "nccl" else "gloo"
+        dist.init_process_group(groups, rank=rank, world_size=world, timeout=EXCHANGE_TIMEOUT)
     return Processes(rank, world, backend), device
 
 

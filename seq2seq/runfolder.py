@@ -3,6 +3,7 @@ temporary files a killed save left, and a record of the software that trained it
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -24,56 +25,41 @@ LOCK_NAME = "train.lock"
 TEMPORARY = re.compile(r"\.(last|best|averaged|step\d+)\.pt\..+\.tmp")  # save_atomic's names
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (a zombie or another user's process counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RunLock:
-    """``train.lock`` (pid and host) while a run trains into ``folder``: a second run into the
-    folder is refused naming the first; a lock whose process is gone (a killed run) is taken over."""
+    """``train.lock`` while a run trains into ``folder``: an exclusive ``flock`` held for the whole
+    run (the kernel drops it when the process ends, however it ends), with the holder's pid and
+    host inside for the message a second run into the folder gets."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / LOCK_NAME
+        self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self.take_over_if_stale()
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()} {socket.gethostname()}\n")
-            return self
-        raise RunFolderBusy(f"{self.path.parent}: could not take {LOCK_NAME}")
-
-    def take_over_if_stale(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            pid_text, _, host = self.path.read_text(encoding="utf-8").strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):  # half written or gone: stale
-            pid, host = -1, ""
-        if pid > 0 and pid != os.getpid() and host in ("", socket.gethostname()) and process_alive(pid):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            os.close(fd)
+            pid = holder[0] if holder else "?"
+            host = f" on {holder[1]}" if len(holder) > 1 and holder[1] != socket.gethostname() else ""
             raise RunFolderBusy(
-                f"{self.path.parent}: another seq2seq-train (pid {pid}) is training into this folder; "
+                f"{self.path.parent}: another seq2seq-train (pid {pid}{host}) is training into this folder; "
                 "wait for it, stop it, or train into another folder (hydra.run.dir=...)"
-            )
-        if pid > 0 and host not in ("", socket.gethostname()):
-            raise RunFolderBusy(
-                f"{self.path.parent}: a run on {host} (pid {pid}) holds {LOCK_NAME}; if it is gone, delete the file"
-            )
-        log.warning("%s: taking over the lock of pid %s, which no longer runs", self.path.parent, pid)
-        self.path.unlink(missing_ok=True)
+            ) from None
+        before = os.pread(fd, 200, 0).decode(errors="replace").split()
+        if before:
+            log.warning("%s: taking over the lock of pid %s, which no longer runs", self.path.parent, before[0])
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self.fd = fd
+        return self
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still holding it: no one else's lock is removed
+            os.close(self.fd)
+            self.fd = None
 
 
 def remove_stale_temporaries(folder: Path) -> list[str]:

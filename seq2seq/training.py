@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import logging
 import math
 import random
@@ -194,7 +195,16 @@ class Trainer:
         rngs = ts.get("rngs", [])  # one per process when several trained
         torch.set_rng_state((rngs[self.processes.rank] if len(rngs) == self.processes.world else ts["rng"]).cpu())
         if "cuda_rng" in ts and torch.cuda.is_available():
-            torch.cuda.set_rng_state(ts["cuda_rng"].cpu())
+            cuda_rngs = ts.get("cuda_rngs", [])
+            own = cuda_rngs[self.processes.rank] if len(cuda_rngs) == self.processes.world else ts["cuda_rng"]
+            torch.cuda.set_rng_state(own.cpu())
+        if self.scaler is not None and "scaler" in ts:
+            self.scaler.load_state_dict(ts["scaler"])
+        t = self.cfg.trainer
+        if self.state.stop_reason.startswith("early stop") and (
+            t.patience == 0 or self.state.stale_validations < t.patience
+        ):
+            self.state.stop_reason = ""  # resumed with more patience (or none): training goes on
         log.info("resumed from %s at epoch %d, step %d", self.last_path, self.state.epoch, self.state.step)
         return True
 
@@ -212,6 +222,7 @@ class Trainer:
         it; rank 0 writes, with every process's RNG state)."""
         self.check_finite()
         rngs = self.processes.gather(torch.get_rng_state())
+        cuda_rngs = self.processes.gather(torch.cuda.get_rng_state()) if self.device.type == "cuda" else []
         if not self.processes.main:
             return
         ts: dict[str, Any] = {
@@ -221,8 +232,10 @@ class Trainer:
         }
         if self.processes.world > 1:
             ts["rngs"] = rngs
-        if self.device.type == "cuda":
-            ts["cuda_rng"] = torch.cuda.get_rng_state()
+        if cuda_rngs:
+            ts["cuda_rng"], ts["cuda_rngs"] = cuda_rngs[0], cuda_rngs
+        if self.scaler is not None:
+            ts["scaler"] = self.scaler.state_dict()
         save_atomic(make_checkpoint(self.model, self.src_tok, self.tgt_tok, self.config_dict, ts), self.last_path)
         self.write_metrics()
 
@@ -315,10 +328,11 @@ class Trainer:
                 self.scaler.update()
             return False
         if self.scaler is not None:
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        else:
-            self.optimizer.step()
+            return self.scaler.get_scale() >= scale  # a lower scale: inf gradients, the step was skipped
+        self.optimizer.step()
         return True
 
     def skipped(self, loss: float) -> None:
@@ -482,6 +496,10 @@ class Trainer:
             self.processes.broadcast(None)  # the others read last.pt once rank 0 holds the folder
             if self.cfg.trainer.resume:
                 self.resume()
+            tokenizers = hashlib.sha256(self.src_tok.model_proto + self.tgt_tok.model_proto).hexdigest()
+            views = self.processes.gather((self.state.step, self.state.epoch, tokenizers))
+            if len(set(views)) > 1:
+                raise ConfigError(f"the training processes disagree on where training stands: {views}")
             if main:
                 self.prune_kept()
                 (self.out_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
@@ -523,6 +541,9 @@ class Trainer:
         its end and every ``valid_every`` updates."""
         t = self.cfg.trainer
         batches = self.epoch_batches(self.state.epoch)
+        if self.state.batch_in_epoch >= len(batches):  # saved after the epoch's last update, before its roll-over
+            self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
+            return
         window = Window()
         bar = tqdm(
             total=len(batches),
@@ -549,27 +570,34 @@ class Trainer:
                 self.skipped(loss)
             bar.update(len(group))
             bar.set_postfix(loss=f"{loss / max(n, 1):.3f}", tok_s=f"{window.tokens / max(window.elapsed(), 1e-9):,.0f}")
-            if self.processes.any(bool(stop.signum)):  # every process stops after the same update
-                signum = stop.signum or signal.SIGTERM
-                self.state.train_seconds += self.processes.broadcast(window.close())
-                self.save()
-                bar.close()
-                raise TrainingStopped(
-                    f"stopped by {signal.Signals(signum).name} at step {self.state.step}: {self.last_path} saved",
-                    signum,
-                )
             epoch_done = self.state.batch_in_epoch >= len(batches)
             if epoch_done:
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
             due = made and t.valid_every > 0 and self.state.step % t.valid_every == 0
-            if epoch_done or due or self.finished(self.clock(window)):
+            stopping = self.processes.any(bool(stop.signum))  # every process stops after the same update
+            if epoch_done or due or self.finished(self.clock(window)):  # as an uninterrupted run would
                 self.state.train_seconds += self.processes.broadcast(window.close())
                 self.validate_and_save(window)
                 if epoch_done or self.finished():
+                    if stopping:
+                        self.stopped(stop, bar)
                     break
                 window = Window()
+            elif stopping:
+                self.state.train_seconds += self.processes.broadcast(window.close())
+                self.save()
+            if stopping:
+                self.stopped(stop, bar)
         bar.close()
+
+    def stopped(self, stop: StopSignals, bar: tqdm) -> None:
+        """After a signal, with ``last.pt`` saved: end the run, saying how."""
+        bar.close()
+        signum = stop.signum or signal.SIGTERM  # another process got it
+        raise TrainingStopped(
+            f"stopped by {signal.Signals(signum).name} at step {self.state.step}: {self.last_path} saved", signum
+        )
 
 
 class LossOf(nn.Module):

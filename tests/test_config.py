@@ -108,6 +108,10 @@ def test_training_on_toy_writes_the_corpus_with_its_own_language_names(
         ("min_lr", 0.5, r"trainer.min_lr=0.5 must lie in \[0, trainer.lr=0.001\]"),
         ("grad_clip", float("nan"), "trainer.grad_clip=nan must be >= 0"),
         ("lr_shrink", 0.0, r"trainer.lr_shrink=0.0 must lie in \(0, 1\]"),
+        ("accumulate", 0, "trainer.accumulate=0 must be >= 1"),
+        ("max_bad_updates", 0, "trainer.max_bad_updates=0 must be >= 1"),
+        ("precision", "fp8", "trainer.precision='fp8' is not valid: choose one of fp32, bf16, fp16"),
+        ("early_stop_metric", "bleu", "choose one of valid_bleu, valid_loss"),
     ],
 )
 def test_trainer_values_are_checked_before_anything_runs(key: str, value: object, message: str) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seq2seq.checkpoint import read_checkpoint
 from seq2seq.distributed import Processes
@@ -35,7 +36,7 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batches(toy_root: 
     args = [
         f"data.root={toy_root}", "trainer.max_steps=6", "trainer.batch_size=24", "trainer.progress=false",
         "trainer.threads=1", "trainer.valid_max_sentences=5", "model.embed_size=16", "model.hidden_size=32",
-        "model.dropout=0", "data.tokenizer.cache_dir=",
+        "model.dropout=0", "data.tokenizer.cache_dir=", "trainer.grad_clip=0",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
@@ -62,6 +63,10 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batches(toy_root: 
         assert float(gap.max()) < 1e-5, name
         far, total = far + int((gap > 1e-6).sum()), total + gap.numel()
     assert far <= total // 1000, f"{far} of {total} weights differ by more than 1e-6"
+    adam_one, adam_two = a["train_state"]["optimizer"]["state"], b["train_state"]["optimizer"]["state"]
+    for key in adam_one:  # Adam's moments follow the gradients' scale: unclipped, they show a scaling error
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert torch.allclose(adam_one[key][moment], adam_two[key][moment], rtol=1e-3, atol=1e-9), (key, moment)
     loss_one, loss_two = a["train_state"]["history"][-1]["train_loss"], b["train_state"]["history"][-1]["train_loss"]
     assert loss_two == pytest.approx(loss_one, abs=1e-4)  # the loss of the whole batch, summed over processes
     files = sorted(p.name for p in (tmp_path / "two").iterdir())

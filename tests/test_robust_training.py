@@ -32,14 +32,16 @@ def trainer(root: Path, out: Path, **settings: object) -> Trainer:
 
 
 def test_accumulating_two_batches_gives_the_update_of_one_batch_twice_as_large(toy_root: Path, tmp_path: Path) -> None:
-    accumulated = trainer(toy_root, tmp_path / "a", accumulate=2)
-    whole = trainer(toy_root, tmp_path / "b")
+    accumulated = trainer(toy_root, tmp_path / "a", accumulate=2, grad_clip=0.0)  # no clipping: raw gradients
+    whole = trainer(toy_root, tmp_path / "b", grad_clip=0.0)
     first, second = list(range(0, 16)), list(range(100, 116))
     loss_a, tokens_a, made_a = accumulated.train_step([first, second])
     loss_b, tokens_b, made_b = whole.train_step([first + second])
     assert made_a and made_b and tokens_a == tokens_b
     assert loss_a == pytest.approx(loss_b, rel=1e-6)
+    assert accumulated.grad_norm == pytest.approx(whole.grad_norm, rel=1e-5)  # a 2x scale error would show here
     for (name, a), b in zip(accumulated.model.named_parameters(), whole.model.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-4), name
         assert torch.allclose(a, b, atol=1e-6, rtol=0), name
 
 
@@ -186,16 +188,24 @@ def test_a_diverged_run_stops_and_keeps_its_good_checkpoints(
 def test_a_second_run_into_a_live_runs_folder_is_refused(toy_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = (  # a live run holds the lock: an exclusive flock on train.lock, its pid inside
+        "import fcntl, os, sys, time\n"
+        f"f = open({str(run / 'train.lock')!r}, 'a+')\n"
+        "fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "f.write(f'{os.getpid()} {os.uname().nodename}\\n'); f.flush(); print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    sleeper = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
-        (run / "train.lock").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        assert sleeper.stdout is not None and sleeper.stdout.readline().strip() == "held"
         with pytest.raises(RunFolderBusy, match=f"another seq2seq-train \\(pid {sleeper.pid}\\) is training"):
             train_run(tiny_config(toy_root, max_steps=1), run)
         assert not (run / "last.pt").exists()
     finally:
         sleeper.kill()
         sleeper.wait()
-    result = train_run(tiny_config(toy_root, max_steps=1), run)  # the lock's process is gone: taken over
+    assert (run / "train.lock").exists()  # killed: its lock file stays, its flock is gone
+    result = train_run(tiny_config(toy_root, max_steps=1), run)  # taken over
     assert result.state.step == 1 and not (run / "train.lock").exists()
 
 
@@ -227,3 +237,34 @@ def test_tensorboard_logs_training_and_validation_figures(toy_root: Path, tmp_pa
     (bleu,) = events.Scalars("valid/bleu")
     assert bleu.value == pytest.approx(result.state.history[-1]["valid_bleu"])
     assert "valid_alignment_accuracy" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("at_call", "settings"),
+    [(10, {}), (7, {"valid_every": 7}), (13, {"lr_schedule": "plateau", "valid_every": 4, "lr_patience": 0})],
+    ids=["last-update-of-an-epoch", "a-valid-every-step", "mid-epoch-under-plateau"],
+)
+def test_a_run_stopped_by_a_signal_resumes_to_the_uninterrupted_run(
+    at_call: int, settings: dict, toy_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = {"epochs": 3, **settings}  # 10 updates an epoch
+    whole = train_run(tiny_config(toy_root, **config), tmp_path / "whole")
+    original, calls = Trainer.train_step, []
+
+    def signalled(self: Trainer, group: list[list[int]]) -> tuple[float, int, bool]:
+        calls.append(1)
+        if len(calls) == at_call:  # SIGTERM lands while this update runs
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, group)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled)
+    with pytest.raises(TrainingStopped, match=f"stopped by SIGTERM at step {at_call}"):
+        train_run(tiny_config(toy_root, **config), tmp_path / "split")
+    monkeypatch.undo()
+    resumed = train_run(tiny_config(toy_root, **config), tmp_path / "split")
+    assert [r["step"] for r in resumed.state.history] == [r["step"] for r in whole.state.history]
+    assert [r["lr"] for r in resumed.state.history] == [r["lr"] for r in whole.state.history]
+    a, b = read_checkpoint(whole.last), read_checkpoint(resumed.last)
+    assert a["train_state"]["step"] == b["train_state"]["step"] == 30
+    assert_same_tensors(a["model"], b["model"], "model.")
+    assert_same_tensors(a["train_state"]["optimizer"], b["train_state"]["optimizer"], "optimizer.")

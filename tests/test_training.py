@@ -230,3 +230,11 @@ def test_a_small_model_overfits_50_multi30k_pairs(tmp_path: Path) -> None:
     )
     result = train_run(cfg, tmp_path / "run")  # type: ignore[arg-type]
     assert result.state.best_bleu > 90, result.state.history[-3:]
+
+
+def test_a_damaged_file_is_not_called_code_and_gets_no_advice_to_load_it_unsafely(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as refused:
+        read_checkpoint(path)
+    assert "carries code" not in str(refused.value) and "weights_only" not in str(refused.value)
