@@ -135,7 +135,7 @@ class TrainerConfig:
     label_smoothing: float = 0.0
     grad_clip: float = 1.0
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads; 0: torch's default
+    threads: int = 0  # torch CPU threads; 0: the cores other processes leave free, followed while training
     eval_batch_size: int = 128
     valid_max_sentences: int = 0  # validate BLEU on the first N valid sentences; 0: all
     progress: bool = True  # tqdm bars

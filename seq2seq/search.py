@@ -118,10 +118,10 @@ def beam_search(
     """The ``nbest`` best hypotheses per sentence, best first, by ``score / length_penalty``."""
     length_penalty(1, alpha, norm)  # validates norm
     batch, k, device = src.size(0), beam_size, src.device
-    memory: Memory = model.encode(src, src_mask)
-    state: DecoderState = model.decoder.init_state(memory)
+    first: Memory = model.encode(src, src_mask)
+    state: DecoderState = model.decoder.init_state(first)  # (B rows until the first step is taken)
     beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
-    memory, state = memory.select(beams), state.select(beams)  # encoder output and keys, once
+    memory = first.select(beams)  # encoder output and keys, once
     max_len = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
@@ -134,7 +134,11 @@ def beam_search(
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
     src_lengths = src_mask.sum(dim=1).tolist()
     for t in range(int(max_len.max()) + 1):
-        logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
+        if t == 0:  # a sentence's K beams are still one: step it once, on B rows, then copy
+            logits, state, w = model.decoder.step(prev[:batch], state, first)  # (B, V), (B, S)
+            logits, state, w = logits.index_select(0, beams), state.select(beams), w.index_select(0, beams)
+        else:
+            logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, min_len)  # (B*K, V)
         vocab = log_probs.size(1)
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)

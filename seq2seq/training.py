@@ -40,6 +40,7 @@ from seq2seq.evaluation import alignment_accuracy, bleu_tokenizer, corpus_scores
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.runfolder import RunLock, remove_stale_temporaries, write_environment
 from seq2seq.search import translate_sentences
+from seq2seq.threads import ThreadGovernor
 
 log = logging.getLogger("seq2seq")
 
@@ -126,8 +127,7 @@ class Trainer:
         self.out_dir = out_dir
         self.processes = processes or Processes()  # several under torchrun (seq2seq.distributed.join)
         self.device = device if device is not None else resolve_device(cfg.trainer.device)
-        if cfg.trainer.threads > 0:
-            torch.set_num_threads(cfg.trainer.threads)
+        self.threads = ThreadGovernor(cfg.trainer.threads)  # 0: threads follow the machine's load
         self.valid_data = data.valid
         self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
@@ -559,6 +559,7 @@ class Trainer:
             k = self.state.batch_in_epoch
             group = batches[k : k + t.accumulate]
             loss, n, made = self.train_step(group)
+            self.threads.update()
             self.state.batch_in_epoch = k + len(group)
             if made:
                 self.state.step += 1
