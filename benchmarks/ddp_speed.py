@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from seq2seq.training import cpu_has_bf16
+from seq2seq.device import cpu_has_bf16
 
 BIN = Path(sys.executable).parent
 

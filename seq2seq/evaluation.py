@@ -27,9 +27,10 @@ from seq2seq.config import (
 )
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
-from seq2seq.device import resolve_device
+from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import Translation, describe, translate_sentences
+from seq2seq.threads import threads_for_the_load
 from seq2seq.tokenizer import Tokenizer
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets([10, 20, 30, 40])
@@ -151,14 +152,16 @@ def evaluate_model(
     device: torch.device | str = "cpu",
     with_alignment: bool = True,
     buckets: tuple[tuple[int, int], ...] = LENGTH_BUCKETS,
+    autocast: torch.dtype | None = None,
 ) -> tuple[dict[str, Any], list[Translation]]:
-    """Translate ``corpus.src`` with ``search`` (default greedy) and score against ``corpus.tgt``,
-    overall and by source length (``buckets``)."""
+    """Translate ``corpus.src`` with ``search`` (default greedy; under ``autocast`` when given)
+    and score against ``corpus.tgt``, overall and by source length (``buckets``)."""
     search = search or SearchConfig()
     start = time.perf_counter()
     translations = translate_sentences(
-        model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size=batch_size, cfg=search, device=device
-    )
+        model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size=batch_size, cfg=search, device=device,
+        autocast=autocast,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     hyps = [t.text for t in translations]
     report = {
@@ -215,6 +218,7 @@ class EvalReport:
     sentences_per_second: float
     alignment_accuracy: float | None = None  # attention models on data with gold alignments
     output: str | None = None  # the JSON report's path
+    precision: str = "fp32"  # the decoding's autocast (precision=bf16|fp16), fp32 without
 
     def to_dict(self) -> dict[str, Any]:
         report = asdict(self)
@@ -237,11 +241,13 @@ def search_slug(cfg: SearchConfig) -> str:
 
 def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
-    the checkpoint: each checkpoint and each search of a run keeps its own report."""
+    the checkpoint (``...-bf16.json`` under ``precision=bf16``): each checkpoint and each search
+    of a run keeps its own report."""
     if cfg.output:
         return Path(cfg.output)
     checkpoint = Path(cfg.checkpoint)
-    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{checkpoint.stem}-{search_slug(cfg)}")
+    precision = "" if cfg.precision == "fp32" else f"-{cfg.precision}"
+    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{checkpoint.stem}-{search_slug(cfg)}{precision}")
     return checkpoint.parent / f"{name}.json"
 
 
@@ -250,6 +256,9 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     (``.hyp``) beside it."""
     cfg = check_eval(cfg)
     device = resolve_device(cfg.device)
+    autocast = autocast_dtype(cfg.precision, device)
+    if device.type == "cpu":
+        threads_for_the_load()
     loaded = load_model(cfg.checkpoint, device)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
@@ -266,9 +275,13 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
         device=device,
         with_alignment=uses_attention(loaded.config["model"]["decoder"]),
         buckets=length_buckets(data.length_buckets),
+        autocast=autocast,
     )
     output = report_path(cfg, data.name, split)
-    report = EvalReport(checkpoint=str(cfg.checkpoint), data=data.name, split=split, **measured, output=str(output))
+    report = EvalReport(
+        checkpoint=str(cfg.checkpoint), data=data.name, split=split, **measured, output=str(output),
+        precision=cfg.precision,
+    )  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     output.with_suffix(".hyp").write_text("".join(t.text + "\n" for t in translations), encoding="utf-8")

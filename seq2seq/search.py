@@ -218,22 +218,27 @@ def translate_sentences(
     batch_size: int = 64,
     cfg: SearchConfig | None = None,
     device: torch.device | str = "cpu",
+    autocast: torch.dtype | None = None,
 ) -> list[Translation]:
-    """Translate many sentences: batched by length, returned in input order."""
+    """Translate many sentences: batched by length, returned in input order; under ``autocast``
+    (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given."""
     cfg = cfg or SearchConfig()
     model.eval()
     ids = src_tokenizer.encode_batch(sentences)
     results: list[Translation | None] = [None] * len(sentences)
+    device = torch.device(device)
     for index in bucket_batches([len(s) for s in ids], batch_size):
         batch = collate([ids[i] for i in index]).to(device)
-        for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            found = search(model, batch.src, batch.src_mask, cfg=cfg)
+        for i, hyps in zip(index, found, strict=True):
             best = hyps[0]
             results[i] = Translation(
                 source=sentences[i],
                 text=tgt_tokenizer.decode(best.tokens),
                 tokens=tgt_tokenizer.id_to_piece(best.tokens),
                 source_tokens=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
-                attention=best.weights,
+                attention=best.weights.float(),
                 score=best.score,
                 nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
             )

@@ -10,10 +10,13 @@ same two at 1 thread each ran at 0.9x of 1 thread alone (docs/speed.md).
 :class:`ThreadGovernor` (``trainer.threads=0``, the default) measures, between updates and at
 most every ``interval`` seconds, how many cores other processes kept busy (the machine's busy
 time in ``/proc/stat`` less this process's own CPU time) and sets torch's threads to the cores
-left over, at least one: two runs side by side settle at one thread each, and a run gets its
-cores back when the other ends. ``trainer.threads=N`` fixes the count instead (different thread
+left over, at least one and at most torch's own count at start (``OMP_NUM_THREADS``, else one per
+core): two runs side by side settle at one thread each, and a run gets its cores back when the
+other ends. ``trainer.threads=N`` fixes the count instead (different thread
 counts can change the last bits of sums, so fix it when runs must repeat bit for bit); the
-governor then only warns, once, when others keep the cores busy.
+governor then only warns, once, when others keep the cores busy. The decoding commands (eval,
+translate) look once, at start, with :func:`threads_for_the_load`; ``seq2seq-serve`` looks again
+before each request.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
+
+
+_STARTING_THREADS = torch.get_num_threads()  # before this package changes it
+
+
+def starting_threads() -> int:
+    """Torch's thread count when this process started (``OMP_NUM_THREADS``, else one per core):
+    the most a governor that follows the load will use."""
+    return _STARTING_THREADS
 
 
 def machine_busy_seconds() -> tuple[float, int] | None:
@@ -58,6 +70,7 @@ class ThreadGovernor:
     def __init__(self, requested: int, interval: float = 10.0) -> None:
         self.fixed = requested > 0
         self.cores = usable_cores()
+        self.most = min(self.cores, starting_threads())
         self.interval = interval
         self.warned = False
         if self.fixed:
@@ -91,7 +104,7 @@ class ThreadGovernor:
     def update(self) -> None:
         """Look at the machine (at most once per interval) and set the threads it leaves us."""
         others = self.others_busy()
-        if others is None or self.cores <= 1:
+        if others is None or self.cores <= 1 or (not self.fixed and self.most <= 1):
             return
         if self.fixed:
             if not self.warned and others + self.threads > self.cores + 0.5:
@@ -105,9 +118,18 @@ class ThreadGovernor:
                     self.threads,
                 )
             return
-        threads = max(1, min(self.cores, round(self.cores - others)))
+        threads = max(1, min(self.most, int(self.cores - others + 0.5)))
         if threads != self.threads:
             log.info("other processes keep %.1f of %d cores busy: torch threads %d -> %d", others, self.cores,
                      self.threads, threads)  # fmt: skip
             torch.set_num_threads(threads)
             self.threads = threads
+
+
+def threads_for_the_load(window: float = 0.25) -> int:
+    """For a command that decodes (eval, translate): look at the machine for ``window`` seconds
+    and set torch's threads to the cores others leave free (at least one). Returns the count."""
+    governor = ThreadGovernor(0, interval=0.0)
+    time.sleep(window)
+    governor.update()
+    return torch.get_num_threads()

@@ -33,7 +33,7 @@ from seq2seq.config import TrainConfig, check_train, describe_model, resume_mism
 from seq2seq.constants import PAD_ID
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
-from seq2seq.device import resolve_device
+from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.distributed import Processes, join, leave
 from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
 from seq2seq.evaluation import alignment_accuracy, bleu_tokenizer, corpus_scores, forced_weights
@@ -142,7 +142,7 @@ class Trainer:
             check_tensorboard()  # before anything is written
         self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
         self.grad_norm = 0.0
-        self.autocast_dtype = autocast_dtype(cfg.trainer.precision, self.device)
+        self.autocast_dtype = autocast_dtype(cfg.trainer.precision, self.device, "trainer.precision")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.trainer.precision == "fp16" else None
         seed_everything(cfg.seed)
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
@@ -661,30 +661,6 @@ class StopSignals:
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``trainer.precision`` (None: fp32), refused where the device cannot."""
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("trainer.precision=fp16 needs a CUDA device (use bf16 on a CPU with bf16 support)")
-        return torch.float16
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("trainer.precision=bf16: this GPU has no bf16 support (use fp16 or fp32)")
-    if device.type == "cpu" and not cpu_has_bf16():
-        raise ConfigError(
-            f"trainer.precision=bf16: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no bf16 "
-            "instructions (AVX512-BF16 or AMX), where bf16 would be slower than fp32; use fp32"
-        )
-    return torch.bfloat16
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU does bf16 matrix products natively (oneDNN's own check)."""
-    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    return bool(check()) if check is not None else False
 
 
 def train_run(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:

@@ -18,6 +18,7 @@ class FakeMachine:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.wall = self.own = self.busy = 0.0
         monkeypatch.setattr(threads_module, "usable_cores", lambda: 4)
+        monkeypatch.setattr(threads_module, "starting_threads", lambda: 4)
         monkeypatch.setattr(threads_module, "machine_busy_seconds", lambda: (self.busy, 4))
         monkeypatch.setattr(threads_module.time, "monotonic", lambda: self.wall)
         monkeypatch.setattr(threads_module.time, "process_time", lambda: self.own)
@@ -84,3 +85,22 @@ def test_a_host_bigger_than_this_process_may_use_gives_no_signal(
 def test_the_real_machine_is_readable_here() -> None:
     busy = threads_module.machine_busy_seconds()
     assert busy is not None and busy[0] > 0 and busy[1] >= 1
+
+
+def test_a_decoding_command_looks_once_at_start(machine: FakeMachine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """seq2seq-eval and seq2seq-translate take the cores others leave free when they start."""
+    monkeypatch.setattr(threads_module.time, "sleep", lambda seconds: machine.run(seconds, 0.1, 3.0))
+    torch.set_num_threads(4)
+    assert threads_module.threads_for_the_load() == 1
+    monkeypatch.setattr(threads_module.time, "sleep", lambda seconds: machine.run(seconds, 0.1, 0.0))
+    assert threads_module.threads_for_the_load() == 4
+
+
+def test_the_load_never_lifts_threads_above_torchs_own_count(
+    machine: FakeMachine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OMP_NUM_THREADS=2 on a 4-core machine: an idle machine gives 2 threads, not 4."""
+    monkeypatch.setattr(threads_module, "starting_threads", lambda: 2)
+    monkeypatch.setattr(threads_module.time, "sleep", lambda seconds: machine.run(seconds, 0.1, 0.0))
+    torch.set_num_threads(1)
+    assert threads_module.threads_for_the_load() == 2

@@ -11,6 +11,7 @@ import torch
 
 from seq2seq.checkpoint import Loaded
 from seq2seq.config import ModelConfig
+from seq2seq.errors import ConfigError
 from seq2seq.models.seq2seq import build_model
 from seq2seq.search import Translation
 from seq2seq.tokenizer import Tokenizer
@@ -143,3 +144,22 @@ def test_a_line_of_spaces_does_not_end_the_prompt(session: Session, monkeypatch:
     session.run()
     assert session.last is not None and session.last.source == "Tom chase Jerry"
     assert next(typed, "all read") == "all read"  # it stopped at the empty line, not at the spaces
+
+
+def test_bf16_decoding_is_refused_without_bf16_instructions_and_runs_with_them(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seq2seq import device as device_module
+
+    loaded = session.translator.loaded
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ConfigError, match=r"precision=bf16: this CPU .* has no bf16 instructions"):
+        Translator(loaded, precision="bf16")
+    with pytest.raises(ConfigError, match="precision='bf8' is not valid: choose one of fp32, bf16, fp16"):
+        Translator(loaded, precision="bf8")
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)  # torch emulates bf16 on any CPU
+    fp32 = Translator(loaded).translate(["Tom chase Jerry", "Mary like Tom"])
+    bf16 = Translator(loaded, precision="bf16").translate(["Tom chase Jerry", "Mary like Tom"])
+    for a, b in zip(fp32, bf16, strict=True):
+        assert b.attention.dtype == torch.float32 and b.attention.shape[1] == a.attention.shape[1]
+        torch.testing.assert_close(b.attention.sum(dim=1), torch.ones(b.attention.size(0)), atol=2e-2, rtol=0)
