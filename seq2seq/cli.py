@@ -1,5 +1,6 @@
-"""The console entry points: ``seq2seq-train``, ``-eval``, ``-translate``, ``-compare``, ``-gather``
-and ``-average``.
+"""The console entry points: ``seq2seq-train``, ``-eval``, ``-translate``, ``-compare``, ``-gather``,
+``-average`` and ``-serve`` (whose module, :mod:`seq2seq.serve`, is imported only when it runs: it
+needs the ``[serve]`` extra).
 
 Each composes its own primary config (``configs/<command>.yaml`` over the schema that
 :func:`seq2seq.config.register_configs` registers) with Hydra, calls one library function, and
@@ -29,7 +30,7 @@ from seq2seq.average import run_average
 from seq2seq.compare import run_compare
 from seq2seq.config import config_dir, register_configs
 from seq2seq.distributed import launched_processes
-from seq2seq.errors import Seq2SeqError, TrainingStopped
+from seq2seq.errors import ConfigError, Seq2SeqError, TrainingStopped
 from seq2seq.evaluation import EvalReport, run_eval
 from seq2seq.gather import run_gather
 from seq2seq.report import markdown_report
@@ -159,9 +160,18 @@ def _average(cfg: Any) -> None:
     print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {output}")
 
 
+def _serve(cfg: Any) -> None:
+    try:
+        from seq2seq.serve import run_serve  # the optional extra: FastAPI and uvicorn
+    except ImportError as e:
+        raise ConfigError(str(e)) from None
+    run_serve(cfg)
+
+
 train = entry_point("train", _train, makes_run_dir=True)
 evaluate = entry_point("eval", _eval, makes_run_dir=False)
 translate = entry_point("translate", run_translate, makes_run_dir=False)
 compare = entry_point("compare", _compare, makes_run_dir=True)
 gather = entry_point("gather", _gather, makes_run_dir=True)
 average = entry_point("average", _average, makes_run_dir=False)
+serve = entry_point("serve", _serve, makes_run_dir=False)

@@ -186,6 +186,7 @@ class EvalConfig(SearchConfig):
     batch_size: int = 128
     output: str | None = None  # JSON report; default: beside the checkpoint, named after data, split, file, search
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
 
 
 @dataclass
@@ -197,6 +198,7 @@ class TranslateConfig(SearchConfig):
     attn: bool = True  # show where the model looked (interactive mode)
     format: str = "text"  # batch mode: text (one line each) | json (n-best, scores, attention)
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
 
 
 @dataclass
@@ -228,6 +230,21 @@ class GatherConfig(SearchConfig):
     # the first of these that exists is evaluated ([averaged.pt,best.pt]: the average where one was made)
 
 
+@dataclass
+class ServeConfig(SearchConfig):  # the search keys: a request's defaults (it may set beam and nbest)
+    checkpoint: str | None = None  # one model
+    checkpoints: list[str] = field(default_factory=list)  # or several, side by side on the page
+    host: str = "127.0.0.1"  # this machine only; 0.0.0.0 serves every network it is on
+    port: int = 8000
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 | fp16, as seq2seq-translate's
+    batch_size: int = 64
+    max_sentences: int = 32  # per request
+    max_chars: int = 1000  # per sentence
+    max_beam: int = 16
+    max_body_bytes: int = 65536  # a request body over this is refused (413)
+
+
 SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
@@ -235,6 +252,7 @@ SCHEMAS: dict[str, type] = {
     "compare": CompareConfig,
     "gather": GatherConfig,
     "average": AverageConfig,
+    "serve": ServeConfig,
 }  # the command (and its primary config's name) -> its schema
 
 
@@ -450,6 +468,7 @@ def check_eval(cfg: Any) -> Any:
     check_data(cfg.data)
     check_search(cfg)
     _choice("device", cfg.device, DEVICES)
+    _choice("precision", cfg.precision, PRECISIONS)
     return cfg
 
 
@@ -460,6 +479,7 @@ def check_translate(cfg: Any) -> Any:
     require(cfg, "checkpoint", "seq2seq-translate checkpoint=runs/demo/attention/best.pt")
     check_search(cfg)
     _choice("device", cfg.device, DEVICES)
+    _choice("precision", cfg.precision, PRECISIONS)
     _choice("format", cfg.format, OUTPUT_FORMATS)
     return cfg
 
@@ -500,6 +520,30 @@ def check_average(cfg: Any) -> Any:
         raise ConfigError(f"last={cfg.last} must be >= 1")
     if cfg.checkpoints and not cfg.output:
         raise ConfigError("output=FILE is required with checkpoints=[...]")
+    return cfg
+
+
+def check_serve(cfg: Any) -> Any:
+    """Check a seq2seq-serve config; returns it as a typed DictConfig."""
+    cfg = as_container(cfg)
+    check_known(cfg, "serve")
+    if (cfg.checkpoint is None) == (not cfg.checkpoints):
+        raise ConfigError(
+            "give checkpoint=FILE or 'checkpoints=[A,B]' (several side by side), e.g. "
+            "seq2seq-serve checkpoint=runs/demo/attention/best.pt"
+        )
+    check_search(cfg)
+    _choice("device", cfg.device, DEVICES)
+    _choice("precision", cfg.precision, PRECISIONS)
+    if not 0 < cfg.port < 65536:
+        raise ConfigError(f"port={cfg.port} is not a port: give 1 to 65535")
+    for key in ("batch_size", "max_sentences", "max_chars", "max_beam", "max_body_bytes"):
+        if cfg[key] < 1:
+            raise ConfigError(f"{key}={cfg[key]} must be >= 1")
+    if cfg.beam > cfg.max_beam:
+        raise ConfigError(f"beam={cfg.beam} is over max_beam={cfg.max_beam}")
+    if len(set(cfg.checkpoints)) < len(cfg.checkpoints):
+        raise ConfigError(f"checkpoints={list(cfg.checkpoints)} names a file twice")
     return cfg
 
 

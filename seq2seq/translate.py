@@ -27,9 +27,11 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import SearchConfig, TranslateConfig, check_search, check_translate
-from seq2seq.device import resolve_device
+from seq2seq.constants import PRECISIONS
+from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError, CorpusError
 from seq2seq.search import Translation, describe, translate_sentences
+from seq2seq.threads import threads_for_the_load
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
 SHADES = " ░▒▓█"
@@ -55,24 +57,42 @@ class Translator:
     """
 
     def __init__(
-        self, loaded: Loaded, search: Any = None, *, batch_size: int = 64, device: torch.device | str = "cpu"
+        self,
+        loaded: Loaded,
+        search: Any = None,
+        *,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        precision: str = "fp32",
     ) -> None:
         self.loaded = loaded
         settings = {} if search is None else OmegaConf.to_container(OmegaConf.structured(search))
         self.search = search_config(**settings)  # type: ignore[arg-type]  # checked, as a typed DictConfig
         self.batch_size = batch_size
         self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision!r} is not valid: choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.autocast = autocast_dtype(precision, self.device)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, *, device: str = "auto", batch_size: int = 64, **search_settings: Any
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        precision: str = "fp32",
+        **search_settings: Any,
     ) -> Translator:
         """Load a checkpoint file (it holds the model, the tokenizers and its config) and keep the
         search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
-        ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``)."""
+        ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``).
+        ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA)."""
         search = search_config(**search_settings)
         resolved = resolve_device(device)
-        return cls(load_model(path, resolved), search, batch_size=batch_size, device=resolved)
+        autocast_dtype(precision, resolved)  # refused before the model is loaded
+        return cls(load_model(path, resolved), search, batch_size=batch_size, device=resolved, precision=precision)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -108,6 +128,7 @@ class Translator:
                     batch_size=self.batch_size,
                     cfg=self.search,
                     device=self.device,
+                    autocast=self.autocast,
                 )
                 bar.update(len(chunk))
         results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]
@@ -359,8 +380,12 @@ class Session:
 def run_translate(cfg: TranslateConfig) -> None:
     """``seq2seq-translate``: batch mode on a file or pipe, else the interactive prompt."""
     cfg = check_translate(cfg)
+    if resolve_device(cfg.device).type == "cpu":
+        threads_for_the_load()
     settings = {name: cfg[name] for name in SearchConfig.__dataclass_fields__}
-    translator = Translator.from_checkpoint(cfg.checkpoint, device=cfg.device, batch_size=cfg.batch_size, **settings)
+    translator = Translator.from_checkpoint(
+        cfg.checkpoint, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision, **settings
+    )
     if cfg.input or sys.stdin is None or not sys.stdin.isatty():
         batch_mode(translator, cfg)
     else:

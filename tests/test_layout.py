@@ -77,10 +77,20 @@ def test_no_library_module_imports_the_cli() -> None:
             assert "seq2seq.cli" not in package_imports(path), module_name(path)
 
 
-def test_no_function_level_imports_of_the_package_but_the_optional_plots() -> None:
+def test_no_function_level_imports_of_the_package_but_the_optional_plots_and_server() -> None:
+    """plots (matplotlib) and serve (the [serve] extra) are imported where they are used, so the
+    package works without them."""
     for path in MODULES:
         inner = {n for n in imports(path, in_functions_only=True) if n.startswith("seq2seq")}
-        assert inner <= {"seq2seq", "seq2seq.plots"}, (module_name(path), inner)
+        serve = {"seq2seq.serve", "seq2seq.serve.run_serve"} if path.name == "cli.py" else set()
+        optional = {"seq2seq.plots"} | serve
+        assert inner <= {"seq2seq"} | optional, (module_name(path), inner)
+
+
+def test_nothing_but_the_cli_imports_the_server() -> None:
+    for path in MODULES:
+        if path.name not in ("cli.py", "serve.py"):
+            assert not {n for n in imports(path) if n.startswith("seq2seq.serve")}, module_name(path)
 
 
 def test_importing_the_package_registers_no_configs() -> None:

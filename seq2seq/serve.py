@@ -1,0 +1,283 @@
+"""``seq2seq-serve``: a local web page and a JSON API over one or more checkpoints.
+
+The page (``seq2seq/static/index.html``: one file of HTML, CSS and plain JavaScript, nothing
+fetched from elsewhere) translates what is typed and draws, for every model side by side, the
+cross-attention heatmap: target words as rows, source words as columns; pointing at a target
+word lights up the source words it looked at. The API is what the page uses:
+
+- ``POST /translate`` with ``{"text": [...], "beam": 5, "nbest": 1, "attention": true, "model": NAME}``
+  -> ``{"model": NAME, "search": ..., "translations": [{"text", "score", "tokens", "source_tokens",
+  "attention", "nbest"}, ...]}``, one per input, in order;
+- ``GET /models``, ``GET /health``; the OpenAPI page at ``/docs``.
+
+Every bad request is a 4xx with ``{"error": "..."}``: a body without a Content-Length (411) or
+over ``max_body_bytes`` (413), invalid JSON (400), a wrong type, an unknown key or model, an
+empty list, too many sentences, a sentence over ``max_chars`` characters, a beam or n-best out
+of range (422); a sentence over
+400 pieces is cut there, as ``seq2seq-translate`` does. Models are loaded once
+(``weights_only=True``, as everywhere) and requests are decoded one at a time, so concurrent
+clients each get their own complete answer; before each, torch's threads are set to the cores
+other processes leave free (:mod:`seq2seq.threads`).
+
+FastAPI and uvicorn are the optional extra ``seq2seq-attention[serve]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field
+except ImportError as e:  # the optional extra
+    raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
+
+from seq2seq.config import SearchConfig, ServeConfig, check_serve
+from seq2seq.device import resolve_device
+from seq2seq.errors import ConfigError
+from seq2seq.search import describe
+from seq2seq.threads import ThreadGovernor, threads_for_the_load
+from seq2seq.translate import Translator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for."""
+
+    max_sentences: int = 32
+    max_chars: int = 1000
+    max_beam: int = 16
+    max_body_bytes: int = 65536
+
+
+class TranslateRequest(BaseModel):
+    """The body of ``POST /translate``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: list[str] = Field(description="sentences to translate, one per item")
+    beam: int | None = Field(None, description="beam size (1: greedy); default: the server's")
+    nbest: int | None = Field(None, description="hypotheses per sentence (at most beam); default: the server's")
+    attention: bool = Field(True, description="include each translation's attention matrix")
+    model: str | None = Field(None, description="one of GET /models; default: the first")
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def model_names(paths: list[str]) -> list[str]:
+    """A short name per checkpoint: its run folder's name (``runs/demo/attention/best.pt`` ->
+    ``attention``), or the path where two would share one."""
+    names = [Path(p).parent.name or Path(p).stem for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
+
+
+class BodyLimit:
+    """ASGI middleware: a request body must say its length (411 otherwise; the server then holds
+    the client to it) and stay within ``max_bytes`` (413), checked before anything is read."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+            if not declared.isdigit():
+                answer = JSONResponse({"error": "the request must give its Content-Length"}, status_code=411)
+                await answer(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                answer = JSONResponse({"error": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    translators: dict[str, Translator],
+    search: SearchConfig | None = None,
+    limits: Limits | None = None,
+    *,
+    follow_load: bool = True,
+) -> Any:
+    """The app over ``translators`` (name -> a loaded :class:`Translator`); ``search``: the
+    default search of a request that names none; ``follow_load``: set torch's CPU threads from
+    the machine's load before each request."""
+    if not translators:
+        raise ConfigError("seq2seq-serve needs at least one checkpoint")
+    limits = limits or Limits()
+    default = search or SearchConfig()
+    names = list(translators)
+    one_at_a_time = threading.Lock()  # one decoding at a time: every request gets a whole answer
+    cpu = any(t.device.type == "cpu" for t in translators.values())
+    governor = ThreadGovernor(0, interval=2.0) if cpu and follow_load else None
+    app = FastAPI(
+        title="seq2seq",
+        description="Translate, and see where the model looked (cross-attention weights).",
+        version="1",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    @app.exception_handler(BadRequest)
+    async def bad(request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def broken(request: Request, exc: Exception) -> JSONResponse:  # no traceback in a response
+        log.exception("request failed")
+        return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:  # async: answered while a translation holds the worker threads
+        return resources.files("seq2seq").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": names}
+
+    @app.get("/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "models": [describe_translator(name, translators[name]) for name in names],
+            "default_search": {"beam": default.beam, "nbest": default.nbest},
+            "limits": asdict(limits),
+        }
+
+    @app.post("/translate")
+    def translate(request: TranslateRequest) -> dict[str, Any]:
+        name = request.model or names[0]
+        if name not in translators:
+            raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(names)}")
+        if not request.text:
+            raise BadRequest(422, "text is empty: give a list of one or more sentences")
+        if len(request.text) > limits.max_sentences:
+            raise BadRequest(422, f"text has {len(request.text)} sentences: at most {limits.max_sentences}")
+        for i, sentence in enumerate(request.text):
+            if len(sentence) > limits.max_chars:
+                raise BadRequest(422, f"text[{i}] has {len(sentence)} characters: at most {limits.max_chars}")
+        beam = default.beam if request.beam is None else request.beam
+        if not 1 <= beam <= limits.max_beam:
+            raise BadRequest(422, f"beam={beam}: give 1 (greedy) to {limits.max_beam}")
+        nbest = min(default.nbest, beam) if request.nbest is None else request.nbest
+        if not 1 <= nbest <= beam:
+            raise BadRequest(422, f"nbest={nbest}: give 1 to the beam size ({beam})")
+        base = translators[name]
+        settings = {**{k: getattr(default, k) for k in SearchConfig.__dataclass_fields__}, "beam": beam, "nbest": nbest}
+        translator = Translator(
+            base.loaded, settings, batch_size=base.batch_size, device=base.device, precision=base.precision
+        )
+        text = [base.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(request.text)]
+        with one_at_a_time:
+            if governor is not None:
+                governor.update()
+            out = translator.translate(text)
+        return {
+            "model": name,
+            "search": describe(translator.search),
+            "translations": [as_dict(t, request.attention) for t in out],
+        }
+
+    return BodyLimit(app, limits.max_body_bytes) if limits.max_body_bytes > 0 else app
+
+
+def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
+    config = translator.config
+    model = config.get("model", {})
+    data = config.get("data", {})
+    return {
+        "name": name,
+        "decoder": model.get("decoder"),
+        "attention": model.get("decoder") in ("bahdanau", "luong"),
+        "score": (model.get("attention") or {}).get("score"),
+        "src_lang": data.get("src_lang"),
+        "tgt_lang": data.get("tgt_lang"),
+        "parameters": translator.loaded.model.num_parameters,
+    }
+
+
+def as_dict(t: Any, attention: bool) -> dict[str, Any]:
+    out = {
+        "source": t.source,
+        "text": t.text,
+        "score": finite(t.score),
+        "tokens": [shown(p) for p in t.tokens],  # as seq2seq-translate's format=json: words, no "▁"
+        "source_tokens": [shown(p) for p in t.source_tokens],
+        "nbest": [{"text": text, "score": finite(score)} for text, score in t.nbest],
+    }
+    if attention:
+        out["attention"] = [[finite(w) for w in row] for row in t.attention.tolist()]
+    return out
+
+
+def run_serve(cfg: ServeConfig) -> None:
+    """``seq2seq-serve``: load the checkpoints once, then serve until Ctrl-C."""
+    cfg = check_serve(cfg)
+    paths = [cfg.checkpoint] if cfg.checkpoint is not None else list(cfg.checkpoints)
+    check_port(cfg.host, cfg.port)
+    if resolve_device(cfg.device).type == "cpu":
+        threads_for_the_load()
+    search = {name: cfg[name] for name in SearchConfig.__dataclass_fields__}
+    translators = {
+        name: Translator.from_checkpoint(
+            path, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision, **search
+        )
+        for name, path in zip(model_names(paths), paths, strict=True)
+    }
+    limits = Limits(cfg.max_sentences, cfg.max_chars, cfg.max_beam, cfg.max_body_bytes)
+    app = create_app(translators, cfg, limits)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: host={cfg.host} serves every network this machine is on, without a password; "
+            "anyone who reaches it can use it (host=127.0.0.1 keeps it to this machine)",
+            flush=True,
+        )
+    shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    print(f"seq2seq-serve: http://{shown}:{cfg.port}/ ({', '.join(translators)}); Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+
+
+def check_port(host: str, port: int) -> None:
+    """A port another program holds, or a host this machine is not, as one line before loading."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            message = f"cannot serve on {host}:{port} ({e.strerror}): give another port, e.g. port=8080"
+            raise ConfigError(message) from None
+
+
+def shown(piece: str) -> str:
+    """A SentencePiece piece as the word it spells (its word-start mark removed)."""
+    return piece.replace("\u2581", "") or "\u2581"
+
+
+def finite(value: float) -> float | None:
+    """A number for JSON, rounded; None where bf16/fp16 overflowed to nan or inf."""
+    return round(float(value), 4) if math.isfinite(value) else None
