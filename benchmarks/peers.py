@@ -2,6 +2,7 @@
 
     python benchmarks/peers.py                       # training and decoding, 2 rounds, alternating
     python benchmarks/peers.py --multi30k 300        # also the Multi30k recipe, 300 updates each
+    python benchmarks/peers.py --multi30k 200 --no-reference   # the Multi30k recipe alone
     python benchmarks/peers.py --quick               # seq2seq alone, a few updates (the test suite's)
     python benchmarks/peers.py --json peers.json     # the same figures as JSON
 
@@ -366,6 +367,7 @@ def main() -> None:
     p.add_argument("--archs", default="lstm-general,gru-additive", help="seq2seq architectures (comma-separated)")
     p.add_argument("--precision", default="fp32", help="fp32, bf16 or both (fp32,bf16) for seq2seq")
     p.add_argument("--no-decode", action="store_true", help="training only")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference configuration (with --multi30k)")
     p.add_argument("--multi30k", type=int, default=0, metavar="N", help="also the Multi30k recipe, N updates each")
     p.add_argument("--multi30k-root", type=Path, default=ROOT.parent / "shared" / "corpora" / "multi30k")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -420,7 +422,9 @@ def main() -> None:
     for round_ in range(1, args.rounds + 1):
         print(f"round {round_}", flush=True)
         systems: list[tuple[str, str, str]] = [("seq2seq", a, prec) for a in archs for prec in precisions]
-        if venv is not None:
+        if args.no_reference:
+            systems = []
+        elif venv is not None:
             systems.insert(round_ % 2, ("fairseq", "lstm-general", "fp32"))  # alternate who goes first
         for system, arch, precision in systems:
             out = work / f"{system}-{arch}-{precision}-r{round_}"
