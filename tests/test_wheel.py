@@ -60,6 +60,7 @@ def test_installed_wheel_runs_from_another_folder(installed: Path, toy_root: Pat
     for config in configs:  # every config group folder is listed in pyproject.toml
         assert f"seq2seq/configs/{config}" in names, config
     assert not [n for n in names if n.startswith(("tests/", "configs/", "scripts/"))]
+    assert "seq2seq/static/index.html" in names  # seq2seq-serve's page
 
     where = sh(installed / "python", "-c", "import seq2seq; print(seq2seq.__file__)", cwd=tmp_path).stdout
     assert str(installed.parent) in where and str(ROOT) not in where  # the wheel, not the checkout
