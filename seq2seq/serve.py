@@ -42,7 +42,7 @@ try:
 except ImportError as e:  # the optional extra
     raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
 
-from seq2seq.config import SearchConfig, ServeConfig, check_serve
+from seq2seq.config import SearchConfig, ServeConfig, check_serve, uses_attention
 from seq2seq.device import resolve_device
 from seq2seq.errors import ConfigError
 from seq2seq.search import describe
@@ -212,7 +212,7 @@ def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
     return {
         "name": name,
         "decoder": model.get("decoder"),
-        "attention": model.get("decoder") in ("bahdanau", "luong"),
+        "attention": uses_attention(model.get("decoder", "")),
         "score": (model.get("attention") or {}).get("score"),
         "src_lang": data.get("src_lang"),
         "tgt_lang": data.get("tgt_lang"),
