@@ -30,9 +30,11 @@ from seq2seq.constants import (
     ENCODERS,
     LENGTH_NORMS,
     LR_SCHEDULES,
+    NORMS,
     OUTPUT_FORMATS,
     POSITIONS,
     PRECISIONS,
+    RNN_ATTENTION_DECODERS,
     RNNS,
     SAME_SIZE_SCORES,
     SCORES,
@@ -92,19 +94,20 @@ class AttentionConfig:
 
 
 @dataclass
-class SelfAttentionConfig:
+class SelfAttentionConfig:  # the Transformer layers: encoder=self_attention and decoder=transformer
     heads: int = 4  # must divide model.hidden_size
     ff_size: int = 0  # feed-forward inner size; 0: 4 x model.hidden_size
     positions: str = "sinusoidal"  # sinusoidal | learned
-    max_positions: int = 1024  # longest source (in pieces) the encoder accepts
+    max_positions: int = 1024  # longest source (and target) in pieces the layers accept
+    norm: str = "pre"  # pre: LayerNorm before each sublayer (+ one at the end) | post: after the residual sum
 
 
 @dataclass
 class ModelConfig:
-    decoder: str = "bahdanau"  # bahdanau | luong (attention) | cho | sutskever (fixed context)
+    decoder: str = "bahdanau"  # bahdanau | luong | transformer (attention) | cho | sutskever (fixed context)
     encoder: str = "rnn"  # rnn | self_attention (Transformer encoder layers)
-    rnn: str = "gru"  # gru | lstm: the decoder's cell, and the encoder's when encoder=rnn
-    embed_size: int = 64  # with encoder=self_attention the source embeddings are hidden_size wide
+    rnn: str = "gru"  # gru | lstm: the RNN decoders' cell, and the encoder's when encoder=rnn
+    embed_size: int = 64  # Transformer layers (encoder=self_attention, decoder=transformer) use hidden_size
     hidden_size: int = 128  # decoder state; a bidirectional encoder has hidden_size // 2 per direction
     bidirectional: bool = True  # encoder=rnn only
     encoder_layers: int = 1
@@ -114,8 +117,11 @@ class ModelConfig:
     tie_embeddings: bool = False  # the output layer reuses the target embeddings (sutskever: embed == hidden)
     input_feeding: bool = True  # luong only: the RNN also reads the previous attentional state ĥ_{i-1}
     param_init: float = 0.0  # > 0: every RNN, linear and embedding weight starts at U(-x, x) (OpenNMT-py's param_init)
-    attention: AttentionConfig = field(default_factory=AttentionConfig)  # bahdanau and luong only
-    self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # encoder=self_attention only
+    attention: AttentionConfig = field(default_factory=AttentionConfig)  # bahdanau and luong only (the
+    # Transformer decoder's attention is multi-head scaled dot, set in self_attention)
+    self_attention: SelfAttentionConfig = field(default_factory=SelfAttentionConfig)  # Transformer layers only
+    alignment_layer: int = 0  # decoder=transformer: whose cross-attention (heads averaged) is "where it looked",
+    # counted from 1; 0: the last but one (the only one with one layer)
 
 
 @dataclass
@@ -127,7 +133,11 @@ class TrainerConfig:
     max_minutes: float = 0.0  # stop after this much training time (validation not counted); 0: no limit
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | plateau: lr *= lr_shrink when valid loss stops falling |
-    # anneal: constant, then linear decay to min_lr over the last lr_anneal of the training budget
+    # anneal: constant, then linear decay to min_lr over the last lr_anneal of the training budget |
+    # inverse_sqrt: linear warm-up to lr over warmup_steps, then lr * sqrt(warmup_steps / step) (fairseq) |
+    # noam: lr * hidden_size^-0.5 * min(step^-0.5, step * warmup_steps^-1.5), lr the factor (Vaswani et al.)
+    warmup_steps: int = 4000  # inverse_sqrt and noam: updates of linear warm-up
+    adam_beta2: float = 0.999  # Adam's second-moment decay (Transformers: 0.98)
     lr_shrink: float = 0.5
     lr_patience: int = 0  # epochs without a better valid loss before shrinking
     min_lr: float = 1e-5
@@ -261,6 +271,18 @@ def uses_attention(decoder: str) -> bool:
     return decoder in ATTENTION_DECODERS
 
 
+def decoder_name(model: Any) -> str:
+    """``luong/general``, ``transformer`` or ``cho``: the decoder, with its score where it has one to choose."""
+    return f"{model.decoder}/{model.attention.score}" if model.decoder in RNN_ATTENTION_DECODERS else model.decoder
+
+
+def attention_name(model: Any) -> str | None:
+    """The attention a decoder scores with: ``additive``, ..., ``multi-head scaled_dot``; None without."""
+    if model.decoder == "transformer":
+        return "multi-head scaled_dot"
+    return model.attention.score if model.decoder in RNN_ATTENTION_DECODERS else None
+
+
 def saved_model_config(model: Any) -> Any:
     """A checkpoint's model section over the schema's defaults: options added after it was
     written take their defaults, which rebuild the model it was trained as."""
@@ -269,13 +291,15 @@ def saved_model_config(model: Any) -> Any:
 
 def describe_model(model: Any) -> str:
     """A short name of the architecture, e.g. ``luong/general decoder, 1-layer bi-lstm encoder``."""
-    decoder = f"{model.decoder}/{model.attention.score}" if uses_attention(model.decoder) else model.decoder
+    heads = f"{model.self_attention.heads} heads"
     if model.encoder == "self_attention":
-        encoder = f"{model.encoder_layers}-layer self-attention ({model.self_attention.heads} heads)"
+        encoder = f"{model.encoder_layers}-layer self-attention ({heads})"
     else:
         encoder = f"{model.encoder_layers}-layer {'bi-' if model.bidirectional else ''}{model.rnn}"
+    if model.decoder == "transformer":
+        return f"transformer decoder ({model.decoder_layers}-layer, {heads}), {encoder} encoder"
     feeding = ", no input feeding" if model.decoder == "luong" and not model.input_feeding else ""
-    return f"{decoder} decoder ({model.decoder_layers}-layer {model.rnn}{feeding}), {encoder} encoder"
+    return f"{decoder_name(model)} decoder ({model.decoder_layers}-layer {model.rnn}{feeding}), {encoder} encoder"
 
 
 def compared_models(cfg: Any) -> dict[str, Any]:
@@ -357,6 +381,7 @@ def check_model(model: Any) -> None:
     _choice("model.bridge", model.bridge, BRIDGES)
     _choice("model.attention.score", model.attention.score, SCORES)
     _choice("model.self_attention.positions", model.self_attention.positions, POSITIONS)
+    _choice("model.self_attention.norm", model.self_attention.norm, NORMS)
     for name, value, least in (
         ("model.embed_size", model.embed_size, 1),
         ("model.hidden_size", model.hidden_size, 2 if model.bidirectional or model.encoder == "self_attention" else 1),
@@ -365,6 +390,7 @@ def check_model(model: Any) -> None:
         ("model.self_attention.heads", model.self_attention.heads, 1),
         ("model.self_attention.ff_size", model.self_attention.ff_size, 0),
         ("model.self_attention.max_positions", model.self_attention.max_positions, 1),
+        ("model.alignment_layer", model.alignment_layer, 0),
     ):
         if value < least:
             raise ConfigError(f"{name}={value} is too small: at least {least}")
@@ -374,21 +400,28 @@ def check_model(model: Any) -> None:
         raise ConfigError(f"model.input_feeding=false applies to model.decoder=luong only (got {model.decoder})")
     if not 0.0 <= model.param_init <= 1.0:
         raise ConfigError(f"model.param_init={model.param_init} must lie in [0, 1] (0: PyTorch's own initialisation)")
+    if model.alignment_layer > model.decoder_layers:
+        raise ConfigError(
+            f"model.alignment_layer={model.alignment_layer}: the decoder has {model.decoder_layers} layers "
+            "(count from 1; 0: the last but one)"
+        )
+    transformer = model.encoder == "self_attention" or model.decoder == "transformer"
+    if transformer and model.hidden_size % model.self_attention.heads:
+        raise ConfigError(
+            f"model.hidden_size={model.hidden_size} is not divisible by "
+            f"model.self_attention.heads={model.self_attention.heads}"
+        )
     if model.encoder == "self_attention":
         key_size = model.hidden_size
-        if model.hidden_size % model.self_attention.heads:
-            raise ConfigError(
-                f"model.hidden_size={model.hidden_size} is not divisible by "
-                f"model.self_attention.heads={model.self_attention.heads}"
-            )
     else:
         key_size = (model.hidden_size // 2) * 2 if model.bidirectional else model.hidden_size
-    if uses_attention(model.decoder) and model.attention.score in SAME_SIZE_SCORES and key_size != model.hidden_size:
+    rnn_attention = model.decoder in RNN_ATTENTION_DECODERS
+    if rnn_attention and model.attention.score in SAME_SIZE_SCORES and key_size != model.hidden_size:
         raise ConfigError(
             f"{model.attention.score} attention needs query size == key size (got {model.hidden_size} and "
             f"{key_size}): use an even model.hidden_size with a bidirectional encoder"
         )
-    if model.bridge == "copy" and key_size != model.hidden_size:
+    if model.bridge == "copy" and key_size != model.hidden_size and model.decoder != "transformer":
         raise ConfigError(f"model.bridge=copy needs the summary C ({key_size}) as wide as model.hidden_size")
     if model.tie_embeddings and model.decoder == "sutskever" and model.embed_size != model.hidden_size:
         raise ConfigError(
@@ -422,17 +455,27 @@ def check_trainer(trainer: Any) -> None:
     _choice("trainer.early_stop_metric", trainer.early_stop_metric, EARLY_STOP_METRICS)
     at_least = {"epochs": 1, "batch_size": 1, "eval_batch_size": 1, "max_steps": 0, "max_tokens": 0}
     at_least |= {"lr_patience": 0, "threads": 0, "valid_max_sentences": 0, "keep_checkpoints": 0}
-    at_least |= {"valid_every": 0, "accumulate": 1, "patience": 0, "max_bad_updates": 1, "log_every": 1}
+    at_least |= {
+        "warmup_steps": 1,
+        "valid_every": 0,
+        "accumulate": 1,
+        "patience": 0,
+        "max_bad_updates": 1,
+        "log_every": 1,
+    }
     for name, least in at_least.items():
         if trainer[name] < least:
             raise ConfigError(f"trainer.{name}={trainer[name]} must be >= {least}")
-    if not 0.0 < trainer.lr <= 1.0:  # also refuses nan
-        raise ConfigError(f"trainer.lr={trainer.lr} must lie in (0, 1]")
+    top = 10.0 if trainer.lr_schedule == "noam" else 1.0  # noam: lr is a factor of hidden_size^-0.5 ...
+    if not 0.0 < trainer.lr <= top:  # also refuses nan
+        raise ConfigError(f"trainer.lr={trainer.lr} must lie in (0, {top:g}]")
     if not 0.0 <= trainer.min_lr <= trainer.lr:
         raise ConfigError(f"trainer.min_lr={trainer.min_lr} must lie in [0, trainer.lr={trainer.lr}]")
     for name, low, high in (("lr_shrink", 0.0, 1.0), ("lr_anneal", 0.0, 1.0)):
         if not low < trainer[name] <= high:
             raise ConfigError(f"trainer.{name}={trainer[name]} must lie in ({low:g}, {high:g}]")
+    if not 0.0 <= trainer.adam_beta2 < 1.0:
+        raise ConfigError(f"trainer.adam_beta2={trainer.adam_beta2} must lie in [0, 1)")
     if not 0.0 <= trainer.label_smoothing < 1.0:
         raise ConfigError(f"trainer.label_smoothing={trainer.label_smoothing} must lie in [0, 1)")
     for name in ("grad_clip", "max_minutes"):

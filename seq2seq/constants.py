@@ -9,7 +9,8 @@ from __future__ import annotations
 # every vocabulary, source and target: pad=0 unk=1 bos=2 eos=3
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
-ATTENTION_DECODERS = ("bahdanau", "luong")  # a fresh context c_i per target word
+RNN_ATTENTION_DECODERS = ("bahdanau", "luong")  # a fresh context c_i per target word, one score
+ATTENTION_DECODERS = (*RNN_ATTENTION_DECODERS, "transformer")  # + self-attention in the target, multi-head
 FIXED_CONTEXT_DECODERS = ("cho", "sutskever")  # one fixed C for the whole target: "distracted"
 DECODERS = ATTENTION_DECODERS + FIXED_CONTEXT_DECODERS
 ENCODERS = ("rnn", "self_attention")
@@ -17,10 +18,12 @@ RNNS = ("gru", "lstm")
 BRIDGES = ("linear", "copy", "zero")  # how the summary C starts the decoder
 SCORES = ("dot", "scaled_dot", "general", "additive", "cosine")  # attention score functions
 SAME_SIZE_SCORES = ("dot", "scaled_dot", "cosine")  # need query size == key size
-POSITIONS = ("sinusoidal", "learned")  # the self-attention encoder's positions
+POSITIONS = ("sinusoidal", "learned")  # the Transformer layers' positions
+NORMS = ("pre", "post")  # the Transformer layers' LayerNorm: before each sublayer, or after the residual sum
 TOKENIZER_TYPES = ("word", "unigram", "bpe", "char")  # SentencePiece model types
 LENGTH_NORMS = ("gnmt", "length", "none")  # beam search length penalty
-LR_SCHEDULES = ("constant", "plateau", "anneal")
+LR_SCHEDULES = ("constant", "plateau", "anneal", "inverse_sqrt", "noam")
+WARMUP_SCHEDULES = ("inverse_sqrt", "noam")  # warm-up, then the inverse square root of the step
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast (training: with fp32 master weights)
 EARLY_STOP_METRICS = ("valid_bleu", "valid_loss")
 DEVICES = ("auto", "cpu", "cuda")

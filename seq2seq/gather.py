@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.checkpoint import read_checkpoint
-from seq2seq.config import GatherConfig, check_data, check_gather, run_folders, saved_model_config, uses_attention
+from seq2seq.config import GatherConfig, check_data, check_gather, decoder_name, run_folders, saved_model_config
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import eval_data
 from seq2seq.report import report_runs
@@ -36,8 +36,8 @@ def find_runs(paths: list[str]) -> dict[str, Path]:
 
 def short_name(model: Any) -> str:
     """``luong/dot``, ``cho lstm``, ``bahdanau/additive self-attention-encoder``: what sets a run apart."""
-    name = f"{model.decoder}/{model.attention.score}" if uses_attention(model.decoder) else model.decoder
-    if model.rnn != "gru":
+    name = decoder_name(model)
+    if model.rnn != "gru" and (model.decoder != "transformer" or model.encoder == "rnn"):
         name += f" {model.rnn}"
     if model.encoder == "self_attention":
         name += " self-attention-encoder"

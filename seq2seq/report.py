@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.checkpoint import load_model, read_checkpoint
-from seq2seq.config import SearchConfig, describe_model, length_buckets, saved_model_config, uses_attention
+from seq2seq.config import (
+    SearchConfig,
+    attention_name,
+    describe_model,
+    length_buckets,
+    saved_model_config,
+    uses_attention,
+)
 from seq2seq.data.corpus import load_split
 from seq2seq.device import resolve_device
 from seq2seq.evaluation import bleu_tokenizer, evaluate_model
@@ -69,7 +76,7 @@ def report_runs(
         models[name] = {
             "model": describe_model(model_cfg),
             "decoder": model_cfg.decoder,
-            "attention": model_cfg.attention.score if uses_attention(model_cfg.decoder) else None,
+            "attention": attention_name(model_cfg),
             **report,
             "params": loaded.model.num_parameters,
             "epochs": history[-1]["epoch"] if history else 0,

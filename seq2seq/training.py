@@ -30,7 +30,7 @@ from tqdm import tqdm
 from seq2seq.board import Board, check_tensorboard
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import TrainConfig, check_train, describe_model, resume_mismatch, uses_attention, with_defaults
-from seq2seq.constants import PAD_ID
+from seq2seq.constants import PAD_ID, WARMUP_SCHEDULES
 from seq2seq.data.batching import Batch, bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import autocast_dtype, resolve_device
@@ -87,6 +87,20 @@ class TrainResult:
     @property
     def best_bleu(self) -> float:
         return self.state.best_bleu
+
+
+def warmup_lr(schedule: str, step: int, lr: float, warmup: int, size: int) -> float:
+    """The learning rate of update ``step`` (from 1) under a warm-up schedule:
+
+    - ``inverse_sqrt`` (fairseq): ``lr * step / warmup`` while warming up, then ``lr * sqrt(warmup / step)``;
+    - ``noam`` (Vaswani et al. 2017): ``lr * size^-0.5 * min(step^-0.5, step * warmup^-1.5)``, where
+      ``lr`` is a factor: the peak, at ``step = warmup``, is ``lr / sqrt(size * warmup)``.
+    """
+    if schedule == "inverse_sqrt":
+        return lr * min(step / warmup, math.sqrt(warmup / step))
+    if schedule == "noam":
+        return lr * size**-0.5 * min(step**-0.5, step * warmup**-1.5)
+    raise ValueError(f"{schedule!r} is not a warm-up schedule: choose one of {', '.join(WARMUP_SCHEDULES)}")
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -153,7 +167,9 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
             )
             torch.manual_seed(cfg.seed * 1000 + self.processes.rank)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.trainer.lr)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.trainer.lr, betas=(0.9, cfg.trainer.adam_beta2)
+        )
         self.state = TrainState(lr=cfg.trainer.lr)
         self.config_dict: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[assignment]
 
@@ -556,6 +572,10 @@ class Trainer:
         while True:
             if t.lr_schedule == "anneal":
                 self.anneal(self.progress(len(batches), self.clock(window)))
+            elif t.lr_schedule in WARMUP_SCHEDULES:
+                self.set_lr(
+                    warmup_lr(t.lr_schedule, self.state.step + 1, t.lr, t.warmup_steps, self.cfg.model.hidden_size)
+                )
             k = self.state.batch_in_epoch
             group = batches[k : k + t.accumulate]
             loss, n, made = self.train_step(group)

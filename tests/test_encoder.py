@@ -8,7 +8,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from seq2seq.models.encoder import MultiHeadSelfAttention, RNNEncoder, SelfAttentionEncoder, sinusoidal_positions
+from seq2seq.models.attention import MultiHeadSelfAttention
+from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder, sinusoidal_positions
 
 LENGTHS = [5, 3, 1]
 
@@ -22,7 +23,7 @@ def test_self_attention_equals_torch_scaled_dot_product_attention() -> None:
     layer = MultiHeadSelfAttention(size=16, heads=4)
     x = torch.randn(3, 5, 16)
     mask = length_mask(LENGTHS, 5)
-    out, weights = layer(x, mask)
+    out, weights, _ = layer(x, mask[:, None, None, :])
 
     q, k, v = (t.view(3, 5, 4, 4).transpose(1, 2) for t in layer.qkv(x).chunk(3, dim=-1))  # (B, h, S, d)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # (B, h, S, d)
@@ -38,7 +39,7 @@ def test_self_attention_gradcheck() -> None:
     layer = MultiHeadSelfAttention(size=4, heads=2).double()
     x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     mask = length_mask([3, 2], 3)
-    assert torch.autograd.gradcheck(lambda t: layer(t, mask)[0], (x,))
+    assert torch.autograd.gradcheck(lambda t: layer(t, mask[:, None, None, :])[0], (x,))
 
 
 def test_sinusoidal_positions_by_hand() -> None:
@@ -68,3 +69,13 @@ def test_rnn_encoder_summary_is_forward_last_and_backward_first() -> None:
         assert torch.equal(encoded.values[1, 2], torch.zeros(6))  # packed: padding never enters a state
         assert torch.allclose(encoded.summary[1, :3], encoded.values[1, 1, :3])  # forward at the last real token
         assert torch.allclose(encoded.summary[1, 3:], encoded.values[1, 0, 3:])  # backward at the first
+
+
+def test_self_attention_encoder_returns_every_layers_weights_and_keeps_its_parameter_names() -> None:
+    encoder = SelfAttentionEncoder(vocab_size=10, size=8, num_layers=2, heads=2, positions="learned").eval()
+    src = torch.tensor([[4, 5, 6], [7, 8, 0]])
+    encoded = encoder(src, src != 0)
+    assert [w.shape for w in encoded.self_weights] == [(2, 2, 3, 3)] * 2
+    assert torch.all(encoded.self_weights[1][1, :, :, 2] == 0)  # nobody looks at padding
+    names = set(encoder.state_dict())  # checkpoints written before the Transformer decoder still load
+    assert {"embedding.weight", "positions.weight", "layers.0.self_attention.qkv.weight", "norm.weight"} <= names

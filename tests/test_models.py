@@ -16,7 +16,8 @@ VOCAB = 12
 SCORES = ["additive", "dot", "scaled_dot", "general", "cosine"]
 # (decoder, score, other ModelConfig settings): every score under both placements, both
 # fixed-context decoders, LSTMs and 2 layers, a unidirectional encoder, every bridge, and the
-# self-attention encoder under every decoder; Luong without input feeding.
+# self-attention encoder under every decoder; Luong without input feeding; the Transformer decoder
+# after both encoders, tied, pre- and post-norm.
 VARIANTS = [
     *[("bahdanau", score, {}) for score in SCORES],
     *[("luong", score, {}) for score in SCORES],
@@ -34,9 +35,17 @@ VARIANTS = [
     ("luong", "dot", {"encoder": "self_attention", "self_attention": SelfAttentionConfig(positions="learned")}),
     ("cho", "additive", {"encoder": "self_attention"}),
     ("sutskever", "additive", {"encoder": "self_attention", "rnn": "lstm"}),
+    ("transformer", "additive", {"encoder": "self_attention", "encoder_layers": 2, "decoder_layers": 2}),
+    ("transformer", "additive", {"decoder_layers": 2, "tie_embeddings": True, "alignment_layer": 2}),
+    (
+        "transformer",
+        "additive",
+        {"encoder": "self_attention", "self_attention": SelfAttentionConfig(norm="post", positions="learned")},
+    ),
 ]
 IDS = [
-    f"{d}-{s}-" + ("-".join(f"{k}={v}" for k, v in o.items() if k != "self_attention") or "default")
+    f"{d}-{s}-"
+    + ("-".join(f"{k}={v}" if k != "self_attention" else "post-norm" for k, v in o.items()) or "default")
     for d, s, o in VARIANTS
 ]
 
@@ -183,8 +192,8 @@ def test_attention_keys_are_projected_once_per_batch() -> None:
 
 
 def test_unknown_decoder_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="bahdanau, luong, cho, sutskever"):
-        check_model(ModelConfig(decoder="transformer"))
+    with pytest.raises(ConfigError, match="bahdanau, luong, transformer, cho, sutskever"):
+        check_model(ModelConfig(decoder="lstm"))
 
 
 @pytest.mark.parametrize(

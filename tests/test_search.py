@@ -18,8 +18,12 @@ SRC = [[4, 5, 6, 7, 5], [8, 9], [10, 11, 4, 6]]
 
 
 # Decoders with each kind of search state: GRU hidden (bahdanau, cho), LSTM hidden + cell,
-# Luong's input feed (and Luong without it); and the self-attention encoder.
-DECODERS = ["bahdanau", "cho", "luong-lstm", "sutskever-lstm", "luong-self_attention", "luong-nofeed"]
+# Luong's input feed (and Luong without it); the Transformer decoder's key/value cache; and the
+# self-attention encoder.
+DECODERS = [
+    "bahdanau", "cho", "luong-lstm", "sutskever-lstm", "luong-self_attention", "luong-nofeed",
+    "transformer", "transformer-self_attention",
+]  # fmt: skip
 
 
 def model_of(spec: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
@@ -33,6 +37,7 @@ def model_of(spec: str, vocab: int = 12, seed: int = 0) -> Seq2Seq:
         rnn="lstm" if "lstm" in options else "gru",
         encoder="self_attention" if "self_attention" in options else "rnn",
         input_feeding="nofeed" not in options,
+        decoder_layers=2 if decoder == "transformer" else 1,  # a cache per layer
     )
     torch.manual_seed(seed)
     return build_model(cfg, vocab, vocab).eval()

@@ -8,6 +8,11 @@
 Each score function only does step 1; :class:`Attention` runs the shared steps 2 and 3. Parts of
 a score that do not depend on the query (``U h_j`` in additive, ``W h_j`` in general) are computed
 once per batch by :meth:`Score.project_keys` and passed in as ``keys``.
+
+Multi-head attention (:class:`MultiHeadSelfAttention`, :class:`MultiHeadCrossAttention`) runs the
+same :class:`Attention` with the scaled dot score on ``h`` heads at once: its tensors carry the
+heads as a second batch dimension, ``(B, h, T, d)``, which the dot scores and the weighted sum
+take as they are.
 """
 
 from __future__ import annotations
@@ -36,14 +41,14 @@ class DotScore(Score):
     """``score(q, k) = q · k`` (Luong "dot")."""
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return query @ keys.transpose(1, 2)  # (B, T, S)
+        return query @ keys.transpose(-2, -1)  # (B, T, S)
 
 
 class ScaledDotScore(Score):
     """``score(q, k) = q · k / sqrt(d)`` (Vaswani et al.): keeps the softmax out of saturation."""
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return query @ keys.transpose(1, 2) / math.sqrt(query.size(-1))  # (B, T, S)
+        return query @ keys.transpose(-2, -1) / math.sqrt(query.size(-1))  # (B, T, S), or (B, h, T, S)
 
 
 class GeneralScore(Score):
@@ -117,13 +122,100 @@ class Attention(nn.Module):
         query: torch.Tensor,  # (B, T, Q)
         keys: torch.Tensor,  # (B, S, K) from project_keys
         values: torch.Tensor,  # (B, S, V)
-        mask: torch.Tensor,  # (B, 1, S) or (B, T, S), True where a real token is
+        mask: torch.Tensor | None,  # (B, 1, S) or (B, T, S), True where a key may be seen; None: all
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scores = self.score(query, keys)  # 1. score: (B, T, S)
-        scores = scores.masked_fill(~mask, float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # 2. softmax: (B, T, S), padding gets 0
         context = weights @ values  # 3. weighted sum: (B, T, V)
         return context, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """``heads`` scaled dot-product attentions side by side (Vaswani et al. 2017): each head
+    attends over its own ``size / heads`` slice of the projected queries, keys and values through
+    the shared :class:`Attention`; the heads' contexts are concatenated and projected back.
+
+    The subclasses say where queries, keys and values come from: one sequence
+    (:class:`MultiHeadSelfAttention`) or the target for queries and the source for keys and values
+    (:class:`MultiHeadCrossAttention`).
+    """
+
+    def __init__(self, size: int, heads: int) -> None:
+        super().__init__()
+        if size % heads:
+            raise ConfigError(f"a size of {size} does not split into {heads} heads: use a multiple of {heads}")
+        self.heads = heads
+        self.head_size = size // heads
+        self.attention = Attention(ScaledDotScore())
+        self.out = nn.Linear(size, size)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, n * d)`` -> ``(B, n, T, d)``: ``n`` heads' slices (``n`` may be ``2h``: keys then values)."""
+        b, t, width = x.shape
+        return x.view(b, t, width // self.head_size, self.head_size).transpose(1, 2)  # (B, n, T, d)
+
+    def attend(
+        self,
+        query: torch.Tensor,  # (B, h, T, d)
+        keys: torch.Tensor,  # (B, h, S, d)
+        values: torch.Tensor,  # (B, h, S, d)
+        mask: torch.Tensor | None,  # broadcasts to (B, h, T, S); None: every key
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared three steps on every head -> output (B, T, D) and weights (B, h, T, S)."""
+        context, weights = self.attention(query, keys, values, mask)  # (B, h, T, d), (B, h, T, S)
+        b, h, t, d = context.shape
+        return self.out(context.transpose(1, 2).reshape(b, t, h * d)), weights  # (B, T, D)
+
+
+class MultiHeadSelfAttention(MultiHeadAttention):
+    """Queries, keys and values from one sequence: any two positions are one step apart.
+
+    ``past`` holds the keys and values of earlier positions (a decoder's cache): a step then
+    projects only its new positions and attends over the past and itself."""
+
+    def __init__(self, size: int, heads: int) -> None:
+        super().__init__(size, heads)
+        self.qkv = nn.Linear(size, 3 * size)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D)
+        mask: torch.Tensor | None,  # (B, 1, 1, S) padding or (1, 1, T, S) causal, S = past + T
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,  # (B, h, t, d) keys and values
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """-> output (B, T, D), weights (B, h, T, S), and the keys and values (B, h, S, d) to cache."""
+        query, keys, values = (self.split(t) for t in self.qkv(x).chunk(3, dim=-1))  # each (B, h, T, d)
+        if past is not None:
+            keys = torch.cat([past[0], keys], dim=2)  # (B, h, t + T, d)
+            values = torch.cat([past[1], values], dim=2)  # (B, h, t + T, d)
+        output, weights = self.attend(query, keys, values, mask)
+        return output, weights, (keys, values)
+
+
+class MultiHeadCrossAttention(MultiHeadAttention):
+    """Queries from the target, keys and values from the source annotations. The keys and values
+    do not depend on the query: :meth:`project_keys` makes them once per batch, for every step."""
+
+    def __init__(self, size: int, heads: int, memory_size: int) -> None:
+        super().__init__(size, heads)
+        self.query = nn.Linear(size, size)
+        self.key_value = nn.Linear(memory_size, 2 * size)
+
+    def project_keys(self, values: torch.Tensor) -> torch.Tensor:
+        """``values (B, S, M)`` -> keys then values of every head, ``(B, 2h, S, d)``."""
+        return self.split(self.key_value(values))  # (B, 2h, S, d)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D)
+        keys: torch.Tensor,  # (B, 2h, S, d) from project_keys
+        mask: torch.Tensor,  # (B, 1, 1, S) True on real source tokens
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> output (B, T, D), weights (B, h, T, S)."""
+        query = self.split(self.query(x))  # (B, h, T, d)
+        return self.attend(query, keys[:, : self.heads], keys[:, self.heads :], mask)
 
 
 def build_score(

@@ -1,4 +1,4 @@
-"""Four decoders, one interface.
+"""Five decoders, one interface.
 
 The "distracted" models, whose whole source is one fixed vector C (their weights are uniform:
 every source word counts the same for every target word):
@@ -14,14 +14,21 @@ The attention models, with a fresh context c_i for every target word (score -> m
   attentional state ``ĥ_i = tanh(W [c_i; s_i])`` predicts the word and is fed to the next step
   (input feeding).
 
+And self-attention in the target too:
+
+- :class:`TransformerDecoder` (Vaswani et al. 2017): each layer attends over the target prefix
+  (masked self-attention), then over the source (cross-attention), then a feed-forward network;
+  a step computes only the new position, reading the prefix from a key/value cache.
+
 All have ``step()`` (one token, used by search) and ``forward()`` (teacher forcing over a whole
-target), and all return attention weights ``(B, T, S)``. All four take the same keyword-only
-arguments (the attention decoders also ``attention``, Luong also ``input_feeding``); each builds
-its own RNN input and readout and says what one step does in :meth:`RNNDecoder.advance`.
+target), and all return attention weights ``(B, T, S)``. The four RNN decoders take the same
+keyword-only arguments (the attention decoders also ``attention``, Luong also ``input_feeding``);
+each builds its own RNN input and readout and says what one step does in :meth:`RNNDecoder.advance`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +36,8 @@ from torch import nn
 
 from seq2seq.constants import PAD_ID
 from seq2seq.errors import ConfigError
-from seq2seq.models.attention import Attention
-from seq2seq.models.encoder import Encoded, make_rnn
+from seq2seq.models.attention import Attention, MultiHeadCrossAttention, MultiHeadSelfAttention
+from seq2seq.models.encoder import Encoded, Positions, feed_forward, make_rnn, residual, transformer_embedding
 
 
 @dataclass
@@ -38,7 +45,8 @@ class Memory:
     """What the decoder reads from the source, computed once per batch."""
 
     values: torch.Tensor  # (B, S, V) encoder annotations
-    keys: torch.Tensor  # (B, S, K) attention keys (values projected once); values if unused
+    keys: torch.Tensor  # (B, S, K) attention keys (values projected once); values if unused;
+    # the Transformer decoder: every layer's cross-attention keys and values, (B, 2 x layers x h, S, d)
     mask: torch.Tensor  # (B, 1, S) True on real source tokens
     context: torch.Tensor  # (B, V) the fixed summary C
 
@@ -403,3 +411,165 @@ class LuongDecoder(AttentionDecoder):
 def deep_output(input_size: int, embed_size: int, dropout: float) -> nn.Module:
     """Cho's and Bahdanau's readout: ``tanh(W [s_i; c_i; y_{i-1}])``, as wide as the embeddings."""
     return nn.Sequential(nn.Linear(input_size, embed_size), nn.Tanh(), nn.Dropout(dropout))
+
+
+@dataclass
+class TransformerState:
+    """The Transformer decoder's state: every layer's self-attention keys and values of the target
+    prefix so far, ``(B, h, t, d)`` each, so a step projects only its new position."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    @property
+    def length(self) -> int:
+        """How many target positions the cache holds (the next position's index)."""
+        return self.keys[0].size(2)
+
+    def select(self, index: torch.Tensor) -> TransformerState:
+        return TransformerState(
+            [k.index_select(0, index) for k in self.keys], [v.index_select(0, index) for v in self.values]
+        )
+
+
+class TransformerDecoderLayer(nn.Module):
+    """Masked self-attention over the target prefix, cross-attention over the source, then the
+    feed-forward network; each in a residual connection, pre-norm or post-norm."""
+
+    def __init__(self, size: int, heads: int, ff_size: int, memory_size: int, dropout: float, pre_norm: bool) -> None:
+        super().__init__()
+        self.self_attention = MultiHeadSelfAttention(size, heads)
+        self.cross_attention = MultiHeadCrossAttention(size, heads, memory_size)
+        self.feed_forward = feed_forward(size, ff_size, dropout)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(size), nn.LayerNorm(size), nn.LayerNorm(size)
+        self.dropout = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, T, D)
+        causal: torch.Tensor | None,  # (1, 1, T, T) for a whole target; None for one step over the cache
+        keys: torch.Tensor,  # (B, 2h, S, d) this layer's cross-attention keys and values
+        mask: torch.Tensor,  # (B, 1, 1, S)
+        past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, h, t, d) cached keys and values
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """-> x (B, T, D), self weights (B, h, T, t + T), cross weights (B, h, T, S), keys and values to cache."""
+        cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def attend_self(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            output, weights, kv = self.self_attention(h, causal, past)
+            cache.append(kv)
+            return output, weights
+
+        x, self_weights = residual(x, self.norm1, self.dropout, self.pre_norm, attend_self)
+        x, cross_weights = residual(
+            x, self.norm2, self.dropout, self.pre_norm, lambda h: self.cross_attention(h, keys, mask)
+        )
+        x, _ = residual(x, self.norm3, self.dropout, self.pre_norm, lambda h: (self.feed_forward(h), None))
+        return x, self_weights, cross_weights, cache[0]
+
+
+class TransformerDecoder(nn.Module):
+    """Vaswani et al. 2017: target embeddings (scaled by sqrt(size)) + positions, then
+    ``num_layers`` :class:`TransformerDecoderLayer` (and a final LayerNorm when pre-norm), then
+    the output layer, tied to the target embeddings when ``tie_embeddings``.
+
+    "Where it looked", for heatmaps, alignment accuracy and the translator, is the cross-attention
+    of layer ``alignment_layer`` (0-based), averaged over its heads.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        size: int,
+        context_size: int,
+        num_layers: int = 1,
+        heads: int = 4,
+        ff_size: int = 0,
+        positions: str = "sinusoidal",
+        max_positions: int = 1024,
+        dropout: float = 0.0,
+        norm: str = "pre",
+        tie_embeddings: bool = False,
+        alignment_layer: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0 <= alignment_layer < num_layers:
+            raise ConfigError(
+                f"model.alignment_layer={alignment_layer + 1} is not one of the {num_layers} decoder layers"
+            )
+        self.heads = heads
+        self.alignment_layer = alignment_layer
+        self.embedding = transformer_embedding(vocab_size, size)
+        self.scale = math.sqrt(size)
+        self.positions = Positions(size, positions, max_positions, "target")
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerDecoderLayer(size, heads, ff_size or 4 * size, context_size, dropout, norm == "pre")
+            for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(size) if norm == "pre" else nn.Identity()
+        self.generator = nn.Linear(size, vocab_size)
+        if tie_embeddings:  # the embeddings are N(0, 1/size): the usual scale for output weights too
+            self.generator.weight = self.embedding.weight
+
+    def memory(self, encoded: Encoded) -> Memory:
+        """The encoder output, and every layer's cross-attention keys and values, projected once."""
+        keys = torch.cat([layer.cross_attention.project_keys(encoded.values) for layer in self.layers], dim=1)
+        return Memory(encoded.values, keys, encoded.mask.unsqueeze(1), encoded.summary)  # keys (B, 2Lh, S, d)
+
+    def init_state(self, memory: Memory) -> TransformerState:
+        """An empty cache: no target position yet."""
+        empty = memory.keys.new_zeros(memory.keys.size(0), self.heads, 0, memory.keys.size(-1))  # (B, h, 0, d)
+        return TransformerState([empty] * len(self.layers), [empty] * len(self.layers))
+
+    def run(
+        self, tokens: torch.Tensor, memory: Memory, past: TransformerState | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], TransformerState]:
+        """``tokens (B, T)`` after the ``past`` prefix (None: from the start, with a causal mask)
+        -> features (B, T, D), self weights and cross weights of every layer, the new cache."""
+        start, length = (0 if past is None else past.length), tokens.size(1)
+        x = self.dropout(self.embedding(tokens) * self.scale + self.positions(start, length))  # (B, T, D)
+        causal = None
+        if past is None:  # position i sees positions 0..i only
+            causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()  # (T, T)
+            causal = causal[None, None]  # (1, 1, T, T)
+        mask = memory.mask.unsqueeze(1)  # (B, 1, 1, S)
+        width = 2 * self.heads
+        self_weights, cross_weights, keys, values = [], [], [], []
+        for i, layer in enumerate(self.layers):
+            layer_past = None if past is None else (past.keys[i], past.values[i])
+            x, w_self, w_cross, (k, v) = layer(x, causal, memory.keys[:, i * width : (i + 1) * width], mask, layer_past)
+            self_weights.append(w_self)  # (B, h, T, t + T)
+            cross_weights.append(w_cross)  # (B, h, T, S)
+            keys.append(k)
+            values.append(v)
+        return self.norm(x), self_weights, cross_weights, TransformerState(keys, values)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.generator(features)  # (B, T, vocab)
+
+    def step(
+        self, prev: torch.Tensor, state: TransformerState, memory: Memory
+    ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
+        """Decode one token. ``prev (B,)`` -> logits (B, vocab), the cache one longer, weights (B, S)."""
+        features, _, cross, state = self.run(prev.unsqueeze(1), memory, state)  # (B, 1, D)
+        weights = cross[self.alignment_layer].mean(dim=1)  # (B, 1, S): heads averaged
+        return self.logits(features).squeeze(1), state, weights.squeeze(1)
+
+    def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing, every position at once: ``tgt_in (B, T)`` -> features (B, T, D), weights (B, T, S)."""
+        features, _, cross, _ = self.run(tgt_in, memory, None)
+        return features, cross[self.alignment_layer].mean(dim=1)  # (B, T, D), (B, T, S)
+
+    def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing: ``tgt_in (B, T)`` -> logits (B, T, vocab), weights (B, T, S)."""
+        features, weights = self.features(tgt_in, memory)
+        return self.logits(features), weights
+
+    def attention_maps(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every layer's self-attention (B, h, T, T) and cross-attention (B, h, T, S) weights while
+        reading ``tgt_in``: those of the steps that wrote it (the cache gives the same numbers)."""
+        _, self_weights, cross_weights, _ = self.run(tgt_in, memory, None)
+        return self_weights, cross_weights

@@ -12,7 +12,9 @@ Both return :class:`Encoded`; the decoders cannot tell them apart.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.constants import PAD_ID
 from seq2seq.errors import ConfigError
-from seq2seq.models.attention import Attention, ScaledDotScore
+from seq2seq.models.attention import MultiHeadSelfAttention
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Encoded:
     values: torch.Tensor  # (B, S, V) an annotation h_j per source token
     mask: torch.Tensor  # (B, S) True on real tokens
     summary: torch.Tensor  # (B, V) the fixed-size summary C of the whole source
+    self_weights: list[torch.Tensor] = field(default_factory=list)  # self-attention: (B, h, S, S) per layer
 
 
 def make_rnn(
@@ -83,53 +86,49 @@ class RNNEncoder(nn.Module):
         return Encoded(self.dropout(values), src_mask, summary)
 
 
-class MultiHeadSelfAttention(nn.Module):
-    """Multi-head scaled dot-product attention over one sequence.
-
-    Each head projects the sequence to its own queries, keys and values and runs the shared
-    :class:`Attention` (score -> masked softmax -> weighted sum); heads are folded into the batch.
-    """
-
-    def __init__(self, size: int, heads: int) -> None:
-        super().__init__()
-        if size % heads:
-            raise ValueError(f"model.hidden_size={size} is not divisible by model.self_attention.heads={heads}")
-        self.heads = heads
-        self.qkv = nn.Linear(size, 3 * size)
-        self.out = nn.Linear(size, size)
-        self.attention = Attention(ScaledDotScore())
-
-    def split(self, x: torch.Tensor) -> torch.Tensor:
-        b, s, d = x.shape
-        return x.view(b, s, self.heads, d // self.heads).transpose(1, 2).reshape(b * self.heads, s, -1)  # (B*h, S, d)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, S, D)``, ``mask (B, S)`` -> output (B, S, D), weights (B, h, S, S)."""
-        b, s, d = x.shape
-        query, keys, values = (self.split(t) for t in self.qkv(x).chunk(3, dim=-1))  # each (B*h, S, d)
-        head_mask = mask.repeat_interleave(self.heads, dim=0).unsqueeze(1)  # (B*h, 1, S)
-        context, weights = self.attention(query, keys, values, head_mask)  # (B*h, S, d), (B*h, S, S)
-        context = context.view(b, self.heads, s, -1).transpose(1, 2).reshape(b, s, d)  # (B, S, D)
-        return self.out(context), weights.view(b, self.heads, s, s)  # (B, S, D), (B, h, S, S)
-
-
 class SelfAttentionLayer(nn.Module):
-    """A pre-norm Transformer encoder layer: self-attention, then a position-wise feed-forward."""
+    """A Transformer encoder layer: self-attention, then a position-wise feed-forward network,
+    each inside a residual connection with a LayerNorm before it (pre-norm, the default) or after
+    the sum (post-norm, Vaswani et al.'s original)."""
 
-    def __init__(self, size: int, heads: int, ff_size: int, dropout: float) -> None:
+    def __init__(self, size: int, heads: int, ff_size: int, dropout: float, pre_norm: bool = True) -> None:
         super().__init__()
         self.self_attention = MultiHeadSelfAttention(size, heads)
-        self.feed_forward = nn.Sequential(
-            nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size)
-        )
+        self.feed_forward = feed_forward(size, ff_size, dropout)
         self.norm1 = nn.LayerNorm(size)
         self.norm2 = nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
+        self.pre_norm = pre_norm
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.self_attention(self.norm1(hidden), mask)  # (B, S, D)
-        hidden = hidden + self.dropout(attended)
-        return hidden + self.dropout(self.feed_forward(self.norm2(hidden)))  # (B, S, D)
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hidden (B, S, D)``, ``mask (B, 1, 1, S)`` -> hidden (B, S, D), weights (B, h, S, S)."""
+        hidden, weights = residual(hidden, self.norm1, self.dropout, self.pre_norm, lambda x: self.attend(x, mask))
+        hidden, _ = residual(hidden, self.norm2, self.dropout, self.pre_norm, lambda x: (self.feed_forward(x), None))
+        return hidden, weights
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output, weights, _ = self.self_attention(x, mask)  # (B, S, D), (B, h, S, S)
+        return output, weights
+
+
+def residual(
+    x: torch.Tensor,
+    norm: nn.Module,
+    dropout: nn.Module,
+    pre_norm: bool,
+    sublayer: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
+) -> tuple[torch.Tensor, Any]:
+    """A sublayer in its residual connection: ``x + sublayer(norm(x))`` (pre-norm) or
+    ``norm(x + sublayer(x))`` (post-norm). ``sublayer`` returns its output and something to pass on
+    (attention weights)."""
+    out, extra = sublayer(norm(x) if pre_norm else x)
+    x = x + dropout(out)
+    return (x if pre_norm else norm(x)), extra
+
+
+def feed_forward(size: int, ff_size: int, dropout: float) -> nn.Module:
+    """The position-wise feed-forward network ``W2 ReLU(W1 x)``."""
+    return nn.Sequential(nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size))
 
 
 def sinusoidal_positions(length: int, size: int) -> torch.Tensor:
@@ -142,9 +141,44 @@ def sinusoidal_positions(length: int, size: int) -> torch.Tensor:
     return table
 
 
+class Positions(nn.Module):
+    """The position vectors of a Transformer's input, sinusoidal (fixed) or learned; refuses
+    sequences longer than ``max_positions``."""
+
+    def __init__(self, size: int, kind: str, max_positions: int, what: str) -> None:
+        super().__init__()
+        self.max_positions = max_positions
+        self.what = what  # "source" or "target", for the error
+        if kind == "learned":
+            self.weight: nn.Parameter | None = nn.Parameter(torch.randn(max_positions, size))  # as nn.Embedding
+        else:
+            self.weight = None
+            self.register_buffer("table", sinusoidal_positions(max_positions, size), persistent=False)
+
+    def forward(self, start: int, length: int) -> torch.Tensor:
+        """Positions ``start ... start + length - 1`` -> (length, D)."""
+        end = start + length
+        if end > self.max_positions:
+            raise ConfigError(
+                f"{self.what} of {end} tokens is longer than model.self_attention.max_positions={self.max_positions}"
+            )
+        return (self.weight if self.weight is not None else self.table)[start:end]  # (T, D)
+
+
+def transformer_embedding(vocab_size: int, size: int) -> nn.Embedding:
+    """Token embeddings at N(0, 1/size): scaled by sqrt(size) when read, they are of unit size,
+    like the positions they are added to."""
+    embedding = nn.Embedding(vocab_size, size, padding_idx=PAD_ID)
+    nn.init.normal_(embedding.weight, std=size**-0.5)
+    with torch.no_grad():
+        embedding.weight[PAD_ID].zero_()
+    return embedding
+
+
 class SelfAttentionEncoder(nn.Module):
-    """Token embeddings (``size`` wide, scaled by sqrt(size)) + positions, then ``num_layers``
-    self-attention layers and a final LayerNorm. C is the mean of the annotations over real tokens."""
+    """Token embeddings + positions (:class:`Positions`), then ``num_layers`` self-attention
+    layers (and a final LayerNorm when pre-norm). C is the mean of the annotations over real
+    tokens. Every layer's self-attention weights come back in :attr:`Encoded.self_weights`."""
 
     def __init__(
         self,
@@ -157,40 +191,28 @@ class SelfAttentionEncoder(nn.Module):
         positions: str = "sinusoidal",
         max_positions: int = 1024,
         dropout: float = 0.0,
+        norm: str = "pre",
     ) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, size, padding_idx=PAD_ID)
-        nn.init.normal_(self.embedding.weight, std=size**-0.5)  # x sqrt(size) below: unit scale, like the positions
-        with torch.no_grad():
-            self.embedding.weight[PAD_ID].zero_()
+        self.embedding = transformer_embedding(vocab_size, size)
         self.scale = math.sqrt(size)
-        self.max_positions = max_positions
-        if positions == "learned":
-            self.positions: nn.Module | None = nn.Embedding(max_positions, size)
-        else:
-            self.positions = None
-            self.register_buffer("position_table", sinusoidal_positions(max_positions, size), persistent=False)
-        self.dropout = nn.Dropout(dropout)
+        self.positions = Positions(size, positions, max_positions, "source")
         self.layers = nn.ModuleList(
-            SelfAttentionLayer(size, heads, ff_size or 4 * size, dropout) for _ in range(num_layers)
+            SelfAttentionLayer(size, heads, ff_size or 4 * size, dropout, norm == "pre") for _ in range(num_layers)
         )
-        self.norm = nn.LayerNorm(size)
+        self.norm = nn.LayerNorm(size) if norm == "pre" else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
         self.output_size = size
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
-        length = src.size(1)
-        if length > self.max_positions:
-            raise ConfigError(
-                f"source of {length} tokens is longer than model.self_attention.max_positions={self.max_positions}"
-            )
-        if self.positions is not None:
-            positions = self.positions(torch.arange(length, device=src.device))  # (S, D)
-        else:
-            positions = self.position_table[:length]  # (S, D)
+        positions = self.positions(0, src.size(1))  # (S, D)
         hidden = self.dropout(self.embedding(src) * self.scale + positions)  # (B, S, D)
+        mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
+        weights = []
         for layer in self.layers:
-            hidden = layer(hidden, src_mask)  # (B, S, D)
+            hidden, layer_weights = layer(hidden, mask)  # (B, S, D), (B, h, S, S)
+            weights.append(layer_weights)
         values = self.norm(hidden)  # (B, S, D)
         real = src_mask.unsqueeze(-1).to(values.dtype)  # (B, S, 1)
         summary = (values * real).sum(1) / real.sum(1)  # (B, D)
-        return Encoded(self.dropout(values), src_mask, summary)
+        return Encoded(self.dropout(values), src_mask, summary, weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,12 +11,30 @@ from torch import nn
 from seq2seq.constants import DECODERS, FIXED_CONTEXT_DECODERS
 from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, build_score
-from seq2seq.models.decoder import BahdanauDecoder, ChoDecoder, LuongDecoder, Memory, RNNDecoder, SutskeverDecoder
+from seq2seq.models.decoder import (
+    BahdanauDecoder,
+    ChoDecoder,
+    LuongDecoder,
+    Memory,
+    RNNDecoder,
+    SutskeverDecoder,
+    TransformerDecoder,
+)
 from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
 
 
+@dataclass
+class AttentionMaps:
+    """Every attention of a model reading one source and writing one target (teacher forcing),
+    per layer, with heads: what the translator draws. Empty lists where the model has none."""
+
+    encoder: list[torch.Tensor]  # self-attention encoder: (B, h, S, S) per layer
+    decoder: list[torch.Tensor]  # Transformer decoder: (B, h, T, T) per layer (masked: the future is 0)
+    cross: list[torch.Tensor]  # target -> source: (B, h, T, S) per layer; an RNN decoder has one, with h = 1
+
+
 class Seq2Seq(nn.Module):
-    def __init__(self, encoder: RNNEncoder | SelfAttentionEncoder, decoder: RNNDecoder) -> None:
+    def __init__(self, encoder: RNNEncoder | SelfAttentionEncoder, decoder: RNNDecoder | TransformerDecoder) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -29,6 +48,17 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: logits (B, T, vocab) and attention weights (B, T, S)."""
         return self.decoder(tgt_in, self.encode(src, src_mask))
+
+    @torch.no_grad()
+    def attention_maps(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> AttentionMaps:
+        """Every attention map while reading ``src (B, S)`` and writing ``tgt_in (B, T)`` (BOS + output)."""
+        encoded = self.encoder(src, src_mask)
+        memory = self.decoder.memory(encoded)
+        if isinstance(self.decoder, TransformerDecoder):
+            decoder, cross = self.decoder.attention_maps(tgt_in, memory)
+        else:
+            decoder, cross = [], [self.decoder(tgt_in, memory)[1].unsqueeze(1)]  # (B, 1, T, S)
+        return AttentionMaps(encoded.self_weights, decoder, cross)
 
     @property
     def num_parameters(self) -> int:
@@ -51,6 +81,7 @@ def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
             positions=cfg.self_attention.positions,
             max_positions=cfg.self_attention.max_positions,
             dropout=cfg.dropout,
+            norm=cfg.self_attention.norm,
         )
     else:
         encoder = RNNEncoder(
@@ -69,8 +100,23 @@ def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     return model
 
 
-def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder:
-    """One of the four decoders; an attention decoder gets its score built first."""
+def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder | TransformerDecoder:
+    """One of the five decoders; an RNN attention decoder gets its score built first."""
+    if cfg.decoder == "transformer":
+        return TransformerDecoder(
+            vocab_size=vocab_size,
+            size=cfg.hidden_size,
+            context_size=context_size,
+            num_layers=cfg.decoder_layers,
+            heads=cfg.self_attention.heads,
+            ff_size=cfg.self_attention.ff_size,
+            positions=cfg.self_attention.positions,
+            max_positions=cfg.self_attention.max_positions,
+            dropout=cfg.dropout,
+            norm=cfg.self_attention.norm,
+            tie_embeddings=cfg.tie_embeddings,
+            alignment_layer=alignment_layer(cfg.alignment_layer, cfg.decoder_layers),
+        )
     if cfg.decoder in FIXED_CONTEXT_DECODERS:
         fixed = ChoDecoder if cfg.decoder == "cho" else SutskeverDecoder
         return fixed(
@@ -122,20 +168,28 @@ def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder:
     )
 
 
+def alignment_layer(chosen: int, layers: int) -> int:
+    """``model.alignment_layer`` (counted from 1; 0: the last but one, as is usual, or the only
+    layer) as a 0-based index."""
+    return chosen - 1 if chosen > 0 else max(layers - 2, 0)
+
+
 def init_uniform(model: Seq2Seq, scale: float) -> None:
     """Every weight and bias of the RNNs, linear layers and embeddings drawn from U(-scale, scale),
     as OpenNMT-py's ``param_init`` and fairseq's LSTM do; padding rows stay zero. Layer norms, the
-    cosine score's temperature and the self-attention encoder's token embeddings (scaled to the
-    positions' size) keep their own starting values.
+    cosine score's temperature, learned positions and the Transformer embeddings (token
+    embeddings scaled to the positions' size) keep their own starting values.
 
     PyTorch's default N(0, 1) embeddings are large next to Adam's step (about lr per step), so
     they move slowly; a small uniform start lets them learn from the first updates."""
-    keep = {id(model.encoder.embedding)} if isinstance(model.encoder, SelfAttentionEncoder) else set()
+    transformers = (SelfAttentionEncoder, TransformerDecoder)  # their embeddings keep N(0, 1/size)
+    keep = {id(part.embedding.weight) for part in (model.encoder, model.decoder) if isinstance(part, transformers)}
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding, nn.RNNBase)) and id(module) not in keep:
+            if isinstance(module, (nn.Linear, nn.Embedding, nn.RNNBase)):
                 for param in module.parameters(recurse=False):
-                    param.uniform_(-scale, scale)
+                    if id(param) not in keep:
+                        param.uniform_(-scale, scale)
         for module in model.modules():  # after every draw: a tied output layer shares the matrix
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
