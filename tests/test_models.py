@@ -44,8 +44,7 @@ VARIANTS = [
     ),
 ]
 IDS = [
-    f"{d}-{s}-"
-    + ("-".join(f"{k}={v}" if k != "self_attention" else "post-norm" for k, v in o.items()) or "default")
+    f"{d}-{s}-" + ("-".join(f"{k}={v}" if k != "self_attention" else "post-norm" for k, v in o.items()) or "default")
     for d, s, o in VARIANTS
 ]
 
