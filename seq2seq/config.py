@@ -207,6 +207,7 @@ class TranslateConfig(SearchConfig):
     batch_size: int = 64
     attn: bool = True  # show where the model looked (interactive mode)
     format: str = "text"  # batch mode: text (one line each) | json (n-best, scores, attention)
+    attention_layers: bool = False  # format=json: also every layer's self- and cross-attention, heads averaged
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
 

@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.significance import PairedTest
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import (
@@ -52,6 +55,59 @@ def corpus_scores(hyps: list[str], refs: list[str], tokenize: str) -> dict[str, 
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),
     }
+
+
+def paired_bootstrap(
+    systems: dict[str, list[str]], refs: list[str], tokenize: str, samples: int = 1000
+) -> dict[str, Any]:
+    """BLEU of every system against the first, by sacreBLEU's paired bootstrap resampling (its
+    ``--paired-bs``, Koehn 2004): the same ``samples`` resamples of the test sentences score every
+    system. For each system but the first: ``delta_bleu`` (its BLEU minus the first's), ``ci95``
+    (the 2.5th and 97.5th percentiles of the delta over the resamples), ``p_value`` (sacreBLEU's:
+    the chance of a difference this large if the systems were alike), and sacreBLEU's bootstrap
+    ``mean`` and ``ci`` (half-width) of its BLEU, which ``sacrebleu --paired-bs`` prints as
+    ``μ = mean ± ci``. The delta's interval reads the resamples sacreBLEU draws (its seed,
+    ``SACREBLEU_SEED``, default 12345) with its own sufficient statistics."""
+    named = list(systems.items())
+    if len(named) < 2:
+        return {}
+    metric = BLEU(tokenize=tokenize)
+    sacrebleu_log = logging.getLogger("sacrebleu")  # it logs each step at INFO
+    level = sacrebleu_log.level
+    sacrebleu_log.setLevel(logging.WARNING)
+    try:
+        test = PairedTest(named, {"BLEU": metric}, references=[refs], test_type="bs", n_samples=samples)
+        signatures, results = test()
+    finally:
+        sacrebleu_log.setLevel(level)
+    name = next(iter(signatures))
+    seed = test._seed or None  # as PairedTest.__call__ passes it on
+    draws = np.random.default_rng(seed).choice(len(refs), size=(samples, len(refs)), replace=True)
+
+    def resampled(hyps: list[str]) -> np.ndarray:
+        stats = np.array(metric._extract_corpus_statistics(hyps, [refs]), dtype="float32")  # (N, stats)
+        return np.array([metric._compute_score_from_stats(s.sum(0)).score for s in stats[draws]])
+
+    base = resampled(named[0][1])
+    out: dict[str, Any] = {
+        "baseline": named[0][0],
+        "test": "paired bootstrap resampling",
+        "signature": str(signatures[name]),
+        "baseline_mean": round(float(results[name][0].mean), 2),
+        "baseline_ci": round(float(results[name][0].ci), 2),
+        "systems": {},
+    }
+    for (system, hyps), result in zip(named[1:], results[name][1:], strict=True):
+        deltas = np.sort(resampled(hyps) - base)
+        low = samples // 40  # as sacreBLEU's estimate_ci: the 2.5th percentile ...
+        out["systems"][system] = {
+            "delta_bleu": round(float(result.score - results[name][0].score), 2),
+            "ci95": [round(float(deltas[low]), 2), round(float(deltas[samples - low - 1]), 2)],  # ... and the 97.5th
+            "p_value": round(float(result.p_value), 4),
+            "mean": round(float(result.mean), 2),
+            "ci": round(float(result.ci), 2),
+        }
+    return out
 
 
 def bucket_name(lo: int, hi: int) -> str:

@@ -115,9 +115,13 @@ def plot_bleu_by_length(rows_by_model: dict[str, list[dict[str, Any]]], path: st
 def plot_attention(
     panels: list[tuple[str, list[str], list[str], torch.Tensor]],
     path: str | Path,
+    *,
+    xlabel: str = "source",
+    ylabel: str = "output",
 ) -> None:
     """Heatmaps side by side; each panel is ``(title, source tokens, target tokens, weights (T, S))``.
-    Source tokens are columns, target tokens rows."""
+    Source tokens are columns, target tokens rows (a self-attention map: the same sequence twice,
+    with its own axis names)."""
     plt = _pyplot()
     labels = [tok for _, src, tgt, _ in panels for tok in src + tgt]
     family, readable = _font_family(labels)
@@ -132,8 +136,8 @@ def plot_attention(
             ax.set_xticks(range(len(src)), _labels(src, readable), rotation=90, fontfamily=family, fontsize=9)
             ax.set_yticks(range(len(tgt)), _labels(tgt, readable), fontfamily=family, fontsize=9)
             ax.set_title(title, fontfamily=family)
-            ax.set_xlabel("source")
-            ax.set_ylabel("output")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
     plt.close(fig)

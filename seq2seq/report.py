@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import load_model, read_checkpoint
+import torch
+
+from seq2seq.checkpoint import Loaded, load_model, read_checkpoint
 from seq2seq.config import (
+    DataConfig,
     SearchConfig,
+    TrainerConfig,
     attention_name,
     describe_model,
     length_buckets,
     saved_model_config,
     uses_attention,
 )
+from seq2seq.data.batching import collate
 from seq2seq.data.corpus import load_split
 from seq2seq.device import resolve_device
-from seq2seq.evaluation import bleu_tokenizer, evaluate_model
+from seq2seq.evaluation import bleu_tokenizer, evaluate_model, paired_bootstrap
+from seq2seq.models.encoder import SelfAttentionEncoder
 from seq2seq.search import Translation, describe
 
 log = logging.getLogger("seq2seq")
@@ -53,6 +60,9 @@ def report_runs(
     translations: dict[str, list[Translation]] = {}
     histories: dict[str, list[dict[str, Any]]] = {}
     signature = ""
+    example = pick_example(test.src)  # the sentence of the heatmaps
+    self_maps: dict[str, tuple[str, list[str], torch.Tensor]] = {}  # self-attention encoders' maps of it
+    setups: dict[str, tuple[str, int | None]] = {}  # each run's training setup without its seed, and the seed
     for name, run_dir in runs.items():
         checkpoint = (checkpoints or {}).get(name, run_dir / "best.pt")
         loaded = load_model(checkpoint, device)
@@ -87,6 +97,9 @@ def report_runs(
             "checkpoint": str(checkpoint),
         }
         log.info("%s: %s BLEU %.2f, chrF %.2f", name, split, report["bleu"], report["chrf"])
+        setups[name] = without_seed(loaded.config)
+        if isinstance(loaded.model.encoder, SelfAttentionEncoder):
+            self_maps[name] = encoder_map(loaded, translations[name][example], device)
     summary = {
         "data": data.name,
         "split": split,
@@ -94,8 +107,57 @@ def report_runs(
         "bleu_signature": signature,
         "models": models,
     }
-    write_report(summary, out_dir, test.src, translations, histories)
+    texts = {name: [t.text for t in ts] for name, ts in translations.items()}
+    significance = paired_bootstrap(texts, test.tgt, tokenize)
+    if significance:
+        for name, figures in significance.pop("systems").items():
+            models[name]["significance"] = figures
+        summary["significance"] = significance
+    if self_maps:
+        summary["self_attention"] = {name: title for name, (title, _, _) in self_maps.items()}
+    seeds = seed_groups(models, setups)
+    if seeds:
+        summary["seeds"] = seeds
+    write_report(summary, out_dir, test.src, translations, histories, self_maps)
     return summary
+
+
+@torch.no_grad()
+def encoder_map(loaded: Loaded, t: Translation, device: torch.device) -> tuple[str, list[str], torch.Tensor]:
+    """The self-attention encoder's last layer, heads averaged, on ``t``'s source: a title, the
+    source tokens and the map (S, S)."""
+    batch = collate(loaded.src_tokenizer.encode_batch([t.source])).to(device)
+    weights = loaded.model.eval().encoder(batch.src, batch.src_mask).self_weights  # (1, h, S, S) per layer
+    title = f"encoder self-attention, layer {len(weights)} of {len(weights)}, mean of {weights[-1].size(1)} heads"
+    return title, t.source_tokens, weights[-1][0].mean(0).float().cpu()
+
+
+def without_seed(config: dict[str, Any]) -> tuple[str, int | None]:
+    """A run's training setup (data, model, trainer, search) as a key with the seed and the
+    settings that do not change the updates left out, and the seed."""
+    trainer = {k: v for k, v in config.get("trainer", {}).items() if k not in TrainerConfig.RESUME_MAY_CHANGE}
+    data = {k: v for k, v in config.get("data", {}).items() if k not in ("root", *DataConfig.RESUME_MAY_CHANGE)}
+    setup = {"data": data, "model": config.get("model"), "trainer": trainer}
+    return json.dumps(setup, sort_keys=True, default=str), config.get("seed")
+
+
+def seed_groups(models: dict[str, Any], setups: dict[str, tuple[str, int | None]]) -> list[dict[str, Any]]:
+    """Runs that differ only in their seed, as BLEU and chrF mean ± sample standard deviation."""
+    by_setup: dict[str, list[str]] = {}
+    for name, (setup, _) in setups.items():
+        by_setup.setdefault(setup, []).append(name)
+    groups = []
+    for names in by_setup.values():
+        seeds = [setups[n][1] for n in names]
+        if len(names) < 2 or len(set(seeds)) < len(seeds):
+            continue
+        group: dict[str, Any] = {"models": names, "seeds": seeds}
+        for metric in ("bleu", "chrf"):
+            values = [models[n][metric] for n in names]
+            group[f"{metric}_mean"] = round(statistics.mean(values), 2)
+            group[f"{metric}_sd"] = round(statistics.stdev(values), 2)
+        groups.append(group)
+    return groups
 
 
 def pick_example(sources: list[str], lo: int = 18, hi: int = 28) -> int:
@@ -115,6 +177,7 @@ def write_report(
     sources: list[str],
     translations: dict[str, list[Translation]],
     histories: dict[str, list[dict[str, Any]]],
+    self_maps: dict[str, tuple[str, list[str], torch.Tensor]] | None = None,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "comparison.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -130,7 +193,7 @@ def write_report(
         out_dir / "bleu_by_length.png",
         title=f"{summary['data']} {summary['split']}: BLEU by source length",
     )
-    i = pick_example(sources)
+    i = pick_example(sources)  # as report_runs picked it
     panels = []
     for name, ts in list(translations.items())[:MAX_HEATMAPS]:
         t = ts[i]
@@ -144,6 +207,14 @@ def write_report(
             )
         )
     plots.plot_attention(panels, out_dir / "attention_heatmap.png")
+    if self_maps:  # self-attention inside the source: which source words each source word looked at
+        own = [(f"{name}: {title}", tokens, tokens, w) for name, (title, tokens, w) in self_maps.items()]
+        plots.plot_attention(
+            own[:MAX_HEATMAPS],
+            out_dir / "encoder_self_attention.png",
+            xlabel="source (keys)",
+            ylabel="source (queries)",
+        )
     plots.plot_curves(histories, out_dir / "training_curves.png")
 
 
@@ -168,6 +239,15 @@ def markdown_report(summary: dict[str, Any]) -> str:
     for k, bucket in enumerate(buckets):
         row = [f"{models[n]['bleu_by_src_len'][k]['bleu']:.2f}" for n in names]
         lines.append(f"| {bucket} | {models[names[0]]['bleu_by_src_len'][k]['sentences']} | " + " | ".join(row) + " |")
+    if "significance" in summary:
+        lines += significance_table(summary)
+    for group in summary.get("seeds", []):
+        lines += [
+            "",
+            f"Runs that differ only in seed ({', '.join(group['models'])}; seeds "
+            f"{', '.join(str(s) for s in group['seeds'])}): BLEU {group['bleu_mean']:.2f} ± {group['bleu_sd']:.2f}, "
+            f"chrF {group['chrf_mean']:.2f} ± {group['chrf_sd']:.2f} (mean ± sample standard deviation)",
+        ]
     files = {n: Path(m["checkpoint"]).name for n, m in models.items()}
     if any(f != "best.pt" for f in files.values()):
         lines += ["", "Checkpoints evaluated: " + ", ".join(f"{n}: `{f}`" for n, f in files.items())]
@@ -179,7 +259,28 @@ def markdown_report(summary: dict[str, Any]) -> str:
         "",
         "![Attention heatmaps](attention_heatmap.png)",
         "",
+        *(["![Encoder self-attention](encoder_self_attention.png)", ""] if summary.get("self_attention") else []),
         "![Training curves](training_curves.png)",
         "",
     ]
     return "\n".join(lines)
+
+
+def significance_table(summary: dict[str, Any]) -> list[str]:
+    """ΔBLEU against the first model with its 95 % interval and p-value (paired bootstrap)."""
+    sig = summary["significance"]
+    lines = [
+        "",
+        f"Against {sig['baseline']}, by sacreBLEU's paired bootstrap resampling (`{sig['signature']}`); "
+        "* marks p < 0.05:",
+        "",
+        "| model | ΔBLEU | 95 % interval | p-value |",
+        "|---|---:|---|---:|",
+    ]
+    for name, m in summary["models"].items():
+        if "significance" in m:
+            s = m["significance"]
+            star = "*" if s["p_value"] < 0.05 else ""
+            low, high = s["ci95"]
+            lines.append(f"| {name} | {s['delta_bleu']:+.2f}{star} | [{low:+.2f}, {high:+.2f}] | {s['p_value']:.4f} |")
+    return lines

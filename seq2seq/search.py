@@ -207,6 +207,7 @@ class Translation:
     attention: torch.Tensor  # (len(tokens), len(source_tokens)): row i is where token i looked; rows sum to 1
     score: float  # log-probability of the output (EOS included)
     nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
+    token_ids: list[int] = field(default_factory=list)  # the output tokens' ids (without BOS/EOS)
 
 
 def translate_sentences(
@@ -241,5 +242,6 @@ def translate_sentences(
                 attention=best.weights.float(),
                 score=best.score,
                 nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
+                token_ids=list(best.tokens),
             )
     return results  # type: ignore[return-value]

@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,8 +29,10 @@ from tqdm import tqdm
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import SearchConfig, TranslateConfig, check_search, check_translate
 from seq2seq.constants import PRECISIONS
+from seq2seq.data.batching import collate
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError, CorpusError
+from seq2seq.models.seq2seq import AttentionMaps
 from seq2seq.search import Translation, describe, translate_sentences
 from seq2seq.threads import threads_for_the_load
 
@@ -136,6 +139,28 @@ class Translator:
             results[i] = t
         return results
 
+    @torch.no_grad()
+    def attention_maps(self, t: Translation) -> AttentionMaps:
+        """Every attention map behind one translation, per layer, heads kept (``(h, rows, columns)``):
+
+        - ``encoder``: the self-attention encoder's, source x source (its tokens end in ``</s>``);
+        - ``decoder``: the Transformer decoder's masked self-attention, one row per output token,
+          over the tokens read before writing it (``<s>`` and the output so far);
+        - ``cross``: output x source, as ``t.attention`` but for every layer and head.
+
+        Empty lists where the model has no such attention (RNNs); an RNN decoder has one cross
+        layer with one head. The maps are read by teacher forcing on the output, which gives the
+        numbers the search saw (the decoder's cache makes no difference)."""
+        model = self.loaded.model.eval()
+        batch = collate(self.loaded.src_tokenizer.encode_batch([t.source]), [t.token_ids]).to(self.device)
+        maps = model.attention_maps(batch.src, batch.src_mask, batch.tgt_in)
+        n = len(t.token_ids)  # the row that writes EOS is left out, as in t.attention
+        return AttentionMaps(
+            encoder=[m[0].float().cpu() for m in maps.encoder],  # (h, S, S)
+            decoder=[m[0, :, :n, :n].float().cpu() for m in maps.decoder],  # (h, T, T)
+            cross=[m[0, :, :n].float().cpu() for m in maps.cross],  # (h, T, S)
+        )
+
 
 # ---------------------------------------------------------------- batch mode
 
@@ -158,8 +183,9 @@ def read_input(stream: TextIO | None, path: str | None) -> list[str]:
     return out
 
 
-def as_json(t: Translation | None, with_attention: bool) -> str:
-    """One output line of ``format=json``; ``None`` (an empty input line) gives ``{}``."""
+def as_json(t: Translation | None, with_attention: bool, maps: AttentionMaps | None = None) -> str:
+    """One output line of ``format=json``; ``None`` (an empty input line) gives ``{}``. With
+    ``maps``, also every layer's attention, heads averaged (``attention_layers=true``)."""
     if t is None:
         return "{}"
     obj: dict[str, Any] = {
@@ -172,9 +198,19 @@ def as_json(t: Translation | None, with_attention: bool) -> str:
         obj["attention"] = {
             "source": [p.replace("▁", "") or "▁" for p in t.source_tokens],
             "target": [p.replace("▁", "") or "▁" for p in t.tokens],
-            "weights": [[round(float(x), 4) for x in row] for row in t.attention],
+            "weights": rounded(t.attention),
+        }
+    if maps is not None:
+        obj["layers"] = {
+            "encoder": [rounded(m.mean(0)) for m in maps.encoder],  # source x source, per layer
+            "decoder": [rounded(m.mean(0)) for m in maps.decoder],  # output x (<s> + output before it)
+            "cross": [rounded(m.mean(0)) for m in maps.cross],  # output x source
         }
     return json.dumps(obj, ensure_ascii=False)
+
+
+def rounded(weights: torch.Tensor) -> list[list[float]]:
+    return [[round(float(x), 4) for x in row] for row in weights]
 
 
 def batch_mode(translator: Translator, cfg: TranslateConfig) -> None:
@@ -189,7 +225,8 @@ def batch_mode(translator: Translator, cfg: TranslateConfig) -> None:
     for i, t in zip(todo, translations, strict=True):
         by_line[i] = t
     if cfg.format == "json":
-        text = "".join(as_json(t, cfg.attn) + "\n" for t in by_line)
+        maps = [t and translator.attention_maps(t) if cfg.attention_layers else None for t in by_line]
+        text = "".join(as_json(t, cfg.attn, m) + "\n" for t, m in zip(by_line, maps, strict=True))
     else:
         text = "".join(("" if t is None else t.text) + "\n" for t in by_line)
     if cfg.output:
@@ -222,13 +259,16 @@ def shade(weight: float) -> str:
 
 
 def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
-    """Rows: output tokens; columns: source tokens; each cell shaded by its attention weight.
+    """Rows: output tokens; columns: source tokens; each cell shaded by its attention weight."""
+    return grid(t.tokens, t.source_tokens, t.attention, max_cols)
 
-    Columns are as wide as their token; when that does not fit the terminal, columns are two
-    wide and numbered, with the numbered source tokens listed below.
-    """
-    src = [display(p) for p in t.source_tokens]
-    tgt = [display(p) for p in t.tokens]
+
+def grid(rows: list[str], columns: list[str], weights: torch.Tensor, max_cols: int | None = None) -> list[str]:
+    """A map in the terminal: one line per row token, one column per column token, each cell
+    shaded by its weight. Columns are as wide as their token; when that does not fit the
+    terminal, columns are two wide and numbered, with the numbered column tokens listed below."""
+    src = [display(p) for p in columns]
+    tgt = [display(p) for p in rows]
     left = max((width(s) for s in tgt), default=0) + 1
     max_cols = max_cols or shutil.get_terminal_size((100, 24)).columns
     cols = [max(width(s), 2) for s in src]
@@ -239,7 +279,7 @@ def heatmap(t: Translation, max_cols: int | None = None) -> list[str]:
     else:
         header = [pad(s, c) for s, c in zip(src, cols, strict=True)]
     lines = [" " * left + " ".join(header)]
-    for row, token in zip(t.attention.tolist(), tgt, strict=True):
+    for row, token in zip(weights.tolist(), tgt, strict=True):
         lines.append(pad(token, left) + " ".join(shade(w) * c for w, c in zip(row, cols, strict=True)))
     if numbered:
         lines.append("  " + "  ".join(f"{j}:{s}" for j, s in enumerate(src)))
@@ -259,11 +299,62 @@ def looked_at(t: Translation) -> list[str]:
 
 # ---------------------------------------------------------------- interactive mode
 
+
+class MapError(ValueError):
+    """A map that is not there (no such layer or head, or an RNN's), said in one line."""
+
+
+@dataclass
+class Map:
+    """One attention map as drawn: ``weights (rows, columns)`` with its labels."""
+
+    title: str
+    columns: list[str]
+    rows: list[str]
+    weights: torch.Tensor
+    xlabel: str
+    ylabel: str
+
+
+def pick_map(t: Translation, maps: AttentionMaps, name: str, args: list[str]) -> Map:
+    """The map ``:self enc|dec L [H]`` or ``:cross L [H]`` asks for, of translation ``t``."""
+    usage = ":self enc|dec LAYER [HEAD] or :cross LAYER [HEAD] (counted from 1)"
+    side = args.pop(0) if name == "self" and args else ("cross" if name == "cross" else "")
+    if side not in ("enc", "dec", "cross") or not 1 <= len(args) <= 2 or not all(a.isdigit() for a in args):
+        raise MapError(f"usage: {usage}")
+    layers = {"enc": maps.encoder, "dec": maps.decoder, "cross": maps.cross}[side]
+    if not layers:
+        what = "encoder is an RNN: it has no self-attention (model.encoder=self_attention has)"
+        if side == "dec":
+            what = "decoder is an RNN: it has no self-attention (model.decoder=transformer has)"
+        raise MapError(f"this model's {what}")
+    layer, head = int(args[0]), int(args[1]) if len(args) > 1 else 0
+    where = {"enc": "encoder", "dec": "decoder", "cross": "decoder"}[side]
+    if not 1 <= layer <= len(layers):
+        raise MapError(f"the {where} has {len(layers)} layer{'s' * (len(layers) > 1)}: give 1 to {len(layers)}")
+    heads = layers[layer - 1].size(0)
+    if not 0 <= head <= heads:
+        raise MapError(f"layer {layer} has {heads} head{'s' * (heads > 1)}: give 1 to {heads}, or none for the mean")
+    weights = layers[layer - 1][head - 1] if head else layers[layer - 1].mean(0)  # (rows, columns)
+    which = f"head {head}" if head else (f"mean of {heads} heads" if heads > 1 else "")
+    title = {"enc": "encoder self-attention", "dec": "decoder self-attention", "cross": "cross-attention"}[side]
+    title = f"{title}, layer {layer}" + (f", {which}" if which else "")
+    if side == "enc":
+        return Map(title, t.source_tokens, t.source_tokens, weights, "source (keys)", "source (queries)")
+    if side == "dec":
+        return Map(title, ["<s>", *t.tokens[:-1]], t.tokens, weights, "output read so far", "output")
+    return Map(title, t.source_tokens, t.tokens, weights, "source", "output")
+
+
 HELP = """commands:
   :beam N          beam size (1: greedy)            :nbest N     show the N best translations
   :lp A            length penalty α                  :attn on|off  show where the model looked
-  :save FILE.png   save the last heatmap as a picture
+  :self enc L [H]  the last translation's self-attention in encoder layer L (head H, else heads averaged)
+  :self dec L [H]  ... in decoder layer L: each output word over the words written before it
+  :cross L [H]     ... the output -> source attention of decoder layer L
+  :save FILE.png   save the map last shown as a picture
   :settings        the current search                :help, :quit
+layers and heads count from 1
 a blank line or Ctrl-D quits; Ctrl-C drops the line"""
 
 
@@ -275,6 +366,8 @@ class Session:
         self.show_attention = show_attention
         self.out = out
         self.last: Translation | None = None
+        self.maps: AttentionMaps | None = None  # the last translation's, read when first asked for
+        self.shown: Map | None = None  # what :save writes
 
     @property
     def search(self) -> Any:
@@ -304,6 +397,8 @@ class Session:
                     raise ValueError
                 self.show_attention = arg == "on"
                 self.say(f"attention display {arg}")
+            elif name in ("self", "cross"):
+                self.show_map(name, arg.split())
             elif name == "save":
                 try:
                     self.save(arg)
@@ -328,18 +423,35 @@ class Session:
         self.say(f"{describe(search)}, nbest {search.nbest}")
 
     def save(self, path: str) -> None:
-        if self.last is None or not path:
+        if self.shown is None or not path:
             self.say("translate a sentence first, then :save FILE.png")
             return
         from seq2seq import plots  # matplotlib only when a picture is asked for
 
-        t = self.last
-        plots.plot_attention([(t.text, t.source_tokens, t.tokens, t.attention)], path)
+        m = self.shown
+        plots.plot_attention([(m.title, m.columns, m.rows, m.weights)], path, xlabel=m.xlabel, ylabel=m.ylabel)
         self.say(f"saved {path}")
+
+    def show_map(self, name: str, args: list[str]) -> None:
+        """``:self enc|dec L [H]`` or ``:cross L [H]``: draw that map of the last translation."""
+        if self.last is None or not self.last.tokens:
+            self.say(f"translate a sentence first, then :{name} ...")
+            return
+        if self.maps is None:
+            self.maps = self.translator.attention_maps(self.last)
+        try:
+            m = pick_map(self.last, self.maps, name, args)
+        except MapError as e:
+            self.say(str(e))
+            return
+        self.shown = m
+        self.say(m.title)
+        self.say("\n".join(grid(m.rows, m.columns, m.weights)))
 
     def translate(self, line: str) -> None:
         t = self.translator.translate([self.translator.clip(line)])[0]
-        self.last = t
+        self.last, self.maps = t, None
+        self.shown = Map(t.text, t.source_tokens, t.tokens, t.attention, "source", "output") if t.tokens else None
         self.say(t.text)
         if len(t.nbest) > 1:
             for k, (text, score) in enumerate(t.nbest, 1):

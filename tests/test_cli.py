@@ -346,3 +346,39 @@ def test_translate_with_closed_stdin_is_one_clear_line(compared: Path) -> None:
     p = subprocess.run(["bash", "-c", command], capture_output=True, timeout=120)
     assert p.returncode != 0
     assert p.stderr.decode().strip() == "error: standard input is closed: pipe sentences in, or give input=FILE"
+
+
+def test_gather_reports_significance_seed_spread_and_encoder_self_attention(toy_root: Path, tmp_path: Path) -> None:
+    common = [
+        f"data.root={toy_root}", "trainer.max_steps=20", "trainer.batch_size=32", "trainer.progress=false",
+        "trainer.threads=1", "model.hidden_size=32", "model.embed_size=16",
+    ]  # fmt: skip
+    runs = {"seed1": ["seed=1"], "seed2": ["seed=2"], "tf": ["model=transformer", "model.decoder_layers=2"]}
+    for name, extra in runs.items():
+        p = run("seq2seq-train", *common, *extra, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        assert p.returncode == 0, text(p)
+    out = tmp_path / "report"
+    folders = ",".join(str(tmp_path / name) for name in runs)
+    p = run("seq2seq-gather", f"runs=[{folders}]", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    report = json.loads((out / "comparison.json").read_text())
+    first, *others = report["models"]
+    assert "significance" not in report["models"][first] and report["significance"]["baseline"] == first
+    assert "bs:1000|seed:12345" in report["significance"]["signature"]
+    for name in others:
+        sig = report["models"][name]["significance"]
+        assert sig["delta_bleu"] == pytest.approx(
+            report["models"][name]["bleu"] - report["models"][first]["bleu"], abs=0.02
+        )
+        assert sig["ci95"][0] <= sig["ci95"][1] and 0.0 <= sig["p_value"] <= 1.0
+    (group,) = report["seeds"]  # the two runs that differ only in seed
+    assert group["seeds"] == [1, 2] and len(group["models"]) == 2
+    bleus = [report["models"][n]["bleu"] for n in group["models"]]
+    assert group["bleu_mean"] == pytest.approx(sum(bleus) / 2, abs=0.01)
+    assert group["bleu_sd"] == pytest.approx(abs(bleus[0] - bleus[1]) / 2**0.5, abs=0.01)
+    (tf,) = report["self_attention"]
+    assert report["models"][tf]["attention"] == "multi-head scaled_dot"
+    assert "encoder self-attention, layer 2 of 2" in report["self_attention"][tf]
+    markdown = (out / "comparison.md").read_text()
+    assert "ΔBLEU" in markdown and "differ only in seed" in markdown and "encoder_self_attention.png" in markdown
+    assert (out / "encoder_self_attention.png").stat().st_size > 0

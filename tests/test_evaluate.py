@@ -1,6 +1,13 @@
-"""Metrics: BLEU by length, piece-to-word mapping, alignment accuracy on hand-made weights."""
+"""Metrics: BLEU by length, piece-to-word mapping, alignment accuracy on hand-made weights, and
+the paired bootstrap against sacreBLEU's own command."""
 
 from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,8 +19,11 @@ from seq2seq.evaluation import (
     bleu_tokenizer,
     corpus_scores,
     length_buckets,
+    paired_bootstrap,
     word_index,
 )
+
+WORDS = "the a cat dog sat ran on under mat house big small red blue saw ate fish bird tree".split()
 
 
 def test_bleu_tokenizer_choice() -> None:
@@ -87,3 +97,32 @@ def test_heatmap_example_is_long_but_readable() -> None:
     short = ["a " * n for n in (3, 4, 5, 9, 4, 3, 6, 5, 4, 3)]
     assert pick_example(short) == 3  # none of 18+ words: the longest tenth
     assert pick_example(["a " * 60, "a " * 35]) == 1  # all too long: the closest to 28
+
+
+def test_paired_bootstrap_equals_the_sacrebleu_command(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    refs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) for _ in range(120)]
+
+    def noisy(keep: float) -> list[str]:
+        return [" ".join(w for w in r.split() if rng.random() < keep) or "x" for r in refs]
+
+    systems = {"base": noisy(0.7), "better": noisy(0.9), "same": noisy(0.7)}
+    for name, lines in [("refs", refs), *systems.items()]:
+        (tmp_path / f"{name}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ours = paired_bootstrap(systems, refs, "13a")
+    command = [str(Path(sys.executable).parent / "sacrebleu"), str(tmp_path / "refs.txt"), "-i"]
+    command += [str(tmp_path / f"{name}.txt") for name in systems]
+    command += ["-m", "bleu", "-tok", "13a", "--paired-bs", "--paired-bs-n", "1000", "-f", "json"]
+    theirs = json.loads(subprocess.run(command, capture_output=True, check=True, timeout=120).stdout)
+    assert ours["baseline_mean"] == pytest.approx(theirs[0]["BLEU"]["mean"], abs=0.005)
+    assert ours["baseline_ci"] == pytest.approx(theirs[0]["BLEU"]["ci"], abs=0.005)
+    for name, row in zip(["better", "same"], theirs[1:], strict=True):
+        mine = ours["systems"][name]
+        assert mine["p_value"] == pytest.approx(row["BLEU"]["p_value"], abs=5e-5)
+        assert mine["mean"] == pytest.approx(row["BLEU"]["mean"], abs=0.005)
+        assert mine["ci"] == pytest.approx(row["BLEU"]["ci"], abs=0.005)
+        assert mine["delta_bleu"] == pytest.approx(row["BLEU"]["score"] - theirs[0]["BLEU"]["score"], abs=0.005)
+    better, same = ours["systems"]["better"], ours["systems"]["same"]
+    assert better["p_value"] < 0.01 and better["ci95"][0] > 0  # clearly better: the interval leaves out 0
+    assert same["p_value"] > 0.05 and same["ci95"][0] < 0 < same["ci95"][1]  # alike: it holds 0
+    assert paired_bootstrap({"alone": refs}, refs, "13a") == {}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import Loaded
-from seq2seq.config import ModelConfig
+from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.errors import ConfigError
 from seq2seq.models.seq2seq import build_model
 from seq2seq.search import Translation
@@ -163,3 +163,65 @@ def test_bf16_decoding_is_refused_without_bf16_instructions_and_runs_with_them(
     for a, b in zip(fp32, bf16, strict=True):
         assert b.attention.dtype == torch.float32 and b.attention.shape[1] == a.attention.shape[1]
         torch.testing.assert_close(b.attention.sum(dim=1), torch.ones(b.attention.size(0)), atol=2e-2, rtol=0)
+
+
+@pytest.fixture()
+def transformer_session() -> Session:
+    sentences = ["Tom chase Jerry", "Jerry see Tom", "Mary like Tom"]
+    src = Tokenizer.train(sentences, 100, "word", "identity")
+    tgt = Tokenizer.train(["汤姆 追逐 杰瑞", "杰瑞 看见 汤姆", "玛丽 喜欢 汤姆"], 100, "word", "identity")
+    cfg = ModelConfig(
+        decoder="transformer", encoder="self_attention", hidden_size=16, encoder_layers=2, decoder_layers=3, dropout=0.0
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, len(src), len(tgt)).eval()
+    return Session(Translator(Loaded(model, src, tgt, {}), SearchConfig(min_len=3)), out=io.StringIO())
+
+
+def test_self_and_cross_attention_maps_are_drawn_and_saved(transformer_session: Session, tmp_path: Path) -> None:
+    s = transformer_session
+    s.translate("Tom chase Jerry")
+    t = s.last
+    assert t is not None and len(t.tokens) >= 3
+    s.out = io.StringIO()
+    s.command(":self enc 2")
+    lines = output(s).splitlines()
+    assert lines[0] == "encoder self-attention, layer 2, mean of 4 heads"
+    assert lines[1].split() == ["Tom", "chase", "Jerry", "</s>"] and len(lines) == 2 + 4  # source x source
+    s.command(":self dec 1 3")
+    assert "decoder self-attention, layer 1, head 3" in output(s)
+    assert s.shown is not None and s.shown.columns == ["<s>", *t.tokens[:-1]] and s.shown.rows == t.tokens
+    s.command(":cross 3")
+    assert s.shown.title == "cross-attention, layer 3, mean of 4 heads"
+    s.command(f":save {tmp_path / 'cross.png'}")
+    assert (tmp_path / "cross.png").stat().st_size > 0
+
+    maps = s.translator.attention_maps(t)
+    assert [m.shape for m in maps.encoder] == [(4, 4, 4)] * 2  # (h, S, S)
+    assert all(torch.all(m.triu(diagonal=1) == 0) for m in maps.decoder)  # never the future
+    assert torch.allclose(maps.cross[1].mean(0), t.attention, atol=1e-5)  # what the search reported
+    line = json.loads(as_json(t, True, maps))
+    assert [len(layer) for layer in line["layers"]["encoder"]] == [4, 4]
+    assert len(line["layers"]["decoder"]) == 3 and len(line["layers"]["cross"][0]) == len(t.tokens)
+
+
+def test_maps_that_are_not_there_are_named(transformer_session: Session, session: Session) -> None:
+    transformer_session.command(":self enc 1")
+    assert "translate a sentence first" in output(transformer_session)
+    transformer_session.translate("Tom chase Jerry")
+    for command, message in [
+        (":self enc 3", "the encoder has 2 layers: give 1 to 2"),
+        (":cross 1 5", "layer 1 has 4 heads: give 1 to 4, or none for the mean"),
+        (":self up 1", "usage: :self enc|dec LAYER [HEAD]"),
+        (":cross", "usage:"),
+        (":self dec x", "usage:"),
+    ]:
+        transformer_session.command(command)
+        assert message in output(transformer_session), command
+    session.translate("Tom chase Jerry")  # the RNN model: one cross-attention layer with one head
+    session.command(":self enc 1")
+    session.command(":self dec 1")
+    assert "this model's encoder is an RNN" in output(session)
+    assert "this model's decoder is an RNN" in output(session)
+    session.command(":cross 1")
+    assert "cross-attention, layer 1\n" in output(session)
