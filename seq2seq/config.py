@@ -160,11 +160,14 @@ class TrainerConfig:
     max_bad_updates: int = 10  # stop after N updates in a row with a non-finite loss or gradient (each is skipped)
     tensorboard: bool = False  # also log to RUN/tensorboard (pip install 'seq2seq-attention[tensorboard]')
     log_every: int = 100  # tensorboard: training loss, lr, tokens/s and gradient norm every N updates
+    attention_examples: list[int] = field(default_factory=list)  # valid sentences (from 0) whose attention
+    # heatmap is saved at every validation, as RUN/attention/stepNNNNNNNN-I.png: watch attention being learned
 
     # what a resumed run may change: the budget and how it runs, not the updates it makes
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
         "epochs", "max_steps", "max_minutes", "device", "threads", "eval_batch_size", "valid_max_sentences",
         "progress", "resume", "keep_checkpoints", "patience", "max_bad_updates", "tensorboard", "log_every",
+        "attention_examples",
     )  # fmt: skip
 
 
@@ -475,6 +478,10 @@ def check_trainer(trainer: Any) -> None:
     for name, low, high in (("lr_shrink", 0.0, 1.0), ("lr_anneal", 0.0, 1.0)):
         if not low < trainer[name] <= high:
             raise ConfigError(f"trainer.{name}={trainer[name]} must lie in ({low:g}, {high:g}]")
+    if any(i < 0 for i in trainer.attention_examples):
+        raise ConfigError(
+            f"trainer.attention_examples={list(trainer.attention_examples)}: give valid sentence numbers from 0"
+        )
     if not 0.0 <= trainer.adam_beta2 < 1.0:
         raise ConfigError(f"trainer.adam_beta2={trainer.adam_beta2} must lie in [0, 1)")
     if not 0.0 <= trainer.label_smoothing < 1.0:

@@ -39,7 +39,7 @@ from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
 from seq2seq.evaluation import alignment_accuracy, bleu_tokenizer, corpus_scores, forced_weights
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.runfolder import RunLock, remove_stale_temporaries, write_environment
-from seq2seq.search import translate_sentences
+from seq2seq.search import Translation, translate_sentences
 from seq2seq.threads import ThreadGovernor
 
 log = logging.getLogger("seq2seq")
@@ -151,6 +151,12 @@ class Trainer:
             raise ConfigError(
                 f"trainer.max_tokens={cfg.trainer.max_tokens} holds no batch of the longest training pair "
                 f"({longest} tokens): give 0 (no cap) or at least {longest}, or leave long pairs out with data.max_len"
+            )
+        outside = [i for i in cfg.trainer.attention_examples if i >= len(data.valid)]
+        if outside:
+            raise ConfigError(
+                f"trainer.attention_examples={outside}: the valid split has {len(data.valid)} sentences "
+                f"(0 to {len(data.valid) - 1})"
             )
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
@@ -384,6 +390,8 @@ class Trainer:
             cfg=self.cfg.search,
             device=self.device,
         )
+        if self.processes.main and self.cfg.trainer.attention_examples:
+            self.draw_examples(hyps)
         scores = corpus_scores([h.text for h in hyps], valid.tgt, self.tokenize)
         metrics = {"valid_loss": loss / max(n, 1), "valid_bleu": scores["bleu"], "valid_chrf": scores["chrf"]}
         if valid.alignments is not None and uses_attention(self.cfg.model.decoder):  # watch attention being learned
@@ -398,6 +406,22 @@ class Trainer:
             pieces = [self.src_tok.pieces(s) for s in valid.src], [self.tgt_tok.pieces(t) for t in valid.tgt]
             metrics["valid_alignment_accuracy"] = round(alignment_accuracy(weights, *pieces, valid.alignments), 4)
         return metrics
+
+    def draw_examples(self, hyps: list[Translation]) -> None:
+        """``trainer.attention_examples``: each chosen valid sentence's heatmap at this step."""
+        try:
+            from seq2seq import plots  # matplotlib only when pictures are asked for
+        except ImportError:
+            log.warning("matplotlib is not installed: no attention/ pictures (pip install matplotlib)")
+            return
+        folder = self.out_dir / "attention"
+        folder.mkdir(exist_ok=True)
+        for i in self.cfg.trainer.attention_examples:
+            t = hyps[i]
+            if t.tokens:  # (an empty translation has no rows to draw)
+                title = f"valid sentence {i}, step {self.state.step}: {t.text}"
+                path = folder / f"step{self.state.step:08d}-{i}.png"
+                plots.plot_attention([(title, t.source_tokens, t.tokens, t.attention)], path)
 
     def finished(self, extra_seconds: float = 0.0) -> bool:
         t = self.cfg.trainer

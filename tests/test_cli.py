@@ -169,7 +169,7 @@ def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
         ("trainer.epochz=3", "epochz"),
         ("trainer.epochs=many", "trainer.epochs"),
         ("model=transformerz", "model/transformerz"),
-        ("model.decoder=lstm", "model.decoder='lstm' is not valid: choose one of bahdanau, luong, cho, sutskever"),
+        ("model.decoder=lstm", "is not valid: choose one of bahdanau, luong, transformer, cho, sutskever"),
         ("model.rnn=rnn", "model.rnn='rnn' is not valid: choose one of gru, lstm"),
         ("model.encoder=self_attention model.self_attention.heads=3", "not divisible by model.self_attention.heads=3"),
         ("model/attention=bilinear", "bilinear"),

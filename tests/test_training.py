@@ -238,3 +238,32 @@ def test_a_damaged_file_is_not_called_code_and_gets_no_advice_to_load_it_unsafel
     with pytest.raises(CheckpointError, match="not a readable checkpoint") as refused:
         read_checkpoint(path)
     assert "carries code" not in str(refused.value) and "weights_only" not in str(refused.value)
+
+
+def test_a_transformer_warms_up_resumes_exactly_and_draws_its_attention_examples(
+    toy_root: Path, tmp_path: Path
+) -> None:
+    def config(**more: object) -> TrainConfig:
+        settings = {"lr": 0.005, "lr_schedule": "inverse_sqrt", "warmup_steps": 8, "adam_beta2": 0.98}
+        cfg = tiny_config(toy_root, **{**settings, "attention_examples": [0, 3], "threads": 1, **more})
+        cfg.model = OmegaConf.merge(
+            cfg.model, {"encoder": "self_attention", "decoder": "transformer", "decoder_layers": 2, "dropout": 0.0}
+        )
+        return cfg
+
+    whole = train_run(config(), tmp_path / "whole")
+    # each epoch's last update: steps 10 and 20 of warm-up 8, lr * sqrt(8 / step)
+    assert [row["lr"] for row in whole.state.history] == pytest.approx(
+        [0.005 * (8 / 10) ** 0.5, 0.005 * (8 / 20) ** 0.5]
+    )
+    assert all(0.0 <= row["valid_alignment_accuracy"] <= 1.0 for row in whole.state.history)  # toy: gold links
+    pictures = sorted(p.name for p in (tmp_path / "whole" / "attention").iterdir())
+    assert pictures == ["step00000010-0.png", "step00000010-3.png", "step00000020-0.png", "step00000020-3.png"]
+
+    train_run(config(max_steps=13), tmp_path / "split")  # stopped in the middle of epoch 2, then run again
+    resumed = train_run(config(), tmp_path / "split")
+    a, b = read_checkpoint(whole.last)["model"], read_checkpoint(resumed.last)["model"]
+    assert resumed.state.step == 20 and all(torch.equal(a[name], b[name]) for name in a)
+
+    with pytest.raises(ConfigError, match=r"trainer.attention_examples=\[10\]: the valid split has 10 sentences"):
+        Trainer(config(attention_examples=[10]), tmp_path / "x", prepare_data(config().data, 10))
