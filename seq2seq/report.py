@@ -208,7 +208,7 @@ def write_report(
         )
     plots.plot_attention(panels, out_dir / "attention_heatmap.png")
     if self_maps:  # self-attention inside the source: which source words each source word looked at
-        own = [(f"{name}: {title}", tokens, tokens, w) for name, (title, tokens, w) in self_maps.items()]
+        own = [(f"{name}:\n{title}", tokens, tokens, w) for name, (title, tokens, w) in self_maps.items()]
         plots.plot_attention(
             own[:MAX_HEATMAPS],
             out_dir / "encoder_self_attention.png",

@@ -440,7 +440,7 @@ class TransformerDecoderLayer(nn.Module):
         super().__init__()
         self.self_attention = MultiHeadSelfAttention(size, heads)
         self.cross_attention = MultiHeadCrossAttention(size, heads, memory_size)
-        self.feed_forward = feed_forward(size, ff_size, dropout)
+        self.feed_forward = feed_forward(size, ff_size)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(size), nn.LayerNorm(size), nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
         self.pre_norm = pre_norm
