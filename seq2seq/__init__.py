@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from seq2seq.api import evaluate, train
     from seq2seq.evaluation import EvalReport
-    from seq2seq.search import Translation
     from seq2seq.training import TrainResult
-    from seq2seq.translate import Translator
+    from seq2seq.translator import Translation, Translator
 
 _EXPORTS = {
     "train": "seq2seq.api",
     "evaluate": "seq2seq.api",
-    "Translator": "seq2seq.translate",
-    "Translation": "seq2seq.search",
+    "Translator": "seq2seq.translator",
+    "Translation": "seq2seq.translator",
     "TrainResult": "seq2seq.training",
     "EvalReport": "seq2seq.evaluation",
 }

@@ -14,9 +14,10 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from seq2seq.config import CompareConfig, TrainConfig, check_compare, compared_models, describe_model
+from seq2seq.decoding import decoding_for
 from seq2seq.distributed import launched_processes
 from seq2seq.errors import ConfigError
-from seq2seq.report import report_runs
+from seq2seq.report import load_runs, report_runs
 from seq2seq.training import train_run
 
 log = logging.getLogger("seq2seq")
@@ -40,12 +41,6 @@ def run_compare(cfg: CompareConfig, out_dir: Path) -> dict[str, Any]:
         )
         train_run(train_cfg, out_dir / name)  # type: ignore[arg-type]
         runs[name] = out_dir / name
-    return report_runs(
-        runs,
-        data=cfg.data,
-        split=cfg.split,
-        search=cfg,
-        batch_size=cfg.trainer.eval_batch_size,
-        device_name=cfg.trainer.device,
-        out_dir=out_dir,
-    )
+    decoding = decoding_for(cfg, batch_size=cfg.trainer.eval_batch_size, device=cfg.trainer.device)
+    loaded = load_runs(runs, {}, decoding.device)  # type: ignore[arg-type]
+    return report_runs(loaded, data=cfg.data, split=cfg.split, decoding=decoding, out_dir=out_dir)

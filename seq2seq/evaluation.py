@@ -30,11 +30,11 @@ from seq2seq.config import (
 )
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
-from seq2seq.device import autocast_dtype, resolve_device
+from seq2seq.decoding import decoding_for
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.search import Translation, describe, translate_sentences
-from seq2seq.threads import threads_for_the_load
+from seq2seq.search import describe
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.translator import Translation, translate_sentences
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets([10, 20, 30, 40])
 
@@ -311,11 +311,8 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     """Evaluate ``cfg.checkpoint`` on one split and write the JSON report and the hypotheses
     (``.hyp``) beside it."""
     cfg = check_eval(cfg)
-    device = resolve_device(cfg.device)
-    autocast = autocast_dtype(cfg.precision, device)
-    if device.type == "cpu":
-        threads_for_the_load()
-    loaded = load_model(cfg.checkpoint, device)
+    decoding = decoding_for(cfg)
+    loaded = load_model(cfg.checkpoint, decoding.device)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test
@@ -326,12 +323,12 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
         loaded.tgt_tokenizer,
         corpus,
         tokenize=bleu_tokenizer(data.bleu_tokenize, data.tgt_lang),
-        batch_size=cfg.batch_size,
-        search=cfg,
-        device=device,
+        batch_size=decoding.batch_size,
+        search=decoding.search,
+        device=decoding.device,
         with_alignment=uses_attention(loaded.config["model"]["decoder"]),
         buckets=length_buckets(data.length_buckets),
-        autocast=autocast,
+        autocast=decoding.autocast,
     )
     output = report_path(cfg, data.name, split)
     report = EvalReport(

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint import read_checkpoint
 from seq2seq.config import GatherConfig, check_data, check_gather, decoder_name, run_folders, saved_model_config
+from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import eval_data
-from seq2seq.report import report_runs
+from seq2seq.report import ReportedRun, load_runs, report_runs
 
 
 def find_runs(paths: list[str]) -> dict[str, Path]:
@@ -60,34 +60,29 @@ def pick_checkpoints(runs: dict[str, Path], names: list[str]) -> dict[str, Path]
 
 
 def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
-    """Find the runs, evaluate each one's checkpoint and write the report into ``out_dir``."""
+    """Find the runs, load each one's checkpoint (once), evaluate them and write the report into
+    ``out_dir``."""
     cfg = check_gather(cfg)
     runs = find_runs(run_folders(cfg.runs))
-    checkpoints = pick_checkpoints(runs, list(cfg.checkpoints))  # all found before any evaluation
-    configs = {name: read_checkpoint(run / "best.pt")["config"] for name, run in runs.items()}
-    short = {name: short_name(saved_model_config(c["model"])) for name, c in configs.items()}
+    checkpoints = pick_checkpoints(runs, list(cfg.checkpoints))  # all found before any is loaded
+    decoding = decoding_for(cfg)
+    loaded = load_runs(runs, checkpoints, decoding.device)  # type: ignore[arg-type]
+    short = {name: short_name(saved_model_config(run.loaded.config["model"])) for name, run in loaded.items()}
     if len(set(short.values())) == len(short):  # name runs by their model when that tells them apart
-        runs = {short[name]: run for name, run in runs.items()}
-        checkpoints = {short[name]: path for name, path in checkpoints.items()}
-        configs = {short[name]: c for name, c in configs.items()}
-    trained_on = {name: c["data"] for name, c in configs.items()}
+        loaded = {short[name]: run for name, run in loaded.items()}
+    data = gather_data(cfg.data, loaded)
+    return report_runs(loaded, data=data, split=cfg.split, decoding=decoding, out_dir=out_dir)
+
+
+def gather_data(given: Any, runs: dict[str, ReportedRun]) -> Any:
+    """The corpus to evaluate on: the runs' own (they must share one), with ``data.*`` overrides
+    on top (:func:`seq2seq.evaluation.eval_data`), checked."""
+    trained_on = {name: run.loaded.config["data"] for name, run in runs.items()}
     first, first_data = next(iter(trained_on.items()))
+    corpus = (first_data["name"], first_data["src_lang"], first_data["tgt_lang"])
     for name, data in trained_on.items():
-        if (data["name"], data["src_lang"], data["tgt_lang"]) != (
-            first_data["name"],
-            first_data["src_lang"],
-            first_data["tgt_lang"],
-        ):
+        if (data["name"], data["src_lang"], data["tgt_lang"]) != corpus:
             raise ConfigError(f"runs {first} and {name} were trained on different data; gather one corpus at a time")
-    data = eval_data(cfg.data, first_data)
+    data = eval_data(given, first_data)
     check_data(data)
-    return report_runs(
-        runs,
-        data=data,
-        split=cfg.split,
-        search=cfg,
-        batch_size=cfg.batch_size,
-        device_name=cfg.device,
-        out_dir=out_dir,
-        checkpoints=checkpoints,
-    )
+    return data

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from seq2seq.tokenizer import piece_word
+
 CJK_FONT_HINTS = (
     "Noto Sans CJK",
     "Noto Serif CJK",
@@ -78,7 +80,7 @@ def _font_family(labels: list[str]) -> tuple[list[str], bool]:
 def _labels(tokens: list[str], readable: bool) -> list[str]:
     """Tick labels without SentencePiece markers; numbered when CJK glyphs will show as boxes,
     so rows and columns can still be matched with the text printed in the terminal."""
-    shown = [t.replace("▁", "") or "▁" for t in tokens]
+    shown = [piece_word(t) for t in tokens]
     return shown if readable else [f"{j}:{s}" if _needs_cjk([s]) else s for j, s in enumerate(shown)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import torch
 from seq2seq.checkpoint import Loaded, load_model, read_checkpoint
 from seq2seq.config import (
     DataConfig,
-    SearchConfig,
     TrainerConfig,
     attention_name,
     describe_model,
@@ -28,34 +28,45 @@ from seq2seq.config import (
 )
 from seq2seq.data.batching import collate
 from seq2seq.data.corpus import load_split
-from seq2seq.device import resolve_device
+from seq2seq.decoding import Decoding
 from seq2seq.evaluation import bleu_tokenizer, evaluate_model, paired_bootstrap
 from seq2seq.models.encoder import SelfAttentionEncoder
-from seq2seq.search import Translation, describe
+from seq2seq.search import describe
+from seq2seq.translator import Translation
 
 log = logging.getLogger("seq2seq")
 MAX_HEATMAPS = 6  # panels in attention_heatmap.png (the first models of a larger report)
 
 
+@dataclass
+class ReportedRun:
+    """One run of a report: its folder (whose ``last.pt`` holds the training history), the
+    checkpoint evaluated, and that checkpoint loaded (read once)."""
+
+    folder: Path
+    checkpoint: Path
+    loaded: Loaded
+
+
+def load_runs(runs: dict[str, Path], checkpoints: dict[str, Path], device: torch.device) -> dict[str, ReportedRun]:
+    """Each run's checkpoint (``checkpoints[name]``, else its ``best.pt``), loaded once."""
+    out = {}
+    for name, folder in runs.items():
+        checkpoint = checkpoints.get(name, folder / "best.pt")
+        out[name] = ReportedRun(folder, checkpoint, load_model(checkpoint, device))
+    return out
+
+
 def report_runs(
-    runs: dict[str, Path],
-    *,
-    data: Any,
-    split: str,
-    search: SearchConfig,
-    batch_size: int,
-    device_name: str,
-    out_dir: Path,
-    checkpoints: dict[str, Path] | None = None,
+    runs: dict[str, ReportedRun], *, data: Any, split: str, decoding: Decoding, out_dir: Path
 ) -> dict[str, Any]:
-    """Evaluate each trained run folder's ``best.pt`` (or the file ``checkpoints`` names for it) on
-    one split (``""``: ``data.test``) and write one report (tables, BLEU by length, heatmaps,
-    curves) into ``out_dir``. Params, epochs and train time come from the run's ``last.pt``."""
+    """Evaluate each run's loaded checkpoint on one split (``""``: ``data.test``), decoded as
+    ``decoding`` says, and write one report (tables, BLEU by length, heatmaps, curves) into
+    ``out_dir``. Params, epochs and train time come from the run's ``last.pt``."""
     split = split or data.test
     test = load_split(data.root, split, data.src_lang, data.tgt_lang)
     tokenize = bleu_tokenizer(data.bleu_tokenize, data.tgt_lang)
     buckets = length_buckets(data.length_buckets)
-    device = resolve_device(device_name)
     models: dict[str, Any] = {}
     translations: dict[str, list[Translation]] = {}
     histories: dict[str, list[dict[str, Any]]] = {}
@@ -63,50 +74,24 @@ def report_runs(
     example = pick_example(test.src)  # the sentence of the heatmaps
     self_maps: dict[str, tuple[str, list[str], torch.Tensor]] = {}  # self-attention encoders' maps of it
     setups: dict[str, tuple[str, int | None]] = {}  # each run's training setup without its seed, and the seed
-    for name, run_dir in runs.items():
-        checkpoint = (checkpoints or {}).get(name, run_dir / "best.pt")
-        loaded = load_model(checkpoint, device)
-        model_cfg = saved_model_config(loaded.config["model"])
-        state = read_checkpoint(run_dir / "last.pt").get("train_state", {})
+    for name, run in runs.items():
+        loaded = run.loaded
         report, translations[name] = evaluate_model(
-            loaded.model,
-            loaded.src_tokenizer,
-            loaded.tgt_tokenizer,
-            test,
-            tokenize=tokenize,
-            batch_size=batch_size,
-            search=search,
-            device=device,
-            with_alignment=uses_attention(model_cfg.decoder),
-            buckets=buckets,
-        )
+            loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, test, tokenize=tokenize,
+            batch_size=decoding.batch_size, search=decoding.search, device=decoding.device,
+            with_alignment=uses_attention(saved_model_config(loaded.config["model"]).decoder), buckets=buckets,
+            autocast=decoding.autocast,
+        )  # fmt: skip
         signature = report.pop("bleu_signature")
-        history = state.get("history", [])
-        histories[name] = history
-        models[name] = {
-            "model": describe_model(model_cfg),
-            "decoder": model_cfg.decoder,
-            "attention": attention_name(model_cfg),
-            **report,
-            "params": loaded.model.num_parameters,
-            "epochs": history[-1]["epoch"] if history else 0,
-            "steps": state.get("step", 0),
-            "train_seconds": round(state.get("train_seconds", 0.0), 1),
-            "train_tokens_per_second": round(sum(r["tokens_per_second"] for r in history) / max(len(history), 1)),
-            "best_valid_bleu": state.get("best_bleu"),
-            "checkpoint": str(checkpoint),
-        }
+        state = read_checkpoint(run.folder / "last.pt").get("train_state", {})
+        histories[name] = state.get("history", [])
+        models[name] = model_row(run, report, state)
         log.info("%s: %s BLEU %.2f, chrF %.2f", name, split, report["bleu"], report["chrf"])
         setups[name] = without_seed(loaded.config)
         if isinstance(loaded.model.encoder, SelfAttentionEncoder):
-            self_maps[name] = encoder_map(loaded, translations[name][example], device)
-    summary = {
-        "data": data.name,
-        "split": split,
-        "search": describe(search),
-        "bleu_signature": signature,
-        "models": models,
-    }
+            self_maps[name] = encoder_map(loaded, translations[name][example], decoding.device)  # type: ignore[arg-type]
+    summary = {"data": data.name, "split": split, "search": describe(decoding.search), "bleu_signature": signature}
+    summary["models"] = models
     texts = {name: [t.text for t in ts] for name, ts in translations.items()}
     significance = paired_bootstrap(texts, test.tgt, tokenize)
     if significance:
@@ -120,6 +105,26 @@ def report_runs(
         summary["seeds"] = seeds
     write_report(summary, out_dir, test.src, translations, histories, self_maps)
     return summary
+
+
+def model_row(run: ReportedRun, report: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """One model's row of the report: what it is, what it scored, and how it trained (``state``:
+    its ``last.pt``'s train state)."""
+    model_cfg = saved_model_config(run.loaded.config["model"])
+    history = state.get("history", [])
+    return {
+        "model": describe_model(model_cfg),
+        "decoder": model_cfg.decoder,
+        "attention": attention_name(model_cfg),
+        **report,
+        "params": run.loaded.model.num_parameters,
+        "epochs": history[-1]["epoch"] if history else 0,
+        "steps": state.get("step", 0),
+        "train_seconds": round(state.get("train_seconds", 0.0), 1),
+        "train_tokens_per_second": round(sum(r["tokens_per_second"] for r in history) / max(len(history), 1)),
+        "best_valid_bleu": state.get("best_bleu"),
+        "checkpoint": str(run.checkpoint),
+    }
 
 
 @torch.no_grad()

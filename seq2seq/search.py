@@ -10,16 +10,14 @@ once it has ``K`` of them; the final ranking uses the length penalty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
-from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.models.decoder import DecoderState, Memory
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.tokenizer import Tokenizer
 
 
 @dataclass
@@ -194,54 +192,3 @@ def describe(cfg: SearchConfig) -> str:
     if cfg.beam <= 1:
         return "greedy"
     return f"beam {cfg.beam}, length penalty {cfg.length_norm} α={cfg.length_penalty}"
-
-
-@dataclass
-class Translation:
-    """One translated sentence and where the model looked while writing it."""
-
-    source: str  # the input sentence
-    text: str  # detokenised output (the best hypothesis)
-    tokens: list[str]  # output tokens (SentencePiece pieces)
-    source_tokens: list[str]  # source tokens, ending in the EOS the model reads ("</s>")
-    attention: torch.Tensor  # (len(tokens), len(source_tokens)): row i is where token i looked; rows sum to 1
-    score: float  # log-probability of the output (EOS included)
-    nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
-    token_ids: list[int] = field(default_factory=list)  # the output tokens' ids (without BOS/EOS)
-
-
-def translate_sentences(
-    model: Seq2Seq,
-    src_tokenizer: Tokenizer,
-    tgt_tokenizer: Tokenizer,
-    sentences: list[str],
-    *,
-    batch_size: int = 64,
-    cfg: SearchConfig | None = None,
-    device: torch.device | str = "cpu",
-    autocast: torch.dtype | None = None,
-) -> list[Translation]:
-    """Translate many sentences: batched by length, returned in input order; under ``autocast``
-    (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given."""
-    cfg = cfg or SearchConfig()
-    model.eval()
-    ids = src_tokenizer.encode_batch(sentences)
-    results: list[Translation | None] = [None] * len(sentences)
-    device = torch.device(device)
-    for index in bucket_batches([len(s) for s in ids], batch_size):
-        batch = collate([ids[i] for i in index]).to(device)
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            found = search(model, batch.src, batch.src_mask, cfg=cfg)
-        for i, hyps in zip(index, found, strict=True):
-            best = hyps[0]
-            results[i] = Translation(
-                source=sentences[i],
-                text=tgt_tokenizer.decode(best.tokens),
-                tokens=tgt_tokenizer.id_to_piece(best.tokens),
-                source_tokens=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
-                attention=best.weights.float(),
-                score=best.score,
-                nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
-                token_ids=list(best.tokens),
-            )
-    return results  # type: ignore[return-value]

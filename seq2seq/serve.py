@@ -6,15 +6,16 @@ cross-attention heatmap: target words as rows, source words as columns; pointing
 word lights up the source words it looked at. The API is what the page uses:
 
 - ``POST /translate`` with ``{"text": [...], "beam": 5, "nbest": 1, "attention": true, "model": NAME}``
-  -> ``{"model": NAME, "search": ..., "translations": [{"text", "score", "tokens", "source_tokens",
-  "attention", "nbest"}, ...]}``, one per input, in order;
+  -> ``{"model": NAME, "search": ..., "translations": [...]}``, one translation per input, in
+  order, each :meth:`seq2seq.translator.Translation.to_dict` (``source``, ``text``, ``score``,
+  ``tokens`` and ``source_tokens`` as words, ``nbest``, ``attention``): the shape of
+  ``seq2seq-translate format=json``;
 - ``GET /models``, ``GET /health``; the OpenAPI page at ``/docs``.
 
 Every bad request is a 4xx with ``{"error": "..."}``: a body without a Content-Length (411) or
 over ``max_body_bytes`` (413), invalid JSON (400), a wrong type, an unknown key or model, an
 empty list, too many sentences, a sentence over ``max_chars`` characters, a beam or n-best out
-of range (422); a sentence over
-400 pieces is cut there, as ``seq2seq-translate`` does. Models are loaded once
+of range (422); a sentence over 400 pieces is cut there, as ``seq2seq-translate`` does. Models are loaded once
 (``weights_only=True``, as everywhere) and requests are decoded one at a time, so concurrent
 clients each get their own complete answer; before each, torch's threads are set to the cores
 other processes leave free (:mod:`seq2seq.threads`).
@@ -25,10 +26,8 @@ FastAPI and uvicorn are the optional extra ``seq2seq-attention[serve]``.
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import threading
-from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,24 +41,18 @@ try:
 except ImportError as e:  # the optional extra
     raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
 
-from seq2seq.config import SearchConfig, ServeConfig, check_serve, uses_attention
-from seq2seq.device import resolve_device
+from seq2seq.checkpoint import load_model
+from seq2seq.config import ServeConfig, check_serve, uses_attention
+from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError
 from seq2seq.search import describe
-from seq2seq.threads import ThreadGovernor, threads_for_the_load
-from seq2seq.translate import Translator
+from seq2seq.threads import ThreadGovernor
+from seq2seq.translator import Translator
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for."""
-
-    max_sentences: int = 32
-    max_chars: int = 1000
-    max_beam: int = 16
-    max_body_bytes: int = 65536
+LIMITS = ("max_sentences", "max_chars", "max_beam", "max_body_bytes")  # ServeConfig's: what one request may ask for
 
 
 class TranslateRequest(BaseModel):
@@ -110,20 +103,13 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(
-    translators: dict[str, Translator],
-    search: SearchConfig | None = None,
-    limits: Limits | None = None,
-    *,
-    follow_load: bool = True,
-) -> Any:
-    """The app over ``translators`` (name -> a loaded :class:`Translator`); ``search``: the
-    default search of a request that names none; ``follow_load``: set torch's CPU threads from
-    the machine's load before each request."""
+def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: bool = True) -> Any:
+    """The app over ``translators`` (name -> a loaded :class:`Translator`, whose search is the
+    default of a request that names none); ``cfg``: the checked :class:`ServeConfig` whose limits
+    (:data:`LIMITS`) a request must keep; ``follow_load``: set torch's CPU threads from the
+    machine's load before each request."""
     if not translators:
         raise ConfigError("seq2seq-serve needs at least one checkpoint")
-    limits = limits or Limits()
-    default = search or SearchConfig()
     names = list(translators)
     one_at_a_time = threading.Lock()  # one decoding at a time: every request gets a whole answer
     cpu = any(t.device.type == "cpu" for t in translators.values())
@@ -133,6 +119,69 @@ def create_app(
         description="Translate, and see where the model looked (cross-attention weights).",
         version="1",
     )
+    add_error_handlers(app)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:  # async: answered while a translation holds the worker threads
+        return resources.files("seq2seq").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": names}
+
+    @app.get("/models")
+    async def models() -> dict[str, Any]:
+        default = translators[names[0]].search
+        return {
+            "models": [describe_translator(name, translators[name]) for name in names],
+            "default_search": {"beam": default.beam, "nbest": default.nbest},
+            "limits": {key: cfg[key] for key in LIMITS},
+        }
+
+    @app.post("/translate")
+    def translate(request: TranslateRequest) -> dict[str, Any]:
+        translator = request_translator(request, translators, cfg)
+        text = [translator.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(request.text)]
+        with one_at_a_time:
+            if governor is not None:
+                governor.update()
+            out = translator.translate(text)
+        return {
+            "model": request.model or names[0],
+            "search": describe(translator.search),
+            "translations": [t.to_dict(attention=request.attention) for t in out],
+        }
+
+    return BodyLimit(app, cfg.max_body_bytes) if cfg.max_body_bytes > 0 else app
+
+
+def request_translator(request: TranslateRequest, translators: dict[str, Translator], cfg: Any) -> Translator:
+    """The translator a request asks for: its model with its beam and n-best (the model's own
+    search where it gives none), once the request is checked against ``cfg``'s limits; a
+    :class:`BadRequest` (422) says what is out of bounds."""
+    name = request.model or next(iter(translators))
+    if name not in translators:
+        raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
+    if not request.text:
+        raise BadRequest(422, "text is empty: give a list of one or more sentences")
+    if len(request.text) > cfg.max_sentences:
+        raise BadRequest(422, f"text has {len(request.text)} sentences: at most {cfg.max_sentences}")
+    for i, sentence in enumerate(request.text):
+        if len(sentence) > cfg.max_chars:
+            raise BadRequest(422, f"text[{i}] has {len(sentence)} characters: at most {cfg.max_chars}")
+    base = translators[name]
+    beam = base.search.beam if request.beam is None else request.beam
+    if not 1 <= beam <= cfg.max_beam:
+        raise BadRequest(422, f"beam={beam}: give 1 (greedy) to {cfg.max_beam}")
+    nbest = min(base.search.nbest, beam) if request.nbest is None else request.nbest
+    if not 1 <= nbest <= beam:
+        raise BadRequest(422, f"nbest={nbest}: give 1 to the beam size ({beam})")
+    return Translator.using(base.loaded, base.decoding.with_search(beam=beam, nbest=nbest))
+
+
+def add_error_handlers(app: Any) -> None:
+    """Every error answers ``{"error": "..."}``: 400 for invalid JSON, 422 for a body of the wrong
+    shape or a :class:`BadRequest`, 500 (logged, no traceback sent) for anything else."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -152,60 +201,9 @@ def create_app(
         log.exception("request failed")
         return JSONResponse({"error": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page() -> str:  # async: answered while a translation holds the worker threads
-        return resources.files("seq2seq").joinpath("static/index.html").read_text(encoding="utf-8")
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": names}
-
-    @app.get("/models")
-    async def models() -> dict[str, Any]:
-        return {
-            "models": [describe_translator(name, translators[name]) for name in names],
-            "default_search": {"beam": default.beam, "nbest": default.nbest},
-            "limits": asdict(limits),
-        }
-
-    @app.post("/translate")
-    def translate(request: TranslateRequest) -> dict[str, Any]:
-        name = request.model or names[0]
-        if name not in translators:
-            raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(names)}")
-        if not request.text:
-            raise BadRequest(422, "text is empty: give a list of one or more sentences")
-        if len(request.text) > limits.max_sentences:
-            raise BadRequest(422, f"text has {len(request.text)} sentences: at most {limits.max_sentences}")
-        for i, sentence in enumerate(request.text):
-            if len(sentence) > limits.max_chars:
-                raise BadRequest(422, f"text[{i}] has {len(sentence)} characters: at most {limits.max_chars}")
-        beam = default.beam if request.beam is None else request.beam
-        if not 1 <= beam <= limits.max_beam:
-            raise BadRequest(422, f"beam={beam}: give 1 (greedy) to {limits.max_beam}")
-        nbest = min(default.nbest, beam) if request.nbest is None else request.nbest
-        if not 1 <= nbest <= beam:
-            raise BadRequest(422, f"nbest={nbest}: give 1 to the beam size ({beam})")
-        base = translators[name]
-        settings = {**{k: getattr(default, k) for k in SearchConfig.__dataclass_fields__}, "beam": beam, "nbest": nbest}
-        translator = Translator(
-            base.loaded, settings, batch_size=base.batch_size, device=base.device, precision=base.precision
-        )
-        text = [base.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(request.text)]
-        with one_at_a_time:
-            if governor is not None:
-                governor.update()
-            out = translator.translate(text)
-        return {
-            "model": name,
-            "search": describe(translator.search),
-            "translations": [as_dict(t, request.attention) for t in out],
-        }
-
-    return BodyLimit(app, limits.max_body_bytes) if limits.max_body_bytes > 0 else app
-
 
 def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
+    """What ``GET /models`` says of one model: its decoder, attention, languages and size."""
     config = translator.config
     model = config.get("model", {})
     data = config.get("data", {})
@@ -220,36 +218,17 @@ def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
     }
 
 
-def as_dict(t: Any, attention: bool) -> dict[str, Any]:
-    out = {
-        "source": t.source,
-        "text": t.text,
-        "score": finite(t.score),
-        "tokens": [shown(p) for p in t.tokens],  # as seq2seq-translate's format=json: words, no "▁"
-        "source_tokens": [shown(p) for p in t.source_tokens],
-        "nbest": [{"text": text, "score": finite(score)} for text, score in t.nbest],
-    }
-    if attention:
-        out["attention"] = [[finite(w) for w in row] for row in t.attention.tolist()]
-    return out
-
-
 def run_serve(cfg: ServeConfig) -> None:
     """``seq2seq-serve``: load the checkpoints once, then serve until Ctrl-C."""
     cfg = check_serve(cfg)
     paths = [cfg.checkpoint] if cfg.checkpoint is not None else list(cfg.checkpoints)
     check_port(cfg.host, cfg.port)
-    if resolve_device(cfg.device).type == "cpu":
-        threads_for_the_load()
-    search = {name: cfg[name] for name in SearchConfig.__dataclass_fields__}
+    decoding = decoding_for(cfg)
     translators = {
-        name: Translator.from_checkpoint(
-            path, device=cfg.device, batch_size=cfg.batch_size, precision=cfg.precision, **search
-        )
+        name: Translator.using(load_model(path, decoding.device), decoding)
         for name, path in zip(model_names(paths), paths, strict=True)
     }
-    limits = Limits(cfg.max_sentences, cfg.max_chars, cfg.max_beam, cfg.max_body_bytes)
-    app = create_app(translators, cfg, limits)
+    app = create_app(translators, cfg)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"warning: host={cfg.host} serves every network this machine is on, without a password; "
@@ -271,13 +250,3 @@ def check_port(host: str, port: int) -> None:
         except OSError as e:
             message = f"cannot serve on {host}:{port} ({e.strerror}): give another port, e.g. port=8080"
             raise ConfigError(message) from None
-
-
-def shown(piece: str) -> str:
-    """A SentencePiece piece as the word it spells (its word-start mark removed)."""
-    return piece.replace("\u2581", "") or "\u2581"
-
-
-def finite(value: float) -> float | None:
-    """A number for JSON, rounded; None where bf16/fp16 overflowed to nan or inf."""
-    return round(float(value), 4) if math.isfinite(value) else None

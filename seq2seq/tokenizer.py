@@ -12,6 +12,14 @@ import sentencepiece as spm
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_TYPES, UNK_ID
 
+WORD_START = "\u2581"  # "▁": SentencePiece's mark of a piece that starts a word
+
+
+def piece_word(piece: str) -> str:
+    """A piece as shown to a reader (terminal, JSON, page, figures): the word it spells, without
+    the word-start mark; a piece that is only the mark stays ``▁`` so it is still seen."""
+    return piece.replace(WORD_START, "") or WORD_START
+
 
 class Tokenizer:
     """Text <-> ids for one language. ``pad=0, unk=1, bos=2, eos=3`` in every vocabulary."""

@@ -39,8 +39,8 @@ from seq2seq.errors import CheckpointError, ConfigError, TrainingStopped
 from seq2seq.evaluation import alignment_accuracy, bleu_tokenizer, corpus_scores, forced_weights
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.runfolder import RunLock, remove_stale_temporaries, write_environment
-from seq2seq.search import Translation, translate_sentences
 from seq2seq.threads import ThreadGovernor
+from seq2seq.translator import Translation, translate_sentences
 
 log = logging.getLogger("seq2seq")
 

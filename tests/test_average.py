@@ -13,8 +13,8 @@ from test_training import tiny_config
 
 from seq2seq.checkpoint import average_checkpoints, kept_checkpoints, load_model, read_checkpoint, save_atomic
 from seq2seq.errors import CheckpointError
-from seq2seq.search import translate_sentences
 from seq2seq.training import train_run
+from seq2seq.translator import translate_sentences
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ pytest.importorskip("fastapi", reason="seq2seq-serve's extra (pip install 'seq2s
 from fastapi.testclient import TestClient  # noqa: E402
 from serving import BIN, PAIRS, free_port, served, train_tiny  # noqa: E402
 
-from seq2seq.config import SearchConfig  # noqa: E402
-from seq2seq.serve import Limits, create_app, model_names  # noqa: E402
-from seq2seq.translate import Translator  # noqa: E402
+from seq2seq.config import ServeConfig, check_serve  # noqa: E402
+from seq2seq.serve import create_app, model_names  # noqa: E402
+from seq2seq.translator import Translator  # noqa: E402
 
 SOURCES = [s for s, _ in PAIRS]
 
@@ -32,9 +32,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(checkpoint: Path) -> TestClient:
-    translators = {name: Translator.from_checkpoint(checkpoint, device="cpu") for name in ("tiny", "again")}
-    limits = Limits(max_sentences=12, max_chars=60, max_beam=8, max_body_bytes=4000)
-    return TestClient(create_app(translators, SearchConfig(beam=1), limits, follow_load=False))
+    translators = {name: Translator.from_checkpoint(checkpoint, device="cpu", beam=1) for name in ("tiny", "again")}
+    limits = {"max_sentences": 12, "max_chars": 60, "max_beam": 8, "max_body_bytes": 4000}
+    cfg = check_serve(ServeConfig(checkpoint=str(checkpoint), **limits))
+    return TestClient(create_app(translators, cfg, follow_load=False))
 
 
 def test_the_tiny_model_has_learned_its_sentences(client: TestClient) -> None:
@@ -55,12 +56,13 @@ def test_translations_equal_the_translate_command(client: TestClient, checkpoint
     answer = client.post("/translate", json={"text": SOURCES, "beam": 3, "nbest": 2}).json()
     assert answer["model"] == "tiny" and "beam 3" in answer["search"]
     got = answer["translations"]
-    assert [t["text"] for t in got] == [e["translation"] for e in expected]
     assert [t["source"] for t in got] == SOURCES  # one per input, in order
     for t, e in zip(got, expected, strict=True):
-        assert [h["text"] for h in t["nbest"]] == [h["translation"] for h in e["nbest"]]
+        assert t.keys() == e.keys()  # one shape: Translation.to_dict
+        assert (t["text"], t["tokens"], t["source_tokens"]) == (e["text"], e["tokens"], e["source_tokens"])
+        assert [h["text"] for h in t["nbest"]] == [h["text"] for h in e["nbest"]]
         assert t["score"] == pytest.approx(e["score"], abs=1e-3)
-        for row, expected_row in zip(t["attention"], e["attention"]["weights"], strict=True):
+        for row, expected_row in zip(t["attention"], e["attention"], strict=True):
             assert row == pytest.approx(expected_row, abs=1e-3)
 
 

@@ -15,8 +15,8 @@ from seq2seq.checkpoint import load_model, read_checkpoint, save_atomic
 from seq2seq.config import TrainConfig
 from seq2seq.data.prepare import prepare_data
 from seq2seq.errors import CheckpointError, ConfigError
-from seq2seq.search import translate_sentences
 from seq2seq.training import Trainer, train_run
+from seq2seq.translator import translate_sentences
 
 
 def tiny_config(root: Path, **trainer: object) -> TrainConfig:

@@ -1,9 +1,13 @@
-"""The translator's display: terminal heatmap (double-width aware), commands, JSON lines."""
+"""The translator's display: terminal heatmap (double-width aware), the prompt's commands, the one
+JSON shape of a translation, and the command's one-line errors."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +17,13 @@ from seq2seq.checkpoint import Loaded
 from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.errors import ConfigError
 from seq2seq.models.seq2seq import build_model
-from seq2seq.search import Translation
+from seq2seq.prompt import Session
+from seq2seq.terminal import heatmap, looked_at, width
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.translate import Session, Translator, as_json, heatmap, looked_at, width
+from seq2seq.translator import Translation, Translator
+
+BIN = Path(sys.executable).parent
+OLD_CHECKPOINT = Path(__file__).parent / "data" / "old_checkpoints" / "bahdanau_gru.pt"
 
 
 def example() -> Translation:
@@ -59,14 +67,34 @@ def test_looked_at_names_the_most_attended_word() -> None:
     assert lines[0].split()[-1] == "(0.90)"
 
 
-def test_json_line_holds_nbest_and_attention() -> None:
-    obj = json.loads(as_json(example(), with_attention=True))
-    assert obj["translation"] == "汤姆 追逐 杰瑞"
+def test_json_holds_words_nbest_and_attention() -> None:
+    obj = json.loads(json.dumps(example().to_dict(), ensure_ascii=False))
+    assert obj["source"] == "Tom chase Jerry" and obj["text"] == "汤姆 追逐 杰瑞"
+    assert [h["text"] for h in obj["nbest"]] == ["汤姆 追逐 杰瑞", "汤姆 追逐 汤姆"]
     assert [h["score"] for h in obj["nbest"]] == [-0.3, -2.0]
-    assert obj["attention"]["source"] == ["Tom", "chase", "Jerry", "</s>"]
-    assert len(obj["attention"]["weights"]) == 3 and len(obj["attention"]["weights"][0]) == 4
-    assert "attention" not in json.loads(as_json(example(), with_attention=False))
-    assert as_json(None, True) == "{}"
+    assert obj["tokens"] == ["汤姆", "追逐", "杰瑞"]  # words: no "▁"
+    assert obj["source_tokens"] == ["Tom", "chase", "Jerry", "</s>"]
+    assert len(obj["attention"]) == 3 and len(obj["attention"][0]) == 4
+    bare = example().to_dict(attention=False)
+    assert "attention" not in bare and bare["tokens"] == obj["tokens"]
+
+
+def test_json_numbers_that_overflowed_are_null() -> None:
+    t = example()
+    t.score = math.nan
+    t.attention[0, 0] = math.inf
+    obj = t.to_dict()
+    assert obj["score"] is None and obj["attention"][0][0] is None
+    json.loads(json.dumps(obj, allow_nan=False))  # valid JSON, no NaN
+
+
+def test_translate_with_stdout_closed_is_one_clear_line() -> None:
+    command = f"echo 'Tom chase Jerry' | {BIN / 'seq2seq-translate'} checkpoint={OLD_CHECKPOINT} device=cpu >&-"
+    p = subprocess.run(["bash", "-c", command], capture_output=True, timeout=120)
+    assert p.returncode == 1
+    assert p.stderr.decode().strip() == (
+        "error: standard output is closed: give output=FILE, or send it to a file or pipe"
+    )
 
 
 @pytest.fixture()
@@ -200,7 +228,7 @@ def test_self_and_cross_attention_maps_are_drawn_and_saved(transformer_session: 
     assert [m.shape for m in maps.encoder] == [(4, 4, 4)] * 2  # (h, S, S)
     assert all(torch.all(m.triu(diagonal=1) == 0) for m in maps.decoder)  # never the future
     assert torch.allclose(maps.cross[1].mean(0), t.attention, atol=1e-5)  # what the search reported
-    line = json.loads(as_json(t, True, maps))
+    line = json.loads(json.dumps(t.to_dict(layers=maps)))
     assert [len(layer) for layer in line["layers"]["encoder"]] == [4, 4]
     assert len(line["layers"]["decoder"]) == 3 and len(line["layers"]["cross"][0]) == len(t.tokens)
 

@@ -1,0 +1,83 @@
+"""How a command decodes: the one set-up that eval, translate, serve and gather share.
+
+A :class:`Decoding` holds the search settings (checked), the batch size, the torch device and the
+precision (with its autocast dtype, refused where the device cannot run it). :func:`decoding_for`
+makes one from a command's checked config and, on a CPU, sets torch's threads to the cores other
+processes leave free (:func:`seq2seq.threads.threads_for_the_load`), once, before the model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from seq2seq.config import SearchConfig, check_search
+from seq2seq.constants import PRECISIONS
+from seq2seq.device import autocast_dtype, resolve_device
+from seq2seq.errors import ConfigError
+from seq2seq.threads import threads_for_the_load
+
+SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchConfig))
+
+
+def search_config(**settings: Any) -> Any:
+    """A checked :class:`SearchConfig` from keywords (``beam=5, length_penalty=0.6``), as a typed
+    DictConfig; an unknown name or a bad value is a :class:`ConfigError`."""
+    try:
+        search = OmegaConf.merge(OmegaConf.structured(SearchConfig), settings)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"search setting: {str(e).splitlines()[0]}") from None
+    check_search(search)
+    return search
+
+
+def search_settings(cfg: Any) -> dict[str, Any]:
+    """The search keys of ``cfg``: a SearchConfig, a command's config that extends it, or a
+    mapping that gives some of them (``{"beam": 5}``; ``None`` gives none)."""
+    if cfg is None:
+        return {}
+    if isinstance(cfg, Mapping):
+        return {name: cfg[name] for name in SEARCH_KEYS if name in cfg}
+    return {name: getattr(cfg, name) for name in SEARCH_KEYS}
+
+
+@dataclass
+class Decoding:
+    """Search settings, batch size, device and precision: everything but the model that decides a
+    translation. Built checked: a bad search value or a precision the device cannot run is a
+    :class:`ConfigError`."""
+
+    search: Any  # a SearchConfig (dataclass or DictConfig); kept as a checked DictConfig
+    batch_size: int = 64
+    device: torch.device | str = "cpu"
+    precision: str = "fp32"
+    autocast: torch.dtype | None = field(init=False)  # from precision: None (fp32), bf16 or fp16
+
+    def __post_init__(self) -> None:
+        self.search = search_config(**search_settings(self.search))
+        self.device = torch.device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r} is not valid: choose one of {', '.join(PRECISIONS)}")
+        self.autocast = autocast_dtype(self.precision, self.device)
+
+    def with_search(self, **changes: Any) -> Decoding:
+        """The same set-up with some search settings changed (``beam=3``), checked."""
+        return dataclasses.replace(self, search={**search_settings(self.search), **changes})
+
+
+def decoding_for(cfg: Any, *, batch_size: int | None = None, device: str | None = None) -> Decoding:
+    """The decoding set-up of a command (``seq2seq-eval``, ``-translate``, ``-serve``, ``-gather``):
+    its search keys, ``batch_size``, ``device`` and ``precision`` (fp32 where its schema has none),
+    each overridable by keyword; torch's CPU threads are set from the machine's load first."""
+    precision = cfg.precision if "precision" in cfg else "fp32"
+    resolved = resolve_device(device or cfg.device)
+    autocast_dtype(precision, resolved)  # refused before the threads are looked at or a model loads
+    if resolved.type == "cpu":
+        threads_for_the_load()
+    return Decoding(cfg, batch_size or cfg.batch_size, resolved, precision)

@@ -1,0 +1,233 @@
+"""The library's translator: a loaded checkpoint plus a decoding set-up, turning sentences into
+:class:`Translation` objects, and the one JSON shape of a translation (:meth:`Translation.to_dict`)
+that ``seq2seq-translate format=json`` and ``POST /translate`` both write."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from seq2seq.checkpoint import Loaded, load_model
+from seq2seq.config import SearchConfig
+from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.decoding import Decoding
+from seq2seq.device import resolve_device
+from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
+from seq2seq.search import search
+from seq2seq.tokenizer import Tokenizer, piece_word
+
+MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
+
+
+def finite(value: float) -> float | None:
+    """A number for JSON, rounded to 4 places; None where bf16/fp16 overflowed to nan or inf."""
+    return round(float(value), 4) if math.isfinite(value) else None
+
+
+def rounded(weights: torch.Tensor) -> list[list[float | None]]:
+    """A ``(rows, columns)`` map as JSON rows (:func:`finite` numbers)."""
+    return [[finite(w) for w in row] for row in weights.tolist()]
+
+
+@dataclass
+class Translation:
+    """One translated sentence and where the model looked while writing it."""
+
+    source: str  # the input sentence
+    text: str  # detokenised output (the best hypothesis)
+    tokens: list[str]  # output tokens (SentencePiece pieces)
+    source_tokens: list[str]  # source tokens, ending in the EOS the model reads ("</s>")
+    attention: torch.Tensor  # (len(tokens), len(source_tokens)): row i is where token i looked; rows sum to 1
+    score: float  # log-probability of the output (EOS included)
+    nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
+    token_ids: list[int] = field(default_factory=list)  # the output tokens' ids (without BOS/EOS)
+
+    def to_dict(self, attention: bool = True, layers: AttentionMaps | None = None) -> dict[str, Any]:
+        """The translation as JSON, the one shape every command and the server write: ``source``,
+        ``text``, ``score``, ``tokens`` and ``source_tokens`` (as words: no ``▁``), ``nbest``
+        (``text`` and ``score`` each) and, with ``attention``, the ``(tokens, source_tokens)``
+        weights. With ``layers`` (:meth:`Translator.attention_maps`), every layer's maps, heads
+        averaged: ``encoder`` (source x source), ``decoder`` (output x ``<s>`` and the output
+        before it) and ``cross`` (output x source). Numbers are rounded to 4 places; one that
+        overflowed (bf16/fp16) is null."""
+        out: dict[str, Any] = {
+            "source": self.source,
+            "text": self.text,
+            "score": finite(self.score),
+            "tokens": [piece_word(p) for p in self.tokens],
+            "source_tokens": [piece_word(p) for p in self.source_tokens],
+            "nbest": [{"text": text, "score": finite(score)} for text, score in self.nbest],
+        }
+        if attention:
+            out["attention"] = rounded(self.attention)
+        if layers is not None:
+            out["layers"] = {
+                "encoder": [rounded(m.mean(0)) for m in layers.encoder],
+                "decoder": [rounded(m.mean(0)) for m in layers.decoder],
+                "cross": [rounded(m.mean(0)) for m in layers.cross],
+            }
+        return out
+
+
+def translate_sentences(
+    model: Seq2Seq,
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    sentences: list[str],
+    *,
+    batch_size: int = 64,
+    cfg: SearchConfig | None = None,
+    device: torch.device | str = "cpu",
+    autocast: torch.dtype | None = None,
+) -> list[Translation]:
+    """Translate many sentences: batched by length, returned in input order; under ``autocast``
+    (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given.
+
+    1. encode every sentence to ids, and group them into batches of similar length;
+    2. for each batch, pad it (``collate``) and search (greedy or beam, as ``cfg`` says);
+    3. each sentence's best hypothesis becomes its :class:`Translation` (text, pieces, the
+       ``(T, S)`` attention in fp32), with the n-best texts and ranking scores beside it."""
+    cfg = cfg or SearchConfig()
+    model.eval()
+    ids = src_tokenizer.encode_batch(sentences)
+    results: list[Translation | None] = [None] * len(sentences)
+    device = torch.device(device)
+    for index in bucket_batches([len(s) for s in ids], batch_size):
+        batch = collate([ids[i] for i in index]).to(device)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            found = search(model, batch.src, batch.src_mask, cfg=cfg)
+        for i, hyps in zip(index, found, strict=True):
+            best = hyps[0]
+            results[i] = Translation(
+                source=sentences[i],
+                text=tgt_tokenizer.decode(best.tokens),
+                tokens=tgt_tokenizer.id_to_piece(best.tokens),
+                source_tokens=src_tokenizer.pieces(sentences[i]) + ["</s>"],  # unknown words as written
+                attention=best.weights.float(),
+                score=best.score,
+                nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
+                token_ids=list(best.tokens),
+            )
+    return results  # type: ignore[return-value]
+
+
+class Translator:
+    """A trained model ready to translate: the model, both tokenizers and a :class:`Decoding`
+    (search settings, batch size, device, precision).
+
+    >>> t = Translator.from_checkpoint("runs/demo/attention/best.pt", beam=5)  # doctest: +SKIP
+    >>> t.translate(["Tom chase Jerry"])[0].text  # doctest: +SKIP
+    '汤姆 追逐 杰瑞'
+    """
+
+    def __init__(
+        self,
+        loaded: Loaded,
+        search: Any = None,
+        *,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        precision: str = "fp32",
+    ) -> None:
+        self.loaded = loaded
+        self.decoding = Decoding(search, batch_size, device, precision)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        precision: str = "fp32",
+        **search_settings: Any,
+    ) -> Translator:
+        """Load a checkpoint file (it holds the model, the tokenizers and its config) and keep the
+        search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
+        ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``).
+        ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA)."""
+        decoding = Decoding(search_settings, batch_size, resolve_device(device), precision)  # checked first
+        return cls.using(load_model(path, decoding.device), decoding)
+
+    @classmethod
+    def using(cls, loaded: Loaded, decoding: Decoding) -> Translator:
+        """A translator over an already loaded model with an already made :class:`Decoding`."""
+        return cls(
+            loaded, decoding.search, batch_size=decoding.batch_size, device=decoding.device,
+            precision=decoding.precision,
+        )  # fmt: skip
+
+    @property
+    def search(self) -> Any:
+        """The search settings (a checked SearchConfig)."""
+        return self.decoding.search
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoding.device  # type: ignore[return-value]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config the model was trained with (data, model, trainer, search)."""
+        return self.loaded.config
+
+    def clip(self, line: str, where: str = "") -> str:
+        """Cut an over-long input to :data:`MAX_SOURCE_TOKENS` tokens, saying so on stderr."""
+        pieces = self.loaded.src_tokenizer.pieces(line)
+        if len(pieces) <= MAX_SOURCE_TOKENS:
+            return line
+        print(
+            f"note: {where}input has {len(pieces)} tokens; translating the first {MAX_SOURCE_TOKENS}", file=sys.stderr
+        )
+        return "".join(pieces[:MAX_SOURCE_TOKENS]).replace("▁", " ").strip()
+
+    def translate(self, sentences: list[str], progress: bool = False) -> list[Translation]:
+        """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
+        translation without running the model. Sentences go to the search in chunks of 16
+        batches, so a progress bar (``progress``) moves while a long file is translated."""
+        if isinstance(sentences, str):
+            raise TypeError("translate() takes a list of sentences; wrap one sentence in a list")
+        todo = [i for i, s in enumerate(sentences) if s.strip()]
+        done: list[Translation] = []
+        d = self.decoding
+        step = max(d.batch_size * 16, 1)
+        with tqdm(total=len(todo), disable=not progress, file=sys.stderr, unit="sent") as bar:
+            for start in range(0, len(todo), step):
+                chunk = [sentences[i].strip() for i in todo[start : start + step]]
+                done += translate_sentences(
+                    self.loaded.model, self.loaded.src_tokenizer, self.loaded.tgt_tokenizer, chunk,
+                    batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast,
+                )  # fmt: skip
+                bar.update(len(chunk))
+        results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]
+        for i, t in zip(todo, done, strict=True):
+            results[i] = t
+        return results
+
+    @torch.no_grad()
+    def attention_maps(self, t: Translation) -> AttentionMaps:
+        """Every attention map behind one translation, per layer, heads kept (``(h, rows, columns)``):
+
+        - ``encoder``: the self-attention encoder's, source x source (its tokens end in ``</s>``);
+        - ``decoder``: the Transformer decoder's masked self-attention, one row per output token,
+          over the tokens read before writing it (``<s>`` and the output so far);
+        - ``cross``: output x source, as ``t.attention`` but for every layer and head.
+
+        Empty lists where the model has no such attention (RNNs); an RNN decoder has one cross
+        layer with one head. The maps are read by teacher forcing on the output, which gives the
+        numbers the search saw (the decoder's cache makes no difference)."""
+        model = self.loaded.model.eval()
+        batch = collate(self.loaded.src_tokenizer.encode_batch([t.source]), [t.token_ids]).to(self.device)
+        maps = model.attention_maps(batch.src, batch.src_mask, batch.tgt_in)
+        n = len(t.token_ids)  # the row that writes EOS is left out, as in t.attention
+        return AttentionMaps(
+            encoder=[m[0].float().cpu() for m in maps.encoder],  # (h, S, S)
+            decoder=[m[0, :, :n, :n].float().cpu() for m in maps.decoder],  # (h, T, T)
+            cross=[m[0, :, :n].float().cpu() for m in maps.cross],  # (h, T, S)
+        )
