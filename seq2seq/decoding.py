@@ -9,7 +9,6 @@ processes leave free (:func:`seq2seq.threads.threads_for_the_load`), once, befor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,12 +37,13 @@ def search_config(**settings: Any) -> Any:
 
 
 def search_settings(cfg: Any) -> dict[str, Any]:
-    """The search keys of ``cfg``: a SearchConfig, a command's config that extends it, or a
-    mapping that gives some of them (``{"beam": 5}``; ``None`` gives none)."""
+    """The search keys of ``cfg``: a SearchConfig or a command's config that extends it (its other
+    keys left out), or a dict of settings given by name (``{"beam": 5}``, every key kept, so that
+    :func:`search_config` refuses a misspelled one); ``None`` gives none."""
     if cfg is None:
         return {}
-    if isinstance(cfg, Mapping):
-        return {name: cfg[name] for name in SEARCH_KEYS if name in cfg}
+    if isinstance(cfg, dict):
+        return dict(cfg)
     return {name: getattr(cfg, name) for name in SEARCH_KEYS}
 
 
