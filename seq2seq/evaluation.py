@@ -33,7 +33,7 @@ from seq2seq.data.corpus import ParallelCorpus, load_split
 from seq2seq.decoding import decoding_for
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import describe
-from seq2seq.tokenizer import Tokenizer
+from seq2seq.tokenizer import WORD_START, Tokenizer
 from seq2seq.translator import Translation, translate_sentences
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets([10, 20, 30, 40])
@@ -137,7 +137,7 @@ def word_index(pieces: list[str]) -> list[int]:
     """The word each SentencePiece piece belongs to (a piece starting with ``▁`` starts a word)."""
     index, word = [], -1
     for piece in pieces:
-        if piece.startswith("▁") or word < 0:
+        if piece.startswith(WORD_START) or word < 0:
             word += 1
         index.append(word)
     return index

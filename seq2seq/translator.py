@@ -20,7 +20,7 @@ from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
 from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
 from seq2seq.search import search
-from seq2seq.tokenizer import Tokenizer, piece_word
+from seq2seq.tokenizer import WORD_START, Tokenizer, piece_word
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
 
@@ -185,7 +185,7 @@ class Translator:
         print(
             f"note: {where}input has {len(pieces)} tokens; translating the first {MAX_SOURCE_TOKENS}", file=sys.stderr
         )
-        return "".join(pieces[:MAX_SOURCE_TOKENS]).replace("▁", " ").strip()
+        return "".join(pieces[:MAX_SOURCE_TOKENS]).replace(WORD_START, " ").strip()  # the pieces as text
 
     def translate(self, sentences: list[str], progress: bool = False) -> list[Translation]:
         """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
