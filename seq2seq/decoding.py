@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from seq2seq.config import SearchConfig, check_search
+from seq2seq.config import DecodingConfig, SearchConfig, check_choice, check_search
 from seq2seq.constants import PRECISIONS
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError
@@ -54,16 +54,15 @@ class Decoding:
     :class:`ConfigError`."""
 
     search: Any  # a SearchConfig (dataclass or DictConfig); kept as a checked DictConfig
-    batch_size: int = 64
-    device: torch.device | str = "cpu"
-    precision: str = "fp32"
+    batch_size: int
+    device: torch.device | str
+    precision: str  # fp32 | bf16 | fp16 (DecodingConfig's precision)
     autocast: torch.dtype | None = field(init=False)  # from precision: None (fp32), bf16 or fp16
 
     def __post_init__(self) -> None:
         self.search = search_config(**search_settings(self.search))
         self.device = torch.device(self.device)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision={self.precision!r} is not valid: choose one of {', '.join(PRECISIONS)}")
+        check_choice("precision", self.precision, PRECISIONS)  # given by name to the Translator: unchecked
         self.autocast = autocast_dtype(self.precision, self.device)
 
     def with_search(self, **changes: Any) -> Decoding:
@@ -73,9 +72,10 @@ class Decoding:
 
 def decoding_for(cfg: Any, *, batch_size: int | None = None, device: str | None = None) -> Decoding:
     """The decoding set-up of a command (``seq2seq-eval``, ``-translate``, ``-serve``, ``-gather``):
-    its search keys, ``batch_size``, ``device`` and ``precision`` (fp32 where its schema has none),
-    each overridable by keyword; torch's CPU threads are set from the machine's load first."""
-    precision = cfg.precision if "precision" in cfg else "fp32"
+    its search keys and :class:`~seq2seq.config.DecodingConfig`'s ``batch_size``, ``device`` and
+    ``precision`` (its default where the schema has none: seq2seq-compare's), each of the first two
+    overridable by keyword; torch's CPU threads are set from the machine's load first."""
+    precision = cfg.precision if "precision" in cfg else DecodingConfig.precision
     resolved = resolve_device(device or cfg.device)
     autocast_dtype(precision, resolved)  # refused before the threads are looked at or a model loads
     if resolved.type == "cpu":

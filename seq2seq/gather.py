@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seq2seq.config import GatherConfig, check_data, check_gather, decoder_name, run_folders, saved_model_config
+from seq2seq.config import GatherConfig, check_data, check_gather, run_folders, saved_model_config, short_name
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import eval_data
@@ -32,16 +32,6 @@ def find_runs(paths: list[str]) -> dict[str, Path]:
             name = str(run.relative_to(given)) if run != given else run.name
             runs[name if name not in runs else str(run)] = run
     return runs
-
-
-def short_name(model: Any) -> str:
-    """``luong/dot``, ``cho lstm``, ``bahdanau/additive self-attention-encoder``: what sets a run apart."""
-    name = decoder_name(model)
-    if model.rnn != "gru" and (model.decoder != "transformer" or model.encoder == "rnn"):
-        name += f" {model.rnn}"
-    if model.encoder == "self_attention":
-        name += " self-attention-encoder"
-    return name
 
 
 def pick_checkpoints(runs: dict[str, Path], names: list[str]) -> dict[str, Path]:

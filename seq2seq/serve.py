@@ -52,7 +52,7 @@ from seq2seq.translator import Translator
 log = logging.getLogger(__name__)
 
 
-LIMITS = ("max_sentences", "max_chars", "max_beam", "max_body_bytes")  # ServeConfig's: what one request may ask for
+LIMITS = ServeConfig.LIMITS  # what one request may ask for
 
 
 class TranslateRequest(BaseModel):

@@ -10,13 +10,27 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from seq2seq.config import (
+    LENGTH_BUCKET_EDGES,
+    SCHEMAS,
     DataConfig,
+    DecodingConfig,
+    EvalConfig,
+    GatherConfig,
+    ModelConfig,
+    SelfAttentionConfig,
+    ServeConfig,
     TrainConfig,
     TrainerConfig,
+    TranslateConfig,
+    check_gather,
+    check_model,
     check_trainer,
+    config_groups,
     folder_name,
+    option_names,
     resume_mismatch,
     run_folders,
+    unknown_option_message,
     unknown_options,
     with_defaults,
 )
@@ -128,3 +142,58 @@ def test_tensorboard_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(board.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"pip install 'seq2seq-attention\[tensorboard\]'"):
         board.check_tensorboard()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [  # the checks the model constructors trust, each with its own message
+        ({"decoder": "transformer", "decoder_layers": 2, "alignment_layer": 3}, "the decoder has 2 layers"),
+        (
+            {"decoder": "sutskever", "tie_embeddings": True, "embed_size": 32},
+            "needs model.embed_size == model.hidden_size",
+        ),
+        ({"decoder": "transformer", "self_attention": SelfAttentionConfig(heads=3)}, "not divisible"),
+        ({"decoder": "luong", "hidden_size": 17, "attention": {"score": "dot"}}, "needs query size == key size"),
+        ({"bidirectional": True, "bridge": "copy", "hidden_size": 17}, "model.bridge=copy needs the summary C"),
+        ({"attention": {"score": "mlp"}}, "model.attention.score='mlp' is not valid: choose one of dot, "),
+        ({"self_attention": SelfAttentionConfig(norm="sandwich")}, "choose one of pre, post"),
+        ({"decoder": "rnn"}, "choose one of bahdanau, luong, transformer, cho, sutskever"),
+    ],
+)
+def test_every_width_layer_and_choice_a_model_relies_on_is_checked_here(settings: dict, message: str) -> None:
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), settings)
+    with pytest.raises(ConfigError, match=message):
+        check_model(cfg)
+
+
+def test_the_decoding_commands_share_one_section_and_keep_their_defaults() -> None:
+    shared = ("beam", "batch_size", "device", "precision")
+    for schema in (EvalConfig, TranslateConfig, GatherConfig, ServeConfig):
+        assert issubclass(schema, DecodingConfig) and all(hasattr(schema, key) for key in shared), schema
+        assert (schema.device, schema.precision, schema.beam) == ("auto", "fp32", 1)
+    assert (EvalConfig.batch_size, GatherConfig.batch_size) == (128, 128)
+    assert (TranslateConfig.batch_size, ServeConfig.batch_size) == (64, 64)
+    assert DataConfig().length_buckets == list(LENGTH_BUCKET_EDGES)
+
+
+def test_gather_takes_a_precision_and_checks_it() -> None:
+    cfg = OmegaConf.structured(GatherConfig(runs="runs/sweep"))
+    assert check_gather(cfg).precision == "fp32"
+    cfg.precision = "fp8"
+    with pytest.raises(ConfigError, match="precision='fp8' is not valid: choose one of fp32, bf16, fp16"):
+        check_gather(cfg)
+
+
+def test_a_misspelled_key_gets_the_nearest_option_in_one_line() -> None:
+    assert unknown_option_message("train", "trainer.max_steps") is None
+    assert unknown_option_message("train", "trainer.max_step") == (
+        "trainer.max_step is not an option of seq2seq-train (did you mean trainer.max_steps?); "
+        "`seq2seq-train --help` lists them"
+    )
+    assert str(unknown_option_message("train", "traner.epochs")).startswith("traner is not an option")
+    assert "(did you mean beam?)" in str(unknown_option_message("eval", "bem"))
+    assert unknown_option_message("compare", "models.attention.decoder") is None  # models: free shape
+    for command in SCHEMAS:
+        assert all(unknown_option_message(command, key) is None for key in option_names(command)), command
+    assert "trainer.max_steps" in option_names("train") and "precision" in option_names("gather")
+    assert config_groups("data") == ["multi30k", "tatoeba_cmn", "toy"]
