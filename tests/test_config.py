@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 
 from seq2seq.config import (
     LENGTH_BUCKET_EDGES,
-    SCHEMAS,
     DataConfig,
     DecodingConfig,
     EvalConfig,
@@ -25,12 +24,9 @@ from seq2seq.config import (
     check_gather,
     check_model,
     check_trainer,
-    config_groups,
     folder_name,
-    option_names,
     resume_mismatch,
     run_folders,
-    unknown_option_message,
     unknown_options,
     with_defaults,
 )
@@ -182,18 +178,3 @@ def test_gather_takes_a_precision_and_checks_it() -> None:
     cfg.precision = "fp8"
     with pytest.raises(ConfigError, match="precision='fp8' is not valid: choose one of fp32, bf16, fp16"):
         check_gather(cfg)
-
-
-def test_a_misspelled_key_gets_the_nearest_option_in_one_line() -> None:
-    assert unknown_option_message("train", "trainer.max_steps") is None
-    assert unknown_option_message("train", "trainer.max_step") == (
-        "trainer.max_step is not an option of seq2seq-train (did you mean trainer.max_steps?); "
-        "`seq2seq-train --help` lists them"
-    )
-    assert str(unknown_option_message("train", "traner.epochs")).startswith("traner is not an option")
-    assert "(did you mean beam?)" in str(unknown_option_message("eval", "bem"))
-    assert unknown_option_message("compare", "models.attention.decoder") is None  # models: free shape
-    for command in SCHEMAS:
-        assert all(unknown_option_message(command, key) is None for key in option_names(command)), command
-    assert "trainer.max_steps" in option_names("train") and "precision" in option_names("gather")
-    assert config_groups("data") == ["multi30k", "tatoeba_cmn", "toy"]

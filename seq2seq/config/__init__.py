@@ -35,7 +35,6 @@ from seq2seq.config.checks import (
     length_buckets,
     require,
     run_folders,
-    unknown_option_message,
     unknown_options,
 )
 from seq2seq.config.naming import (
@@ -46,7 +45,7 @@ from seq2seq.config.naming import (
     short_name,
     uses_attention,
 )
-from seq2seq.config.registration import config_dir, config_groups, register_configs
+from seq2seq.config.registration import config_dir, register_configs
 from seq2seq.config.resume import known_options, resume_mismatch, saved_model_config, with_defaults
 from seq2seq.config.schemas import (
     LENGTH_BUCKET_EDGES,
@@ -68,7 +67,6 @@ from seq2seq.config.schemas import (
     TrainerConfig,
     TranslateConfig,
     nested_schema,
-    option_names,
 )
 
 __all__ = [
@@ -108,21 +106,18 @@ __all__ = [
     "check_translate",
     "compared_models",
     "config_dir",
-    "config_groups",
     "decoder_name",
     "describe_model",
     "folder_name",
     "known_options",
     "length_buckets",
     "nested_schema",
-    "option_names",
     "register_configs",
     "require",
     "resume_mismatch",
     "run_folders",
     "saved_model_config",
     "short_name",
-    "unknown_option_message",
     "unknown_options",
     "uses_attention",
     "with_defaults",

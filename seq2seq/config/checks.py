@@ -64,24 +64,6 @@ def _not_an_option(key: str, names: list[str], command: str) -> str:
     return f"{key} is not an option of seq2seq-{command}{hint}; `seq2seq-{command} --help` lists them"
 
 
-def unknown_option_message(command: str, key: str) -> str | None:
-    """For a dotted ``key`` a command line sets (``trainer.max_step``): the one-line error that
-    refuses it, with the nearest option (``did you mean trainer.max_steps?``), or None when
-    ``seq2seq-<command>`` has that option. Keys below an option of free shape (compare's
-    ``models.NAME...``) are the option's own: None."""
-    schema = SCHEMAS[command]
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        fields = {f.name: f for f in dataclasses.fields(schema)}
-        if part not in fields:
-            return _not_an_option(".".join(parts[: i + 1]), list(fields), command)
-        nested = nested_schema(fields[part])
-        if nested is None:
-            return None
-        schema = nested
-    return None
-
-
 def check_known(cfg: Any, command: str) -> None:
     """Refuse an option the command's schema does not have, suggesting the nearest name."""
     for key, names in unknown_options(cfg, SCHEMAS[command]):

@@ -22,12 +22,6 @@ def config_dir() -> Path:
     return shipped if shipped.is_dir() else package.parent / "configs"
 
 
-def config_groups(group: str) -> list[str]:
-    """The choices of a config group (``data`` -> ``multi30k``, ``tatoeba_cmn``, ``toy``;
-    ``model/attention`` -> the scores): its YAML files' names, sorted."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
-
-
 def register_configs() -> None:
     """The schemas (``train_schema``, ...) in Hydra's ConfigStore and the ``folder_name``
     resolver. Called by the entry points and the Python API before composing; idempotent."""

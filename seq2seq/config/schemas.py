@@ -240,18 +240,3 @@ def nested_schema(f: dataclasses.Field) -> type | None:
         return None
     value = f.default_factory()
     return type(value) if dataclasses.is_dataclass(value) else None
-
-
-def option_names(command: str) -> list[str]:
-    """Every option of ``seq2seq-<command>`` as a dotted key (``trainer.max_steps``,
-    ``model.attention.score``), in the schema's order: what a command line may set. A key below
-    one of free shape (compare's ``models``, gather's ``runs``) is not listed."""
-
-    def walk(schema: type, prefix: str) -> list[str]:
-        names = []
-        for f in dataclasses.fields(schema):
-            nested = nested_schema(f)
-            names += walk(nested, f"{prefix}{f.name}.") if nested is not None else [f"{prefix}{f.name}"]
-        return names
-
-    return walk(SCHEMAS[command], "")
