@@ -4,13 +4,16 @@ needs the ``[serve]`` extra).
 
 Each composes its own primary config (``configs/<command>.yaml`` over the schema that
 :func:`seq2seq.config.register_configs` registers) with Hydra, calls one library function, and
-prints what a user must see. One wrapper turns every error a user can cause into one line and
+prints what a user must see. Before Hydra reads the command line, :mod:`seq2seq.usage` refuses
+what Hydra would answer with a stack of lines (a misspelled option or config, a ``--flag``, a
+sentence) in one line, and writes the ``--help`` page. One wrapper turns every error a user can cause into one line and
 an exit code of 1, and removes a run folder that the failed command left empty. Nothing else in
 the package registers configs or touches Hydra's global state on import.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shlex
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -36,6 +40,7 @@ from seq2seq.gather import run_gather
 from seq2seq.report import markdown_report
 from seq2seq.training import train_run
 from seq2seq.translate import run_translate
+from seq2seq.usage import check_arguments, help_text
 
 
 def run_dir() -> Path:
@@ -98,11 +103,29 @@ def entry_point(command: str, job: Callable[[Any], None], makes_run_dir: bool) -
             job(cfg)
 
     def main() -> None:
+        with one_line_errors(command, None):
+            given = check_arguments(command, sys.argv[1:], hydra_flags())
+            if "--help" in given.flags:
+                page(help_text(command, given.overrides))
+                return
         register_configs()
         task()
 
     main.__doc__ = f"seq2seq-{command} (``configs/{command}.yaml``)."
     return main
+
+
+def page(text: str) -> None:
+    """Print ``text``; a reader that stops early (``--help | head``) is no error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit
+
+
+def hydra_flags() -> dict[str, argparse.Action]:
+    """Hydra's command-line flags (``--help``, ``-m``, ``--cfg``, ...): option string -> action."""
+    return {option: action for action in get_args_parser()._actions for option in action.option_strings}
 
 
 def _train(cfg: Any) -> None:
