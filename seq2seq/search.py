@@ -6,6 +6,9 @@ hypothesis' score is the sum of its tokens' log-probabilities, EOS included. Bea
 the beams of all sentences as one batch (``B * K`` rows), reuses the encoder output and the
 precomputed attention keys at every step, sets finished hypotheses aside and stops a sentence
 once it has ``K`` of them; the final ranking uses the length penalty.
+
+Both take their settings from one :class:`~seq2seq.config.SearchConfig` (whose defaults are the
+only ones), as :func:`search` does, which picks greedy for ``beam == 1``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
-from seq2seq.models.decoder import DecoderState, Memory
 from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.models.state import Memory
 
 
 @dataclass
@@ -29,15 +32,14 @@ class Hypothesis:
 
 
 def length_penalty(length: int, alpha: float, norm: str) -> float:
-    """What a score is divided by: GNMT's ``((5 + |Y|) / 6) ** α``, plain ``|Y| ** α``, or 1.
-    ``|Y|`` counts EOS."""
+    """What a score is divided by: GNMT's ``((5 + |Y|) / 6) ** α``, plain ``|Y| ** α``, or 1
+    (``norm`` one of :data:`LENGTH_NORMS`, checked by the config). ``|Y|`` counts EOS."""
+    assert norm in LENGTH_NORMS, norm
     if norm == "gnmt":
         return ((5.0 + length) / 6.0) ** alpha
     if norm == "length":
         return float(length) ** alpha
-    if norm == "none":
-        return 1.0
-    raise ValueError(f"unknown length normalisation {norm!r}: choose one of {', '.join(LENGTH_NORMS)}")
+    return 1.0
 
 
 def max_lengths(src_mask: torch.Tensor, a: float, b: int) -> torch.Tensor:
@@ -64,22 +66,27 @@ def greedy_search(
     model: Seq2Seq,
     src: torch.Tensor,  # (B, S)
     src_mask: torch.Tensor,  # (B, S)
-    *,
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    min_len: int = 0,
+    cfg: SearchConfig,  # its lengths: max_len_a, max_len_b, min_len
 ) -> list[Hypothesis]:
-    """The most probable next token at every step, until EOS."""
+    """The most probable next token at every step, until EOS.
+
+    1. encode the source once: the decoder's memory, its first state;
+    2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
+       logits (B, V) and weights (B, S); the tokens not allowed at ``t`` are masked
+       (:func:`_allowed`); the argmax is the next token, and its log-probability is added to
+       the score of the sentences still alive;
+    3. a sentence that wrote EOS writes EOS from then on; stop when every one has.
+    """
     memory = model.encode(src, src_mask)
     state = model.decoder.init_state(memory)
     batch_size = src.size(0)
-    max_len = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
+    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b)  # (B,)
     prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
     alive = torch.ones(batch_size, dtype=torch.bool, device=src.device)  # (B,)
     tokens, weights, scores = [], [], torch.zeros(batch_size, device=src.device)
     for t in range(int(max_len.max()) + 1):
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
-        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, min_len)  # (B, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len)  # (B, V)
         prev = log_probs.argmax(dim=-1)  # (B,)
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
@@ -104,23 +111,37 @@ def beam_search(
     model: Seq2Seq,
     src: torch.Tensor,  # (B, S)
     src_mask: torch.Tensor,  # (B, S)
-    *,
-    beam_size: int = 5,
-    alpha: float = 1.0,
-    norm: str = "gnmt",
-    max_len_a: float = 1.5,
-    max_len_b: int = 10,
-    min_len: int = 0,
-    nbest: int = 1,
+    cfg: SearchConfig,  # beam (K), length_penalty (α), length_norm, nbest and the lengths
 ) -> list[list[Hypothesis]]:
-    """The ``nbest`` best hypotheses per sentence, best first, by ``score / length_penalty``."""
-    length_penalty(1, alpha, norm)  # validates norm
-    batch, k, device = src.size(0), beam_size, src.device
+    """The ``cfg.nbest`` best hypotheses per sentence, best first, by ``score / length_penalty``.
+
+    The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
+    sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.
+
+    1. encode once; the memory (annotations, keys, the Transformer's cross-attention keys and
+       values) is repeated ``K`` times per sentence, once: ``(B*K, ...)``;
+    2. each step ``t``: the decoder steps every row's previous token ``prev (B*K,)`` -> logits
+       (B*K, V) and weights (B*K, S). At ``t = 0`` a sentence's beams are all the same, so it
+       steps ``B`` rows and copies the result ``K`` times (only beam 0 starts with score 0, the
+       others at -inf, so the ``K`` candidates are ``K`` different tokens);
+    3. the tokens not allowed at ``t`` are masked; every beam's score plus every token's
+       log-probability is a candidate, ``(B, K*V)``; the ``2K`` best per sentence are kept, each
+       with its beam (``origin``) and ``token``: with at most ``K`` EOS among them, at least
+       ``K`` go on;
+    4. an EOS among the ``K`` best candidates finishes a hypothesis: it is set aside with its
+       tokens, weights and length-penalised score; a sentence with ``K`` finished ones is done,
+       and the search stops when every sentence is;
+    5. the ``K`` best candidates that are not EOS go on: the decoder state, the token history
+       (B*K, t+1) and the weights (B*K, t+1, S) are reordered to the rows they continue.
+
+    Finally each sentence's finished hypotheses are sorted by normalised score.
+    """
+    batch, k, device = src.size(0), cfg.beam, src.device
     first: Memory = model.encode(src, src_mask)
-    state: DecoderState = model.decoder.init_state(first)  # (B rows until the first step is taken)
+    state = model.decoder.init_state(first)  # (B rows until the first step is taken)
     beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
     memory = first.select(beams)  # encoder output and keys, once
-    max_len = max_lengths(src_mask, max_len_a, max_len_b)  # (B,)
+    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b)  # (B,)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam per sentence at the start
@@ -137,30 +158,24 @@ def beam_search(
             logits, state, w = logits.index_select(0, beams), state.select(beams), w.index_select(0, beams)
         else:
             logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
-        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, min_len)  # (B*K, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, cfg.min_len)  # (B*K, V)
         vocab = log_probs.size(1)
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
         top_scores, top_index = cand.topk(min(2 * k, k * vocab), dim=1)  # (B, 2K)
         origin, token = top_index // vocab, top_index % vocab  # (B, 2K) beam and token of each
         is_eos = token == EOS_ID  # (B, 2K)
-        # 1. EOS among the K best candidates: a finished hypothesis, set aside
+        # 4. EOS among the K best candidates: a finished hypothesis, set aside
         ends = is_eos[:, :k] & ~done.unsqueeze(1) & (top_scores[:, :k] > float("-inf"))  # (B, K)
         if bool(ends.any()):
             for b, j in ends.nonzero().tolist():
                 row = b * k + int(origin[b, j])
-                raw = float(top_scores[b, j])
                 finished[b].append(
-                    Hypothesis(
-                        tokens=history[row].tolist(),
-                        weights=attn[row, :, : src_lengths[b]].float().cpu(),
-                        score=raw,
-                        norm_score=raw / length_penalty(t + 1, alpha, norm),
-                    )
+                    _finished(history[row], attn[row, :, : src_lengths[b]], float(top_scores[b, j]), cfg)
                 )
             done |= torch.tensor([len(f) >= k for f in finished], device=device)
             if bool(done.all()):
                 break
-        # 2. the K best candidates that go on
+        # 5. the K best candidates that go on
         go_on = top_scores.masked_fill(is_eos, float("-inf"))  # (B, 2K)
         scores, pick = go_on.topk(k, dim=1)  # (B, K)
         scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
@@ -172,19 +187,22 @@ def beam_search(
     out = []
     for f in finished:
         f.sort(key=lambda h: h.norm_score, reverse=True)
-        out.append(f[:nbest])
+        out.append(f[: max(cfg.nbest, 1)])
     return out
+
+
+def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: SearchConfig) -> Hypothesis:
+    """A hypothesis ended by EOS: its ``tokens (t,)`` (EOS left out, counted by the penalty), the
+    ``weights (t, source length)`` they were written with, and its summed log-probability."""
+    penalty = length_penalty(tokens.numel() + 1, cfg.length_penalty, cfg.length_norm)
+    return Hypothesis(tokens.tolist(), weights.float().cpu(), score, score / penalty)
 
 
 def search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, *, cfg: SearchConfig) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence."""
-    lengths = {"max_len_a": cfg.max_len_a, "max_len_b": cfg.max_len_b, "min_len": cfg.min_len}
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, **lengths)]
-    return beam_search(
-        model, src, src_mask, beam_size=cfg.beam, alpha=cfg.length_penalty, norm=cfg.length_norm,
-        nbest=max(cfg.nbest, 1), **lengths,
-    )  # fmt: skip
+        return [[h] for h in greedy_search(model, src, src_mask, cfg)]
+    return beam_search(model, src, src_mask, cfg)
 
 
 def describe(cfg: SearchConfig) -> str:

@@ -73,7 +73,9 @@ def test_attention_weights_and_context_by_hand() -> None:
 
 
 def make(kind: str, size: int = 4) -> Attention:
-    return Attention(build_score(kind, query_size=size, key_size=size, attention_size=size, temperature=0.5))
+    return Attention(
+        build_score(kind, query_size=size, key_size=size, attention_size=size, temperature=0.5, learn_temperature=True)
+    )
 
 
 @pytest.mark.parametrize("kind", SCORES)
@@ -113,14 +115,12 @@ def test_gradcheck_float64(kind: str) -> None:
     assert torch.autograd.gradcheck(f, (query, values))
 
 
-def test_dot_needs_matching_sizes() -> None:
-    with pytest.raises(ValueError, match="query size == key size"):
-        build_score("dot", query_size=4, key_size=6, attention_size=4)
-
-
-def test_unknown_score_lists_choices() -> None:
-    with pytest.raises(ValueError, match="additive"):
-        build_score("bilinear-ish", query_size=4, key_size=4, attention_size=4)
+def test_build_score_trusts_the_config_checks_and_asserts_them() -> None:
+    sizes = {"attention_size": 4, "temperature": 0.1, "learn_temperature": True}
+    with pytest.raises(AssertionError):  # the config names the fix: seq2seq.config.check_model
+        build_score("dot", query_size=4, key_size=6, **sizes)
+    with pytest.raises(AssertionError):
+        build_score("bilinear-ish", query_size=4, key_size=4, **sizes)
 
 
 def reference_scores(kind: str, attention: Attention, query: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

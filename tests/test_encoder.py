@@ -9,9 +9,18 @@ import torch
 from torch.nn import functional as F
 
 from seq2seq.models.attention import MultiHeadSelfAttention
-from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder, sinusoidal_positions
+from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
+from seq2seq.models.transformer import TransformerSettings, sinusoidal_positions
 
 LENGTHS = [5, 3, 1]
+
+
+def self_attention_encoder(positions: str = "sinusoidal") -> SelfAttentionEncoder:
+    """A tiny 2-layer, 2-head encoder, 8 wide."""
+    settings = TransformerSettings(
+        size=8, heads=2, ff_size=0, positions=positions, max_positions=16, dropout=0.0, norm="pre"
+    )
+    return SelfAttentionEncoder(settings, vocab_size=10, num_layers=2).eval()
 
 
 def length_mask(lengths: list[int], size: int) -> torch.Tensor:
@@ -51,7 +60,7 @@ def test_sinusoidal_positions_by_hand() -> None:
 
 def test_self_attention_encoder_ignores_padding_and_averages_real_tokens() -> None:
     torch.manual_seed(0)
-    encoder = SelfAttentionEncoder(vocab_size=10, size=8, num_layers=2, heads=2).eval()
+    encoder = self_attention_encoder()
     src = torch.tensor([[4, 5, 6], [7, 8, 0]])
     mask = src != 0
     encoded = encoder(src, mask)
@@ -63,7 +72,9 @@ def test_self_attention_encoder_ignores_padding_and_averages_real_tokens() -> No
 def test_rnn_encoder_summary_is_forward_last_and_backward_first() -> None:
     torch.manual_seed(0)
     for rnn in ("gru", "lstm"):
-        encoder = RNNEncoder(vocab_size=10, embed_size=4, hidden_size=3, rnn=rnn).eval()
+        encoder = RNNEncoder(
+            vocab_size=10, embed_size=4, hidden_size=3, rnn=rnn, num_layers=1, bidirectional=True, dropout=0.0
+        ).eval()
         src = torch.tensor([[4, 5, 6], [7, 8, 0]])
         encoded = encoder(src, src != 0)
         assert torch.equal(encoded.values[1, 2], torch.zeros(6))  # packed: padding never enters a state
@@ -72,7 +83,7 @@ def test_rnn_encoder_summary_is_forward_last_and_backward_first() -> None:
 
 
 def test_self_attention_encoder_returns_every_layers_weights_and_keeps_its_parameter_names() -> None:
-    encoder = SelfAttentionEncoder(vocab_size=10, size=8, num_layers=2, heads=2, positions="learned").eval()
+    encoder = self_attention_encoder(positions="learned")
     src = torch.tensor([[4, 5, 6], [7, 8, 0]])
     encoded = encoder(src, src != 0)
     assert [w.shape for w in encoded.self_weights] == [(2, 2, 3, 3)] * 2

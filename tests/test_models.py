@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.config import AttentionConfig, ModelConfig, SelfAttentionConfig, check_model, describe_model
+from seq2seq.config import (
+    AttentionConfig,
+    ModelConfig,
+    SearchConfig,
+    SelfAttentionConfig,
+    check_model,
+    describe_model,
+)
 from seq2seq.data.batching import collate
 from seq2seq.errors import ConfigError
-from seq2seq.models.decoder import FixedContextDecoder, LuongDecoder, SutskeverDecoder
+from seq2seq.models.rnn_decoder import FixedContextDecoder, LuongDecoder, SutskeverDecoder
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.search import greedy_search
 
@@ -93,8 +100,8 @@ def test_translation_does_not_depend_on_batch_mates(decoder: str, score: str, ot
     model = tiny_model(decoder, score, **other)
     alone = collate(SRC[1:2])
     together = collate(SRC)
-    h_alone = greedy_search(model, alone.src, alone.src_mask)[0]
-    h_all = greedy_search(model, together.src, together.src_mask)[1]
+    h_alone = greedy_search(model, alone.src, alone.src_mask, SearchConfig())[0]
+    h_all = greedy_search(model, together.src, together.src_mask, SearchConfig())[1]
     assert h_alone.tokens == h_all.tokens
     assert torch.allclose(h_alone.weights, h_all.weights, atol=1e-6)
 
@@ -177,7 +184,7 @@ def test_every_variant_overfits_a_tiny_batch(decoder: str, score: str, other: di
         optimizer.step()
     assert loss.item() < 0.05
     model.eval()
-    hyps = greedy_search(model, batch.src, batch.src_mask)
+    hyps = greedy_search(model, batch.src, batch.src_mask, SearchConfig())
     assert [h.tokens for h in hyps] == TGT
 
 
@@ -302,7 +309,7 @@ def test_param_init_draws_weights_uniformly_and_keeps_padding_and_norms() -> Non
 
 @pytest.mark.parametrize("decoder", ["luong", "cho"])
 def test_loss_on_real_positions_equals_the_padded_loss(decoder: str) -> None:
-    from seq2seq.training import batch_loss, sequence_loss
+    from seq2seq.loss import batch_loss, sequence_loss
 
     model = tiny_model(decoder, "general")
     batch = collate(SRC, TGT)

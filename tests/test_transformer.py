@@ -17,7 +17,7 @@ from seq2seq.data.batching import collate
 from seq2seq.errors import ConfigError
 from seq2seq.models.attention import MultiHeadCrossAttention, MultiHeadSelfAttention
 from seq2seq.models.seq2seq import Seq2Seq, build_model
-from seq2seq.training import warmup_lr
+from seq2seq.schedules import warmup_lr
 
 VOCAB = 12
 SRC = [[4, 5, 6, 7], [8, 9], [10, 11, 4]]
@@ -51,8 +51,8 @@ def test_cross_attention_equals_torch_with_a_padding_mask() -> None:
     layer = MultiHeadCrossAttention(size=8, heads=2, memory_size=6)
     x, memory = torch.randn(2, 3, 8), torch.randn(2, 4, 6)
     mask = torch.tensor([[True] * 4, [True, True, False, False]])[:, None, None, :]  # (B, 1, 1, S)
-    keys = layer.project_keys(memory)  # (B, 2h, S, d): once per batch
-    out, weights = layer(x, keys, mask)
+    keys, values = layer.project_keys(memory)  # (B, h, S, d) each: once per batch
+    out, weights = layer(x, keys, values, mask)
     q = layer.query(x).view(2, 3, 2, 4).transpose(1, 2)
     k, v = (t.view(2, 4, 2, 4).transpose(1, 2) for t in layer.key_value(memory).chunk(2, dim=-1))
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -85,7 +85,10 @@ def test_the_cache_grows_one_position_per_step_and_the_step_sees_only_the_prefix
             _, state, _ = model.decoder.step(batch.tgt_in[:, t], state, memory)
         assert state.length == 3 and len(state.keys) == 3  # one cache per layer
         assert state.keys[0].shape == (3, 4, 3, 4)  # (B, h, t, d)
-        assert memory.keys.shape == (3, 2 * 3 * 4, 5, 4)  # (B, 2 x layers x h, S, d): projected once
+        assert len(memory.cross) == 3  # every layer's cross-attention keys and values, projected once
+        assert all(k.shape == v.shape == (3, 4, 5, 4) for k, v in memory.cross)  # (B, h, S, d)
+        rows = torch.tensor([2, 2, 0])  # beam search repeats and reorders the memory's rows
+        assert all(torch.equal(k, memory.cross[i][0][rows]) for i, (k, _) in enumerate(memory.select(rows).cross))
 
 
 def test_attention_maps_are_the_weights_search_reports() -> None:

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from seq2seq.constants import SAME_SIZE_SCORES, SCORES
-from seq2seq.errors import ConfigError
 
 
 class Score(nn.Module):
@@ -91,7 +90,7 @@ class CosineScore(Score):
     ``1/temperature``); with ``learn_temperature=False`` it stays fixed.
     """
 
-    def __init__(self, temperature: float = 0.1, learn_temperature: bool = True) -> None:
+    def __init__(self, temperature: float, learn_temperature: bool) -> None:
         super().__init__()
         log_scale = torch.tensor(math.log(1.0 / temperature))
         if learn_temperature:
@@ -144,8 +143,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, size: int, heads: int) -> None:
         super().__init__()
-        if size % heads:
-            raise ConfigError(f"a size of {size} does not split into {heads} heads: use a multiple of {heads}")
+        assert size % heads == 0, f"a size of {size} does not split into {heads} heads"  # checked by the config
         self.heads = heads
         self.head_size = size // heads
         self.attention = Attention(ScaledDotScore())
@@ -203,36 +201,29 @@ class MultiHeadCrossAttention(MultiHeadAttention):
         self.query = nn.Linear(size, size)
         self.key_value = nn.Linear(memory_size, 2 * size)
 
-    def project_keys(self, values: torch.Tensor) -> torch.Tensor:
-        """``values (B, S, M)`` -> keys then values of every head, ``(B, 2h, S, d)``."""
-        return self.split(self.key_value(values))  # (B, 2h, S, d)
+    def project_keys(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``values (B, S, M)`` -> the keys and the values of every head, ``(B, h, S, d)`` each."""
+        both = self.split(self.key_value(values))  # (B, 2h, S, d): keys, then values
+        return both[:, : self.heads], both[:, self.heads :]
 
     def forward(
         self,
         x: torch.Tensor,  # (B, T, D)
-        keys: torch.Tensor,  # (B, 2h, S, d) from project_keys
+        keys: torch.Tensor,  # (B, h, S, d) from project_keys
+        values: torch.Tensor,  # (B, h, S, d) from project_keys
         mask: torch.Tensor,  # (B, 1, 1, S) True on real source tokens
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> output (B, T, D), weights (B, h, T, S)."""
         query = self.split(self.query(x))  # (B, h, T, d)
-        return self.attend(query, keys[:, : self.heads], keys[:, self.heads :], mask)
+        return self.attend(query, keys, values, mask)
 
 
 def build_score(
-    kind: str,
-    *,
-    query_size: int,
-    key_size: int,
-    attention_size: int,
-    temperature: float = 0.1,
-    learn_temperature: bool = True,
+    kind: str, *, query_size: int, key_size: int, attention_size: int, temperature: float, learn_temperature: bool
 ) -> Score:
-    """The score function called ``kind`` (one of :data:`SCORES`)."""
-    if kind in SAME_SIZE_SCORES and query_size != key_size:
-        raise ConfigError(
-            f"{kind} attention needs query size == key size (got {query_size} and {key_size}); "
-            "use 'general' or 'additive', or matching sizes"
-        )
+    """The score function called ``kind`` (one of :data:`SCORES`; the config checks the choice,
+    and that a dot or cosine score has ``query_size == key_size``)."""
+    assert kind in SCORES and (kind not in SAME_SIZE_SCORES or query_size == key_size), (kind, query_size, key_size)
     if kind == "dot":
         return DotScore()
     if kind == "scaled_dot":
@@ -241,6 +232,4 @@ def build_score(
         return GeneralScore(query_size, key_size)
     if kind == "additive":
         return AdditiveScore(query_size, key_size, attention_size)
-    if kind == "cosine":
-        return CosineScore(temperature, learn_temperature)
-    raise ConfigError(f"unknown attention score {kind!r}: choose one of {', '.join(SCORES)}")
+    return CosineScore(temperature, learn_temperature)

@@ -6,31 +6,20 @@
   positions are linked in one step; it is written with the same :class:`Attention` module the
   decoders use (scaled dot score -> masked softmax -> weighted sum), once per head.
 
-Both return :class:`Encoded`; the decoders cannot tell them apart.
+Both return :class:`~seq2seq.models.state.Encoded`; the decoders cannot tell them apart. The
+self-attention encoder is built from the Transformer parts in :mod:`seq2seq.models.transformer`.
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.constants import PAD_ID
-from seq2seq.errors import ConfigError
 from seq2seq.models.attention import MultiHeadSelfAttention
-
-
-@dataclass
-class Encoded:
-    values: torch.Tensor  # (B, S, V) an annotation h_j per source token
-    mask: torch.Tensor  # (B, S) True on real tokens
-    summary: torch.Tensor  # (B, V) the fixed-size summary C of the whole source
-    self_weights: list[torch.Tensor] = field(default_factory=list)  # self-attention: (B, h, S, S) per layer
+from seq2seq.models.state import Encoded
+from seq2seq.models.transformer import TransformerSettings, TransformerStack, feed_forward, residual
 
 
 def make_rnn(
@@ -60,10 +49,10 @@ class RNNEncoder(nn.Module):
         vocab_size: int,
         embed_size: int,
         hidden_size: int,
-        rnn: str = "gru",
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
+        rnn: str,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_size, padding_idx=PAD_ID)
@@ -91,14 +80,14 @@ class SelfAttentionLayer(nn.Module):
     each inside a residual connection with a LayerNorm before it (pre-norm, the default) or after
     the sum (post-norm, Vaswani et al.'s original)."""
 
-    def __init__(self, size: int, heads: int, ff_size: int, dropout: float, pre_norm: bool = True) -> None:
+    def __init__(self, settings: TransformerSettings) -> None:
         super().__init__()
-        self.self_attention = MultiHeadSelfAttention(size, heads)
-        self.feed_forward = feed_forward(size, ff_size)
-        self.norm1 = nn.LayerNorm(size)
-        self.norm2 = nn.LayerNorm(size)
-        self.dropout = nn.Dropout(dropout)
-        self.pre_norm = pre_norm
+        self.self_attention = MultiHeadSelfAttention(settings.size, settings.heads)
+        self.feed_forward = feed_forward(settings.size, settings.inner_size)
+        self.norm1 = nn.LayerNorm(settings.size)
+        self.norm2 = nn.LayerNorm(settings.size)
+        self.dropout = nn.Dropout(settings.dropout)
+        self.pre_norm = settings.pre_norm
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``hidden (B, S, D)``, ``mask (B, 1, 1, S)`` -> hidden (B, S, D), weights (B, h, S, S)."""
@@ -111,104 +100,25 @@ class SelfAttentionLayer(nn.Module):
         return output, weights
 
 
-def residual(
-    x: torch.Tensor,
-    norm: nn.Module,
-    dropout: nn.Module,
-    pre_norm: bool,
-    sublayer: Callable[[torch.Tensor], tuple[torch.Tensor, Any]],
-) -> tuple[torch.Tensor, Any]:
-    """A sublayer in its residual connection: ``x + sublayer(norm(x))`` (pre-norm) or
-    ``norm(x + sublayer(x))`` (post-norm). ``sublayer`` returns its output and something to pass on
-    (attention weights)."""
-    out, extra = sublayer(norm(x) if pre_norm else x)
-    x = x + dropout(out)
-    return (x if pre_norm else norm(x)), extra
+class SelfAttentionEncoder(TransformerStack):
+    """Token embeddings + positions, then ``num_layers`` :class:`SelfAttentionLayer` (and a final
+    LayerNorm when pre-norm): a :class:`~seq2seq.models.transformer.TransformerStack`. C is the
+    mean of the annotations over real tokens. Every layer's self-attention weights come back in
+    :attr:`Encoded.self_weights <seq2seq.models.state.Encoded.self_weights>`."""
 
-
-def feed_forward(size: int, ff_size: int) -> nn.Module:
-    """The position-wise feed-forward network ``W2 ReLU(W1 x)``. Dropout acts on its output (in
-    :func:`residual`), not on the ``ff_size``-wide inside, as in Vaswani et al. and fairseq's
-    default: on a CPU, drawing the random mask of that inside took a fifth of a training step."""
-    return nn.Sequential(nn.Linear(size, ff_size), nn.ReLU(), nn.Identity(), nn.Linear(ff_size, size))  # [3]: as saved
-
-
-def sinusoidal_positions(length: int, size: int) -> torch.Tensor:
-    """Vaswani et al.'s fixed positions: sin on even, cos on odd dimensions -> (length, size)."""
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)  # (L, 1)
-    frequency = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * (-math.log(10000.0) / size))  # (size/2,)
-    table = torch.zeros(length, size)
-    table[:, 0::2] = torch.sin(position * frequency)  # (L, ceil(size/2))
-    table[:, 1::2] = torch.cos(position * frequency[: size // 2])  # (L, floor(size/2))
-    return table
-
-
-class Positions(nn.Module):
-    """The position vectors of a Transformer's input, sinusoidal (fixed) or learned; refuses
-    sequences longer than ``max_positions``."""
-
-    def __init__(self, size: int, kind: str, max_positions: int, what: str) -> None:
-        super().__init__()
-        self.max_positions = max_positions
-        self.what = what  # "source" or "target", for the error
-        if kind == "learned":
-            self.weight: nn.Parameter | None = nn.Parameter(torch.randn(max_positions, size))  # as nn.Embedding
-        else:
-            self.weight = None
-            self.register_buffer("table", sinusoidal_positions(max_positions, size), persistent=False)
-
-    def forward(self, start: int, length: int) -> torch.Tensor:
-        """Positions ``start ... start + length - 1`` -> (length, D)."""
-        end = start + length
-        if end > self.max_positions:
-            raise ConfigError(
-                f"{self.what} of {end} tokens is longer than model.self_attention.max_positions={self.max_positions}"
-            )
-        return (self.weight if self.weight is not None else self.table)[start:end]  # (T, D)
-
-
-def transformer_embedding(vocab_size: int, size: int) -> nn.Embedding:
-    """Token embeddings at N(0, 1/size): scaled by sqrt(size) when read, they are of unit size,
-    like the positions they are added to."""
-    embedding = nn.Embedding(vocab_size, size, padding_idx=PAD_ID)
-    nn.init.normal_(embedding.weight, std=size**-0.5)
-    with torch.no_grad():
-        embedding.weight[PAD_ID].zero_()
-    return embedding
-
-
-class SelfAttentionEncoder(nn.Module):
-    """Token embeddings + positions (:class:`Positions`), then ``num_layers`` self-attention
-    layers (and a final LayerNorm when pre-norm). C is the mean of the annotations over real
-    tokens. Every layer's self-attention weights come back in :attr:`Encoded.self_weights`."""
-
-    def __init__(
-        self,
-        *,
-        vocab_size: int,
-        size: int,
-        num_layers: int = 1,
-        heads: int = 4,
-        ff_size: int = 0,
-        positions: str = "sinusoidal",
-        max_positions: int = 1024,
-        dropout: float = 0.0,
-        norm: str = "pre",
-    ) -> None:
-        super().__init__()
-        self.embedding = transformer_embedding(vocab_size, size)
-        self.scale = math.sqrt(size)
-        self.positions = Positions(size, positions, max_positions, "source")
-        self.layers = nn.ModuleList(
-            SelfAttentionLayer(size, heads, ff_size or 4 * size, dropout, norm == "pre") for _ in range(num_layers)
+    def __init__(self, settings: TransformerSettings, *, vocab_size: int, num_layers: int) -> None:
+        super().__init__(
+            settings,
+            vocab_size=vocab_size,
+            num_layers=num_layers,
+            make_layer=lambda: SelfAttentionLayer(settings),
+            what="source",
         )
-        self.norm = nn.LayerNorm(size) if norm == "pre" else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.output_size = size
+        self.output_size = settings.size
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
-        positions = self.positions(0, src.size(1))  # (S, D)
-        hidden = self.dropout(self.embedding(src) * self.scale + positions)  # (B, S, D)
+        """``src (B, S)``, ``src_mask (B, S)`` -> annotations (B, S, D), summary (B, D), weights."""
+        hidden = self.embed(src, 0)  # (B, S, D)
         mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
         weights = []
         for layer in self.layers:

@@ -8,19 +8,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from seq2seq.constants import DECODERS, FIXED_CONTEXT_DECODERS
-from seq2seq.errors import ConfigError
 from seq2seq.models.attention import Attention, build_score
-from seq2seq.models.decoder import (
+from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
+from seq2seq.models.rnn_decoder import (
     BahdanauDecoder,
     ChoDecoder,
     LuongDecoder,
-    Memory,
     RNNDecoder,
+    RNNDecoderSettings,
     SutskeverDecoder,
-    TransformerDecoder,
 )
-from seq2seq.models.encoder import RNNEncoder, SelfAttentionEncoder
+from seq2seq.models.state import Memory
+from seq2seq.models.transformer import TransformerDecoder, TransformerSettings, alignment_layer
 
 
 @dataclass
@@ -67,21 +66,13 @@ class Seq2Seq(nn.Module):
 
 def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     """The model ``cfg`` describes: a checked ``ModelConfig`` (``seq2seq.config.check_model``),
-    or any object with its fields; the models themselves know nothing of configs. The encoder's
-    output (2 x ``hidden_size // 2`` when bidirectional, ``hidden_size`` for self-attention) has
-    the decoder's size, so every score function applies."""
+    or any object with its fields; the models themselves know nothing of configs and trust the
+    checked values. The encoder's output (2 x ``hidden_size // 2`` when bidirectional,
+    ``hidden_size`` for self-attention) has the decoder's size, so every score function applies."""
     encoder: RNNEncoder | SelfAttentionEncoder
     if cfg.encoder == "self_attention":
         encoder = SelfAttentionEncoder(
-            vocab_size=src_vocab_size,
-            size=cfg.hidden_size,
-            num_layers=cfg.encoder_layers,
-            heads=cfg.self_attention.heads,
-            ff_size=cfg.self_attention.ff_size,
-            positions=cfg.self_attention.positions,
-            max_positions=cfg.self_attention.max_positions,
-            dropout=cfg.dropout,
-            norm=cfg.self_attention.norm,
+            transformer_settings(cfg), vocab_size=src_vocab_size, num_layers=cfg.encoder_layers
         )
     else:
         encoder = RNNEncoder(
@@ -100,61 +91,31 @@ def build_model(cfg: Any, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     return model
 
 
+def transformer_settings(cfg: Any) -> TransformerSettings:
+    """The layer settings the self-attention encoder and the Transformer decoder share."""
+    return TransformerSettings(
+        size=cfg.hidden_size,
+        heads=cfg.self_attention.heads,
+        ff_size=cfg.self_attention.ff_size,
+        positions=cfg.self_attention.positions,
+        max_positions=cfg.self_attention.max_positions,
+        dropout=cfg.dropout,
+        norm=cfg.self_attention.norm,
+    )
+
+
 def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder | TransformerDecoder:
     """One of the five decoders; an RNN attention decoder gets its score built first."""
     if cfg.decoder == "transformer":
         return TransformerDecoder(
+            transformer_settings(cfg),
             vocab_size=vocab_size,
-            size=cfg.hidden_size,
             context_size=context_size,
             num_layers=cfg.decoder_layers,
-            heads=cfg.self_attention.heads,
-            ff_size=cfg.self_attention.ff_size,
-            positions=cfg.self_attention.positions,
-            max_positions=cfg.self_attention.max_positions,
-            dropout=cfg.dropout,
-            norm=cfg.self_attention.norm,
             tie_embeddings=cfg.tie_embeddings,
             alignment_layer=alignment_layer(cfg.alignment_layer, cfg.decoder_layers),
         )
-    if cfg.decoder in FIXED_CONTEXT_DECODERS:
-        fixed = ChoDecoder if cfg.decoder == "cho" else SutskeverDecoder
-        return fixed(
-            vocab_size=vocab_size,
-            embed_size=cfg.embed_size,
-            hidden_size=cfg.hidden_size,
-            context_size=context_size,
-            rnn=cfg.rnn,
-            num_layers=cfg.decoder_layers,
-            dropout=cfg.dropout,
-            bridge=cfg.bridge,
-            tie_embeddings=cfg.tie_embeddings,
-        )
-    score = build_score(
-        cfg.attention.score,
-        query_size=cfg.hidden_size,
-        key_size=context_size,
-        attention_size=cfg.attention.size or cfg.hidden_size,
-        temperature=cfg.attention.temperature,
-        learn_temperature=cfg.attention.learn_temperature,
-    )
-    if cfg.decoder == "bahdanau":
-        return BahdanauDecoder(
-            attention=Attention(score),
-            vocab_size=vocab_size,
-            embed_size=cfg.embed_size,
-            hidden_size=cfg.hidden_size,
-            context_size=context_size,
-            rnn=cfg.rnn,
-            num_layers=cfg.decoder_layers,
-            dropout=cfg.dropout,
-            bridge=cfg.bridge,
-            tie_embeddings=cfg.tie_embeddings,
-        )
-    if cfg.decoder != "luong":
-        raise ConfigError(f"model.decoder={cfg.decoder!r} is not valid: choose one of {', '.join(DECODERS)}")
-    return LuongDecoder(
-        attention=Attention(score),
+    settings = RNNDecoderSettings(
         vocab_size=vocab_size,
         embed_size=cfg.embed_size,
         hidden_size=cfg.hidden_size,
@@ -164,14 +125,23 @@ def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder | 
         dropout=cfg.dropout,
         bridge=cfg.bridge,
         tie_embeddings=cfg.tie_embeddings,
-        input_feeding=cfg.input_feeding,
     )
-
-
-def alignment_layer(chosen: int, layers: int) -> int:
-    """``model.alignment_layer`` (counted from 1; 0: the last but one, as is usual, or the only
-    layer) as a 0-based index."""
-    return chosen - 1 if chosen > 0 else max(layers - 2, 0)
+    if cfg.decoder == "cho":
+        return ChoDecoder(settings)
+    if cfg.decoder == "sutskever":
+        return SutskeverDecoder(settings)
+    score = build_score(
+        cfg.attention.score,
+        query_size=cfg.hidden_size,
+        key_size=context_size,
+        attention_size=cfg.attention.size or cfg.hidden_size,
+        temperature=cfg.attention.temperature,
+        learn_temperature=cfg.attention.learn_temperature,
+    )
+    if cfg.decoder == "bahdanau":
+        return BahdanauDecoder(settings, Attention(score))
+    assert cfg.decoder == "luong", cfg.decoder  # the config checks the choice
+    return LuongDecoder(settings, Attention(score), input_feeding=cfg.input_feeding)
 
 
 def init_uniform(model: Seq2Seq, scale: float) -> None:
