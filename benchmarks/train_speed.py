@@ -20,9 +20,9 @@ import torch
 from seq2seq.config import AttentionConfig, ModelConfig, describe_model
 from seq2seq.data.batching import collate
 from seq2seq.data.toy import generate
+from seq2seq.loss import batch_loss
 from seq2seq.models.seq2seq import build_model
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.training import batch_loss
 
 
 def sync(device: torch.device) -> None:

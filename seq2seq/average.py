@@ -12,6 +12,7 @@ from pathlib import Path
 from seq2seq.checkpoint import average_checkpoints, kept_checkpoints, save_atomic
 from seq2seq.config import AverageConfig, check_average
 from seq2seq.errors import ConfigError
+from seq2seq.runfolder import AVERAGED
 
 
 def choose_checkpoints(cfg: AverageConfig) -> tuple[list[Path], Path]:
@@ -26,7 +27,7 @@ def choose_checkpoints(cfg: AverageConfig) -> tuple[list[Path], Path]:
             raise ConfigError(f"{run}: no kept checkpoints (stepNNNNNNNN.pt); train with trainer.keep_checkpoints=N")
         if len(kept) < cfg.last:
             raise ConfigError(f"{run}: last={cfg.last} but only {len(kept)} kept checkpoints")
-        return kept[-cfg.last :], Path(cfg.output) if cfg.output else run / "averaged.pt"
+        return kept[-cfg.last :], Path(cfg.output) if cfg.output else run / AVERAGED
     return [Path(p) for p in cfg.checkpoints], Path(cfg.output)  # type: ignore[arg-type]
 
 

@@ -7,19 +7,22 @@ plain data, never code.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
-import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from seq2seq.config import check_model, saved_model_config
 from seq2seq.errors import CheckpointError
 from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.runfolder import BEST, KEPT
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-checkpoint"
@@ -27,13 +30,15 @@ VERSION = 2  # 2: four decoders (bahdanau, luong, cho, sutskever), LSTM and self
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+    A failed write (a full disk, say) leaves the previous ``path`` as it was, no temporary file,
+    and ends in one :class:`CheckpointError` that says what to do."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write_checkpoint(obj, f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -45,9 +50,51 @@ def save_atomic(obj: Any, path: str | Path) -> None:
             os.fsync(dir_fd)  # the rename itself survives a crash
         finally:
             os.close(dir_fd)
-    except BaseException:
+    except BaseException as e:
+        written = Path(tmp).stat().st_size if Path(tmp).exists() else 0
         Path(tmp).unlink(missing_ok=True)
-        raise
+        failed = os_error(e) if isinstance(e, Exception) else None
+        if failed is None:
+            raise
+        raise CheckpointError(save_failure(path, failed, written)) from None
+
+
+def write_checkpoint(obj: Any, f: BinaryIO) -> None:
+    """The bytes of a checkpoint (``torch.save``), into an open file."""
+    torch.save(obj, f)
+
+
+def os_error(error: BaseException) -> OSError | None:
+    """The operating system's error behind ``error``, if any: torch's writer may answer a failed
+    write with a RuntimeError of its own, raised while the OSError is handled."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, RuntimeError) and "write" in str(error).lower():
+        return OSError(str(error).partition("\n")[0])
+    return None
+
+
+def save_failure(path: Path, error: OSError, written: int) -> str:
+    """One line for a save that failed: the file, why, and (a full disk) the space it needs."""
+    kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(path.parent).free
+        needed = max(written, path.stat().st_size if path.exists() else 0)  # what the last save took, at least
+        room = f"{file_size(free)} free; the checkpoint needs at least {file_size(needed)}" if needed else "full"
+        return (
+            f"{path}: could not save: no space left on the device ({room}){kept}: "
+            "free some space there, or use another folder, and run the command again"
+        )
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{path}: could not save ({reason}){kept}"
+
+
+def file_size(size: int) -> str:
+    """``size`` bytes for a reader: ``12.3 MB``, ``640 KB``."""
+    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{max(size // 2**10, 1)} KB"
 
 
 def make_checkpoint(
@@ -57,6 +104,8 @@ def make_checkpoint(
     config: dict[str, Any],
     train_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A checkpoint's contents: the weights, both tokenizers (with their sha256, checked on
+    reading), the config and, in ``last.pt``, the training state."""
     ckpt = {
         "format": FORMAT,
         "version": VERSION,
@@ -64,6 +113,10 @@ def make_checkpoint(
         "model": model.state_dict(),
         "src_tokenizer": src_tokenizer.model_proto,
         "tgt_tokenizer": tgt_tokenizer.model_proto,
+        "tokenizer_sha256": {
+            "src_tokenizer": sha256(src_tokenizer.model_proto),
+            "tgt_tokenizer": sha256(tgt_tokenizer.model_proto),
+        },
     }
     if train_state is not None:
         ckpt["train_state"] = train_state
@@ -73,6 +126,8 @@ def make_checkpoint(
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and check a checkpoint file; a clear :class:`CheckpointError` if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(folder_given(path))
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -98,7 +153,33 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint version {ckpt.get('version')} (this seq2seq reads {VERSION}); "
             "retrain it with this version"
         )
+    check_tokenizers(path, ckpt)
     return ckpt
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_tokenizers(path: Path, ckpt: dict[str, Any]) -> None:
+    """The tokenizers' bytes against the sha256 stored beside them (checkpoints written before
+    the checksums have none, and pass): a flipped bit would tokenize differently without a word."""
+    for key, digest in ckpt.get("tokenizer_sha256", {}).items():
+        if sha256(ckpt.get(key, b"")) != digest:
+            raise CheckpointError(
+                f"{path}: damaged: its {key.replace('_', ' ')} does not match the checksum saved with it; "
+                "use another copy or an earlier checkpoint"
+            )
+
+
+def folder_given(path: Path) -> str:
+    """What to say when a checkpoint option names a folder: the checkpoint files in it."""
+    names = sorted(p.name for p in path.glob("*.pt"))
+    if BEST in names:
+        return f"{path}: is a folder, not a checkpoint file; did you mean {path / BEST}?"
+    if names:
+        return f"{path}: is a folder, not a checkpoint file; it holds {', '.join(names)}"
+    return f"{path}: is a folder, not a checkpoint file, and holds no .pt file"
 
 
 def non_finite(weights: dict[str, Any]) -> str | None:
@@ -109,12 +190,9 @@ def non_finite(weights: dict[str, Any]) -> str | None:
     return None
 
 
-KEPT_NAME = re.compile(r"step(\d+)\.pt")
-
-
 def kept_step(path: str | Path) -> int:
     """The update count in a kept checkpoint's name (``step00000626.pt`` -> 626)."""
-    match = KEPT_NAME.fullmatch(Path(path).name)
+    match = KEPT.fullmatch(Path(path).name)
     if match is None:
         raise ValueError(f"{path}: not a kept checkpoint name (stepNNNNNNNN.pt)")
     return int(match.group(1))
@@ -122,7 +200,7 @@ def kept_step(path: str | Path) -> int:
 
 def kept_checkpoints(run: str | Path) -> list[Path]:
     """A run folder's kept per-validation checkpoints (``trainer.keep_checkpoints``), oldest first."""
-    return sorted((p for p in Path(run).glob("step*.pt") if KEPT_NAME.fullmatch(p.name)), key=kept_step)
+    return sorted((p for p in Path(run).glob("*.pt") if KEPT.fullmatch(p.name)), key=kept_step)
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Evaluation: sacreBLEU BLEU and chrF, BLEU by source length, and alignment accuracy
-(``seq2seq-eval`` runs :func:`run_eval`)."""
+(``seq2seq-eval`` runs :func:`run_eval`; training's validation, :func:`validate_model`, scores the same way)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sacrebleu.significance import PairedTest
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import (
+    LENGTH_BUCKET_EDGES,
     LONGEST,
     DataConfig,
     EvalConfig,
@@ -31,12 +32,13 @@ from seq2seq.config import (
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
 from seq2seq.decoding import decoding_for
+from seq2seq.loss import mean_loss
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import describe
 from seq2seq.tokenizer import WORD_START, Tokenizer
 from seq2seq.translator import Translation, translate_sentences
 
-LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets([10, 20, 30, 40])
+LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets(LENGTH_BUCKET_EDGES)  # data.length_buckets' default
 
 
 def bleu_tokenizer(setting: str, tgt_lang: str) -> str:
@@ -240,6 +242,34 @@ def evaluate_model(
             4,
         )
     return report, translations
+
+
+def validate_model(
+    model: Seq2Seq,
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    corpus: ParallelCorpus,
+    *,
+    tokenize: str,
+    batch_size: int,
+    search: SearchConfig,
+    device: torch.device,
+    with_alignment: bool,
+) -> tuple[dict[str, float], list[Translation]]:
+    """What training records at a validation, scored by :func:`evaluate_model` as
+    ``seq2seq-eval`` scores: ``valid_loss`` (per target token under teacher forcing, no label
+    smoothing), ``valid_bleu``, ``valid_chrf`` and, with ``with_alignment`` on data with gold
+    links, ``valid_alignment_accuracy``; and the translations (for the attention examples)."""
+    src_ids, tgt_ids = src_tokenizer.encode_batch(corpus.src), tgt_tokenizer.encode_batch(corpus.tgt)
+    loss = mean_loss(model, src_ids, tgt_ids, batch_size, device)
+    report, translations = evaluate_model(
+        model, src_tokenizer, tgt_tokenizer, corpus, tokenize=tokenize, batch_size=batch_size, search=search,
+        device=device, with_alignment=with_alignment, buckets=(),
+    )  # fmt: skip
+    metrics = {"valid_loss": loss, "valid_bleu": report["bleu"], "valid_chrf": report["chrf"]}
+    if "alignment_accuracy" in report:
+        metrics["valid_alignment_accuracy"] = report["alignment_accuracy"]
+    return metrics, translations
 
 
 def eval_data(given: Any, trained_on: dict[str, Any]) -> Any:

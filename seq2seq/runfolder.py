@@ -1,5 +1,6 @@
-"""What keeps a run folder one run's: a lock against a second live run, the clean-up of
-temporary files a killed save left, and a record of the software that trained it."""
+"""The run folder: the names of its files (in this one place), what keeps it one run's (a lock
+against a second live run, the clean-up of temporary files a killed save left) and a record of
+the software that trained it."""
 
 from __future__ import annotations
 
@@ -21,8 +22,29 @@ import torch
 from seq2seq.errors import RunFolderBusy
 
 log = logging.getLogger("seq2seq")
+
+# a run folder's files
+BEST = "best.pt"  # the weights of the highest validation BLEU
+LAST = "last.pt"  # the weights, optimizer, position and RNG after the last save: to resume
+AVERAGED = "averaged.pt"  # seq2seq-average's mean of the kept checkpoints
+KEPT = re.compile(r"step(\d+)\.pt")  # the weights at a validation (trainer.keep_checkpoints): kept_name(step)
+METRICS = "metrics.csv"  # one row per validation
+CONFIG = "config.yaml"  # the resolved config
+ENVIRONMENT = "environment.json"  # the software that trained
+ATTENTION = "attention"  # trainer.attention_examples' heatmaps: example_name(step, i)
+TENSORBOARD = "tensorboard"  # trainer.tensorboard's log
 LOCK_NAME = "train.lock"
-TEMPORARY = re.compile(r"\.(last|best|averaged|step\d+)\.pt\..+\.tmp")  # save_atomic's names
+TEMPORARY = re.compile(r"\.(last|best|averaged|step\d+)\.pt\..+\.tmp")  # save_atomic's names for the above
+
+
+def kept_name(step: int) -> str:
+    """The file name of the weights kept at update ``step`` (626 -> ``step00000626.pt``)."""
+    return f"step{step:08d}.pt"
+
+
+def example_name(step: int, sentence: int) -> str:
+    """The file name, in ``attention/``, of valid sentence ``sentence``'s heatmap at update ``step``."""
+    return f"step{step:08d}-{sentence}.png"
 
 
 class RunLock:
@@ -101,4 +123,4 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def write_environment(folder: Path, device: torch.device) -> None:
-    (folder / "environment.json").write_text(json.dumps(environment(device), indent=2) + "\n", encoding="utf-8")
+    (folder / ENVIRONMENT).write_text(json.dumps(environment(device), indent=2) + "\n", encoding="utf-8")

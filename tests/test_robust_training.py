@@ -4,19 +4,24 @@ folder."""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from test_training import tiny_config
 
+from seq2seq import checkpoint
 from seq2seq import device as device_module
 from seq2seq.checkpoint import average_checkpoints, load_model, read_checkpoint, save_atomic
 from seq2seq.data.prepare import prepare_data
@@ -274,3 +279,147 @@ def test_a_run_stopped_by_a_signal_resumes_to_the_uninterrupted_run(
     assert a["train_state"]["step"] == b["train_state"]["step"] == 30
     assert_same_tensors(a["model"], b["model"], "model.")
     assert_same_tensors(a["train_state"]["optimizer"], b["train_state"]["optimizer"], "optimizer.")
+
+
+class FullDisk(io.RawIOBase):
+    """A file whose disk fills after ``room`` bytes: torch's writer meets ENOSPC mid-checkpoint."""
+
+    def __init__(self, file: BinaryIO, room: int) -> None:
+        self.file, self.room = file, room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.file.write(data)
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_atomic({"a": torch.zeros(4)}, path)
+
+    def writer_raises(obj: Any, f: BinaryIO) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def disk_fills(obj: Any, f: BinaryIO) -> None:
+        torch.save(obj, FullDisk(f, 100))  # torch's own writer, failing inside (a RuntimeError around the OSError)
+
+    for failing in (writer_raises, disk_fills):
+        monkeypatch.setattr(checkpoint, "write_checkpoint", failing)
+        with pytest.raises(CheckpointError) as error:
+            save_atomic({"a": torch.ones(100_000)}, path)
+        message = str(error.value)
+        assert "\n" not in message and "no space left on the device" in message, message
+        assert "the previous ckpt.pt is unchanged" in message and "free some space" in message
+        assert torch.equal(torch.load(path, weights_only=True)["a"], torch.zeros(4))
+        assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+def test_a_full_disk_during_training_ends_in_one_checkpoint_error_and_last_pt_stays(
+    toy_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves: list[int] = []
+    write = checkpoint.write_checkpoint
+
+    def fills_after_two(obj: Any, f: BinaryIO) -> None:  # the first validation's best.pt and last.pt fit
+        saves.append(1)
+        if len(saves) <= 2:
+            write(obj, f)
+        else:
+            torch.save(obj, FullDisk(f, 1000))
+
+    monkeypatch.setattr(checkpoint, "write_checkpoint", fills_after_two)
+    run = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="could not save: no space left on the device"):
+        train_run(tiny_config(toy_root, epochs=2, valid_every=5), run)
+    assert read_checkpoint(run / "last.pt")["train_state"]["step"] == 5
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")] and not (run / "train.lock").exists()
+
+
+@pytest.fixture(scope="module")
+def one_step_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("one_step") / "run"
+    train_run(tiny_config(toy_root, max_steps=1), run)
+    return run
+
+
+def test_a_flipped_tokenizer_byte_is_refused_and_checkpoints_without_checksums_still_load(
+    one_step_run: Path, tmp_path: Path
+) -> None:
+    ckpt = read_checkpoint(one_step_run / "best.pt")
+    for key in ("src_tokenizer", "tgt_tokenizer"):
+        flipped = bytearray(ckpt[key])
+        flipped[len(flipped) // 2] ^= 0x01
+        save_atomic({**ckpt, key: bytes(flipped)}, tmp_path / "flipped.pt")
+        with pytest.raises(CheckpointError, match=f"damaged: its {key.replace('_', ' ')} does not match the checksum"):
+            load_model(tmp_path / "flipped.pt")
+    save_atomic({k: v for k, v in ckpt.items() if k != "tokenizer_sha256"}, tmp_path / "older.pt")
+    load_model(tmp_path / "older.pt")  # written before the checksums: loads as before
+
+
+def test_a_folder_given_as_a_checkpoint_names_the_file_in_it(one_step_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file; did you mean .*best.pt") as error:
+        load_model(one_step_run)
+    assert str(one_step_run / "best.pt") in str(error.value)
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file, and holds no .pt file"):
+        read_checkpoint(tmp_path)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["model"]
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("kept", "source"),
+    [(4, "restored best.pt from step00000005.pt"), (0, "are lost: removed it")],
+    ids=["from-the-kept-step-file", "lost"],
+)
+def test_a_truncated_best_pt_is_put_right_on_resume_with_one_warning(
+    kept: int, source: str, toy_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = {"epochs": 2, "valid_every": 5, "lr": 1e-7, "min_lr": 0.0, "keep_checkpoints": kept}  # BLEU stays put
+    run = tmp_path / "run"
+    first = train_run(tiny_config(toy_root, **settings), run)
+    assert [row["step"] for row in first.state.history] == [5, 10, 15, 20]  # best.pt: step 5's weights
+    best = weights(run / "best.pt")
+    truncate(run / "best.pt")
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        resumed = train_run(tiny_config(toy_root, **settings), run)  # finished already: no more training
+    (warning,) = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "best.pt" in r.getMessage()
+    ]
+    assert warning.startswith(f"{run / 'best.pt'}: not a readable checkpoint") and source in warning, warning
+    if kept:  # the very weights of the best validation
+        assert resumed.best_bleu == first.best_bleu
+        assert all(torch.equal(best[name], tensor) for name, tensor in weights(run / "best.pt").items())
+    else:  # lost: best.pt holds the resumed weights, and the BLEU counts from here on
+        assert resumed.best_bleu == -1.0
+        last = weights(run / "last.pt")
+        assert all(torch.equal(last[name], tensor) for name, tensor in weights(run / "best.pt").items())
+
+
+def test_a_truncated_best_pt_of_the_last_validation_is_rewritten_from_last_pt(
+    toy_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    first = train_run(tiny_config(toy_root, epochs=1), run)  # one validation: best.pt and last.pt hold the same weights
+    truncate(run / "best.pt")
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        resumed = train_run(tiny_config(toy_root, epochs=1), run)
+    (warning,) = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "best.pt" in r.getMessage()
+    ]
+    assert "rewrote best.pt from last.pt" in warning, warning
+    assert resumed.best_bleu == first.best_bleu
+    last = weights(run / "last.pt")
+    assert all(torch.equal(last[name], tensor) for name, tensor in weights(run / "best.pt").items())
