@@ -62,13 +62,9 @@ def _allowed(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: in
 
 
 @torch.no_grad()
-def greedy_search(
-    model: Seq2Seq,
-    src: torch.Tensor,  # (B, S)
-    src_mask: torch.Tensor,  # (B, S)
-    cfg: SearchConfig,  # its lengths: max_len_a, max_len_b, min_len
-) -> list[Hypothesis]:
-    """The most probable next token at every step, until EOS.
+def greedy_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[Hypothesis]:
+    """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
+    ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``).
 
     1. encode the source once: the decoder's memory, its first state;
     2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
@@ -107,13 +103,10 @@ def greedy_search(
 
 
 @torch.no_grad()
-def beam_search(
-    model: Seq2Seq,
-    src: torch.Tensor,  # (B, S)
-    src_mask: torch.Tensor,  # (B, S)
-    cfg: SearchConfig,  # beam (K), length_penalty (α), length_norm, nbest and the lengths
-) -> list[list[Hypothesis]]:
-    """The ``cfg.nbest`` best hypotheses per sentence, best first, by ``score / length_penalty``.
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[list[Hypothesis]]:
+    """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
+    best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
+    ``cfg.length_penalty`` (α) and ``cfg.length_norm``, within ``cfg``'s lengths.
 
     The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
     sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.

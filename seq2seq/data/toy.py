@@ -28,65 +28,37 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-NAMES = {
-    "Tom": "汤姆",
-    "Jerry": "杰瑞",
-    "Mary": "玛丽",
-    "John": "约翰",
-    "Lucy": "露西",
-    "Jack": "杰克",
-    "Anna": "安娜",
-    "Peter": "彼得",
-    "Lily": "莉莉",
-    "David": "大卫",
-}
-VERBS = {
-    "chase": "追逐",
-    "see": "看见",
-    "like": "喜欢",
-    "help": "帮助",
-    "find": "找到",
-    "visit": "拜访",
-    "follow": "跟随",
-    "watch": "观看",
-    "meet": "遇见",
-    "love": "爱",
-}
+
+def _rows(text: str) -> list[list[str]]:
+    """``"a b, c d, ..."`` -> ``[[a, b], [c, d], ...]``, in that order (the order the grammar draws from)."""
+    return [row.split() for row in text.split(", ")]
+
+
+def _table(text: str) -> dict[str, str]:
+    """``"en zh, en zh, ..."`` -> ``{en: zh}``."""
+    return {en: zh for en, zh in _rows(text)}
+
+
+NAMES = _table(
+    "Tom 汤姆, Jerry 杰瑞, Mary 玛丽, John 约翰, Lucy 露西, Jack 杰克, Anna 安娜, Peter 彼得, Lily 莉莉, David 大卫"
+)
+VERBS = _table(
+    "chase 追逐, see 看见, like 喜欢, help 帮助, find 找到, visit 拜访, follow 跟随, watch 观看, meet 遇见, love 爱"
+)
 # noun -> (Chinese noun, measure word)
 NOUNS = {
-    "cat": ("猫", "只"),
-    "dog": ("狗", "只"),
-    "bird": ("鸟", "只"),
-    "book": ("书", "本"),
-    "car": ("车", "辆"),
-    "apple": ("苹果", "个"),
-    "teacher": ("老师", "位"),
-    "student": ("学生", "个"),
-    "horse": ("马", "匹"),
-    "fish": ("鱼", "条"),
-    "letter": ("信", "封"),
-    "flower": ("花", "朵"),
+    en: (zh, measure)
+    for en, zh, measure in _rows(
+        "cat 猫 只, dog 狗 只, bird 鸟 只, book 书 本, car 车 辆, apple 苹果 个, teacher 老师 位, student 学生 个, "
+        "horse 马 匹, fish 鱼 条, letter 信 封, flower 花 朵"
+    )
 }
-ADJECTIVES = {
-    "big": "大",
-    "small": "小",
-    "black": "黑",
-    "white": "白",
-    "red": "红",
-    "new": "新",
-}
+ADJECTIVES = _table("big 大, small 小, black 黑, white 白, red 红, new 新")
 # determiner -> Chinese word before the measure word; "the" has none (a bare noun)
 DETERMINERS = {"the": None, "this": "这", "that": "那", "a": "一", "two": "两", "three": "三"}
-PLACES = {
-    "garden": "花园",
-    "park": "公园",
-    "school": "学校",
-    "kitchen": "厨房",
-    "library": "图书馆",
-    "station": "车站",
-    "river": "河",
-    "market": "市场",
-}
+PLACES = _table(
+    "garden 花园, park 公园, school 学校, kitchen 厨房, library 图书馆, station 车站, river 河, market 市场"
+)
 # preposition -> (word before the place, word after it or None). Each preposition has its own
 # first word, so that word can only be chosen by looking at the preposition.
 PREPOSITIONS = {
@@ -96,7 +68,7 @@ PREPOSITIONS = {
     "along": ("沿着", None),
     "near": ("靠近", None),
 }
-ADVERBS = {"quickly": "快速地", "slowly": "慢慢地", "happily": "高兴地", "quietly": "安静地"}
+ADVERBS = _table("quickly 快速地, slowly 慢慢地, happily 高兴地, quietly 安静地")
 # one- and two-word time phrases; each English word -> the Chinese words it aligns to
 TIMES: list[tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[int, int], ...]]] = [
     (("yesterday",), ("昨天",), ((0, 0),)),
@@ -146,10 +118,14 @@ class ToyGrammar:
     def _pick(self, table: dict) -> str:
         return self.rng.choice(list(table))
 
-    def name(self) -> _Phrase:
-        en = self._pick(NAMES)
+    def _word(self, table: dict[str, str]) -> _Phrase:
+        """One word drawn from ``table``, and its translation."""
+        en = self._pick(table)
         w = _Src(en)
-        return [w], [(NAMES[en], (w,))]
+        return [w], [(table[en], (w,))]
+
+    def name(self) -> _Phrase:
+        return self._word(NAMES)
 
     def noun_phrase(self, depth: int) -> _Phrase:
         det_en, noun_en = self._pick(DETERMINERS), self._pick(NOUNS)
@@ -183,9 +159,7 @@ class ToyGrammar:
         return self.name() if self.rng.random() < 0.5 else self.noun_phrase(depth)
 
     def verb(self) -> _Phrase:
-        en = self._pick(VERBS)
-        w = _Src(en)
-        return [w], [(VERBS[en], (w,))]
+        return self._word(VERBS)
 
     def place(self) -> _Phrase:
         prep_en, place_en = self._pick(PREPOSITIONS), self._pick(PLACES)
