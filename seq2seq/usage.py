@@ -160,6 +160,9 @@ def check_arguments(command: str, args: Sequence[str], flags: Mapping[str, argpa
     split = split_arguments(args, flags)
     if "--shell-completion" in split.flags or "--experimental-rerun" in split.flags:
         return split  # Hydra's own business
+    modes = sorted({f for f in split.flags if f in ("--run", "--multirun", "--cfg", "--info")})
+    if len(modes) > 1:
+        raise ConfigError(f"{' and '.join(modes)} do not go together: give one of them")
     if split.strays:
         raise ConfigError(stray_message(command, split.strays))
     own_configs = not {"--config-path", "--config-dir"} & set(split.flags)

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from seq2seq import cli
+from seq2seq.config import SCHEMAS
+from seq2seq.usage import USAGE, check_arguments, schema_options
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [
@@ -168,7 +172,7 @@ def test_mismatched_corpus_names_both_files(tmp_path: Path) -> None:
     [
         ("trainer.epochz=3", "epochz"),
         ("trainer.epochs=many", "trainer.epochs"),
-        ("model=transformerz", "model/transformerz"),
+        ("model=transformerz", "model=transformerz is not a config (did you mean model=transformer?)"),
         ("model.decoder=lstm", "is not valid: choose one of bahdanau, luong, transformer, cho, sutskever"),
         ("model.rnn=rnn", "model.rnn='rnn' is not valid: choose one of gru, lstm"),
         ("model.encoder=self_attention model.self_attention.heads=3", "not divisible by model.self_attention.heads=3"),
@@ -266,14 +270,14 @@ def test_help_shows_the_commands_own_options_only(command: str, tmp_path: Path) 
     shown = p.stdout.decode()
     assert shown.startswith(command + ":")  # what it does, then how to call it
     assert "model/attention" not in shown and "trainer:" not in shown and "lr_schedule" not in shown
-    own = {"seq2seq-eval": "checkpoint: ???", "seq2seq-translate": "format: text",
-           "seq2seq-gather": "runs: ???", "seq2seq-average": "last: 5"}  # fmt: skip
+    own = {"seq2seq-eval": "checkpoint=???", "seq2seq-translate": "format=text",
+           "seq2seq-gather": "runs=???", "seq2seq-average": "last=5"}  # fmt: skip
     assert own[command] in shown
 
 
 def test_train_help_lists_the_training_groups(tmp_path: Path) -> None:
     shown = run("seq2seq-train", "--help", cwd=tmp_path).stdout.decode()
-    assert "model/attention: additive, cosine, dot, general, scaled_dot" in shown and "lr_schedule" in shown
+    assert "model/attention=  [additive], cosine, dot, general, scaled_dot" in shown and "lr_schedule" in shown
 
 
 @pytest.mark.parametrize(
@@ -382,3 +386,124 @@ def test_gather_reports_significance_seed_spread_and_encoder_self_attention(toy_
     markdown = (out / "comparison.md").read_text()
     assert "ΔBLEU" in markdown and "differ only in seed" in markdown and "encoder_self_attention.png" in markdown
     assert (out / "encoder_self_attention.png").stat().st_size > 0
+
+
+ENTRY_POINTS = {"train": cli.train, "eval": cli.evaluate, "translate": cli.translate, "compare": cli.compare,
+                "gather": cli.gather, "average": cli.average, "serve": cli.serve}  # fmt: skip
+
+
+def call(command: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console script ``seq2seq-<command>`` in this process."""
+    monkeypatch.setattr(sys, "argv", [f"seq2seq-{command}", *args])
+    ENTRY_POINTS[command]()
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "line"),
+    [
+        ("train", ["data=toy", "trainer.max_step=20"],
+         "trainer.max_step is not an option of seq2seq-train (did you mean trainer.max_steps?); "
+         "`seq2seq-train --help` lists them"),
+        ("train", ["model=atention"],
+         "model=atention is not a config (did you mean model=attention?): "
+         "choose one of attention, fixed_context, luong, sutskever, transformer"),
+        ("train", ["data=toyy"],
+         "data=toyy is not a config (did you mean data=toy?): choose one of multi30k, tatoeba_cmn, toy"),
+        ("train", ["-m", "model=attention,luongg"],
+         "model=luongg is not a config (did you mean model=luong?): "
+         "choose one of attention, fixed_context, luong, sutskever, transformer"),
+        ("train", ["model/atention=dot"],
+         "model/atention= is not a config group of seq2seq-train (did you mean model/attention=dot?); "
+         "its groups: data, model, model/attention, trainer"),
+        ("compare", ["model=luong"], "model= is not a config group of seq2seq-compare; its groups: data, trainer"),
+        ("train", ["--epochs", "5"], "--epochs is not how options are given: write key=value, e.g. trainer.epochs=5"),
+        ("train", ["--max-steps=20"],
+         "--max-steps is not how options are given: write key=value, e.g. trainer.max_steps=20"),
+        ("train", ["trainer.epochs", "5"],
+         "trainer.epochs is not how options are given: write key=value, e.g. trainer.epochs=5"),
+        ("eval", ["checkpoint=x.pt", "--beam", "5"],
+         "--beam is not how options are given: write key=value, e.g. beam=5"),
+        ("train", ["--verbose"],
+         "--verbose is not an option: options are key=value (`seq2seq-train --help` lists them)"),
+        ("translate", ["checkpoint=x.pt", "Tom chases Jerry"],
+         "'Tom chases Jerry' is not an option: seq2seq-translate reads sentences from standard input, "
+         "e.g. echo 'Tom chases Jerry' | seq2seq-translate checkpoint=FILE, or input=FILE; on a terminal it prompts"),
+        ("translate", ["checkpoint=x.pt", "Tom", "chases", "Jerry"],
+         "'Tom chases Jerry' is not an option: seq2seq-translate reads sentences from standard input, "
+         "e.g. echo 'Tom chases Jerry' | seq2seq-translate checkpoint=FILE, or input=FILE; on a terminal it prompts"),
+        ("train", ["-m", "--cfg", "job"], "--cfg and --multirun do not go together: give one of them"),
+    ],
+)  # fmt: skip
+def test_a_wrong_argument_is_one_line_before_hydra_runs(
+    command: str, args: list[str], line: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        call(command, *args, monkeypatch=monkeypatch)
+    assert stopped.value.code == "error: " + line  # sys.exit(text): text on stderr, exit status 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "model=attention,luong", "model/attention=dot,general", "hydra.sweep.dir=x"],
+        ["--cfg", "job", "+trainer.extra=1", "~search", "hydra.run.dir=x", "hydra/job_logging=none"],
+        ["-m", "model=glob(*)", "data=choice(toy,multi30k)", "seed=range(1,3)"],
+        ["--config-name", "example", "model.rnn=lstm"],
+        ["--info", "defaults", "trainer=real"],
+        ["--hydra-help"],
+        ["-sc", "install=bash"],
+    ],
+)
+def test_what_hydra_reads_passes_the_check(args: list[str]) -> None:
+    check_arguments("train", args, cli.hydra_flags())
+
+
+def test_a_wrong_argument_ends_the_command_with_one_line_and_status_1(tmp_path: Path) -> None:
+    p = run("seq2seq-train", "data=toy", "trainer.max_step=20", cwd=tmp_path)
+    assert p.returncode == 1 and p.stdout == b""
+    assert p.stderr.decode() == (
+        "error: trainer.max_step is not an option of seq2seq-train (did you mean trainer.max_steps?); "
+        "`seq2seq-train --help` lists them\n"
+    )
+    p = run("seq2seq-translate", "checkpoint=x.pt", "Tom chases Jerry", cwd=tmp_path)
+    assert p.returncode == 1 and len(p.stderr.decode().splitlines()) == 1
+
+
+def test_hydra_flags_still_work(tmp_path: Path) -> None:
+    p = run("seq2seq-train", "--cfg", "job", "trainer.epochs=3", "+trainer.extra=1", "~search", cwd=tmp_path)
+    assert p.returncode == 0, text(p)
+    assert "  epochs: 3\n" in p.stdout.decode() and "extra: 1" in p.stdout.decode()
+    p = run("seq2seq-train", "--hydra-help", cwd=tmp_path)
+    assert p.returncode == 0 and "Hydra (" in p.stdout.decode() and "--multirun,-m" in p.stdout.decode()
+
+
+@pytest.mark.parametrize("command", sorted(USAGE))
+def test_help_says_what_the_command_does_its_options_groups_and_examples(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call(command, "--help", monkeypatch=monkeypatch)
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"seq2seq-{command}: {USAGE[command].does[:40]}")
+    assert "Main options, KEY=VALUE" in shown and "Other options" in shown and "Examples:" in shown
+    assert all(f"\n  {example}\n" in shown for example in USAGE[command].examples)
+    assert "powered by Hydra" not in shown
+    lines = shown.splitlines()
+    if command in ("train", "compare"):
+        assert "  trainer=          default, real, [toy], transformer" in lines
+        assert any(line.startswith("  trainer.batch_size=64 ") and "sentences per batch" in line for line in lines)
+
+
+def test_help_shows_the_values_the_overrides_give(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call("train", "model=transformer", "trainer.epochs=7", "--help", monkeypatch=monkeypatch)
+    shown = capsys.readouterr().out.splitlines()
+    assert "  model=            attention, fixed_context, luong, sutskever, [transformer]" in shown
+    assert any(line.startswith("  model.encoder=self_attention ") for line in shown)
+    assert any(line.startswith("  trainer.epochs=7") for line in shown)
+
+
+@pytest.mark.parametrize("command", sorted(USAGE))
+def test_every_option_help_shows_is_an_option(command: str) -> None:
+    assert set(SCHEMAS) == set(USAGE)
+    assert set(USAGE[command].options.split()) - {"hydra.run.dir"} <= set(schema_options(command))
