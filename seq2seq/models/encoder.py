@@ -23,7 +23,7 @@ from seq2seq.models.transformer import TransformerSettings, TransformerStack, fe
 
 
 def make_rnn(
-    kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool = False
+    kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool
 ) -> nn.RNNBase:
     """``nn.GRU`` or ``nn.LSTM``, batch first, dropout between layers."""
     cls = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]

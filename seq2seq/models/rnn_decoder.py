@@ -69,7 +69,7 @@ class RNNDecoder(nn.Module):
         self.embedding = nn.Embedding(s.vocab_size, s.embed_size, padding_idx=PAD_ID)
         self.dropout = nn.Dropout(s.dropout)
         self.bridge = nn.Linear(s.context_size, s.hidden_size * s.num_layers) if s.bridge == "linear" else None
-        self.rnn = make_rnn(s.rnn, rnn_input_size, s.hidden_size, s.num_layers, s.dropout)
+        self.rnn = make_rnn(s.rnn, rnn_input_size, s.hidden_size, s.num_layers, s.dropout, bidirectional=False)
 
     def set_output(self, readout: nn.Module, readout_size: int, tie_embeddings: bool) -> None:
         """The readout and the output layer over the vocabulary (sharing the target embeddings
