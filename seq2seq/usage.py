@@ -165,16 +165,15 @@ def check_arguments(command: str, args: Sequence[str], flags: Mapping[str, argpa
         raise ConfigError(f"{' and '.join(modes)} do not go together: give one of them")
     if split.strays:
         raise ConfigError(stray_message(command, split.strays))
-    own_configs = not {"--config-path", "--config-dir"} & set(split.flags)
-    groups = config_groups(split.config_name or command) if own_configs else None
+    elsewhere = {"--config-path", "--config-dir"} & set(split.flags)  # groups we cannot see
+    groups = config_groups(split.config_name or command)
     for override in split.overrides:
         key, _, value = override.partition("=")
         if key.startswith(("+", "~", "hydra.", "hydra/")) or "@" in key:
             continue  # added or deleted keys, Hydra's settings, packages: checked once composed, or Hydra's
-        if groups is not None and ("/" in key or key in groups or key in all_groups()):
-            check_choice(command, key, value, groups)
-        elif groups is None and "/" in key:
-            continue
+        if "/" in key or key in groups or key in all_groups():
+            if not elsewhere:
+                check_choice(command, key, value, groups)
         else:
             check_known(nested(key), command)
     return split
@@ -253,6 +252,7 @@ def schema_options(command: str) -> dict[str, str]:
 
 
 def walk_schema(node: DictConfig, schema: type, prefix: str) -> Iterator[tuple[str, str]]:
+    """Each leaf option below ``node`` (a structured config of ``schema``) with its comment."""
     notes = field_comments(schema)
     for key in node:
         kind = OmegaConf.get_type(node, key)
@@ -292,13 +292,14 @@ def help_text(command: str, overrides: Sequence[str]) -> str:
     picks = " [GROUP=CHOICE ...]" if groups else ""
     lines += [f"usage: seq2seq-{command}{picks} [KEY=VALUE ...] [-m] [--cfg job] [--help] [--hydra-help]", ""]
     lines.append("Main options, KEY=VALUE (with the values they have now):")
-    for key in usage.options.split():
+    main = usage.options.split()
+    for key in main:
         left, note = f"  {key}={show(cfg, key)}", NOTES.get(key) or schema_options(command).get(key, "")
         if len(left) > COLUMN - 2:
             lines.append(left)
             left = ""
         lines += textwrap.wrap(left.ljust(COLUMN) + note, WIDTH, subsequent_indent=" " * COLUMN) or [left]
-    others = [key for key in schema_options(command) if key not in usage.options.split()]
+    others = [key for key in schema_options(command) if key not in main]
     lines += ["", f"Other options (`seq2seq-{command} --cfg job` prints every value):"]
     lines += textwrap.wrap(" ".join(others), WIDTH, initial_indent="  ", subsequent_indent="  ")
     if groups:
