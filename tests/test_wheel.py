@@ -71,7 +71,7 @@ def test_installed_wheel_runs_from_another_folder(installed: Path, toy_root: Pat
     out = sh(installed / "seq2seq-translate", "checkpoint=run/best.pt", cwd=tmp_path, stdin="Tom chase Jerry\n\n")
     assert len(out.stdout.split("\n")) == 3 and out.stdout.split("\n")[1] == ""  # one line out per line in
     help_text = sh(installed / "seq2seq-eval", "--help", cwd=tmp_path).stdout
-    assert "checkpoint: ???" in help_text and "model/attention" not in help_text
+    assert "checkpoint=???" in help_text and "model/attention" not in help_text
 
     made = sh(installed / "python", "-m", "seq2seq.data.toy", "--out", "toy", "--train", "30", "--valid", "5",
               "--test", "5", cwd=tmp_path)  # fmt: skip
