@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.device import cpu_has_bf16
+from seq2seq.runfolder import METRICS
 
 BIN = Path(sys.executable).parent
 
@@ -47,7 +48,7 @@ def run(processes: int, precision: str, args: argparse.Namespace, folder: Path) 
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])
-    with open(folder / "metrics.csv", encoding="utf-8") as f:
+    with open(folder / METRICS, encoding="utf-8") as f:
         return float(list(csv.DictReader(f))[-1]["tokens_per_second"])
 
 

@@ -123,10 +123,11 @@ def worker_decode(args: argparse.Namespace) -> dict[str, Any]:
     from seq2seq.checkpoint import load_model
     from seq2seq.config import SearchConfig
     from seq2seq.data.batching import bucket_batches, collate
+    from seq2seq.runfolder import LAST
     from seq2seq.search import search
 
     torch.set_num_threads(args.threads)
-    loaded = load_model(Path(args.out) / "last.pt", torch.device("cpu"))
+    loaded = load_model(Path(args.out) / LAST, torch.device("cpu"))
     model, src_tok = loaded.model, loaded.src_tokenizer
     sources = src_tok.encode_batch([line.rstrip("\n") for line in open(args.src, encoding="utf-8")])
     batches = [collate([sources[i] for i in idx]) for idx in bucket_batches([len(s) for s in sources], BATCH)]

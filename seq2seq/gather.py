@@ -17,6 +17,7 @@ from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError
 from seq2seq.evaluation import eval_data
 from seq2seq.report import ReportedRun, load_runs, report_runs
+from seq2seq.runfolder import BEST, LAST
 
 
 def find_runs(paths: list[str]) -> dict[str, Path]:
@@ -25,7 +26,7 @@ def find_runs(paths: list[str]) -> dict[str, Path]:
     for given in map(Path, paths):
         if not given.is_dir():
             raise ConfigError(f"runs: {given} is not a folder")
-        found = sorted(p.parent for p in given.rglob("best.pt") if (p.parent / "last.pt").is_file())
+        found = sorted(p.parent for p in given.rglob(BEST) if (p.parent / LAST).is_file())
         if not found:
             raise ConfigError(f"runs: no trained run (best.pt + last.pt) in {given}")
         for run in found:

@@ -31,6 +31,7 @@ from seq2seq.data.corpus import load_split
 from seq2seq.decoding import Decoding
 from seq2seq.evaluation import bleu_tokenizer, evaluate_model, paired_bootstrap
 from seq2seq.models.encoder import SelfAttentionEncoder
+from seq2seq.runfolder import BEST, LAST
 from seq2seq.search import describe
 from seq2seq.translator import Translation
 
@@ -52,7 +53,7 @@ def load_runs(runs: dict[str, Path], checkpoints: dict[str, Path], device: torch
     """Each run's checkpoint (``checkpoints[name]``, else its ``best.pt``), loaded once."""
     out = {}
     for name, folder in runs.items():
-        checkpoint = checkpoints.get(name, folder / "best.pt")
+        checkpoint = checkpoints.get(name, folder / BEST)
         out[name] = ReportedRun(folder, checkpoint, load_model(checkpoint, device))
     return out
 
@@ -83,7 +84,7 @@ def report_runs(
             autocast=decoding.autocast,
         )  # fmt: skip
         signature = report.pop("bleu_signature")
-        state = read_checkpoint(run.folder / "last.pt").get("train_state", {})
+        state = read_checkpoint(run.folder / LAST).get("train_state", {})
         histories[name] = state.get("history", [])
         models[name] = model_row(run, report, state)
         log.info("%s: %s BLEU %.2f, chrF %.2f", name, split, report["bleu"], report["chrf"])
@@ -254,7 +255,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
             f"chrF {group['chrf_mean']:.2f} ± {group['chrf_sd']:.2f} (mean ± sample standard deviation)",
         ]
     files = {n: Path(m["checkpoint"]).name for n, m in models.items()}
-    if any(f != "best.pt" for f in files.values()):
+    if any(f != BEST for f in files.values()):
         lines += ["", "Checkpoints evaluated: " + ", ".join(f"{n}: `{f}`" for n, f in files.items())]
     lines += [
         "",

@@ -12,13 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import TrainerConfig, resume_mismatch, with_defaults
 from seq2seq.distributed import Processes
 from seq2seq.errors import CheckpointError, TrainingStopped
-from seq2seq.runfolder import ATTENTION, AVERAGED, BEST, LAST, METRICS, example_name, kept_name
+from seq2seq.runfolder import (
+    ATTENTION,
+    AVERAGED,
+    BEST,
+    CONFIG,
+    LAST,
+    METRICS,
+    example_name,
+    kept_name,
+    write_environment,
+)
 from seq2seq.schedules import Plateau, plateau
 from seq2seq.stopping import EarlyStop, Window, early_stop
 from seq2seq.tokenizer import Tokenizer
@@ -211,6 +222,13 @@ class RunFiles:
         save_atomic(self.checkpoint(), self.folder / kept_name(state.step))
         for old in kept_checkpoints(self.folder)[:-keep]:
             old.unlink(missing_ok=True)
+
+    def prepare(self, step: int, finished: bool) -> None:
+        """Before training goes on from ``step`` (rank 0): :meth:`prune`, then write ``config.yaml``
+        (it describes ``last.pt`` from now on) and ``environment.json``."""
+        self.prune(step, finished)
+        (self.folder / CONFIG).write_text(OmegaConf.to_yaml(self.config), encoding="utf-8")
+        write_environment(self.folder, self.device)
 
     def prune(self, step: int, finished: bool) -> None:
         """Before training goes on, drop what no longer belongs to this run: kept checkpoints past

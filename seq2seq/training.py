@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from seq2seq.board import Board, check_tensorboard
 from seq2seq.checkpoint import sha256
-from seq2seq.config import TrainConfig, check_train, describe_model, uses_attention
+from seq2seq.config import TrainConfig, TrainerConfig, check_train, describe_model, uses_attention
 from seq2seq.constants import WARMUP_SCHEDULES
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.prepare import PreparedData, prepare_data
@@ -37,7 +37,7 @@ from seq2seq.errors import ConfigError, TrainingStopped
 from seq2seq.evaluation import bleu_tokenizer, validate_model
 from seq2seq.loss import LossOf, batch_loss
 from seq2seq.models.seq2seq import Seq2Seq, build_model
-from seq2seq.runfolder import CONFIG, TENSORBOARD, RunLock, remove_stale_temporaries, write_environment
+from seq2seq.runfolder import TENSORBOARD, RunLock, remove_stale_temporaries
 from seq2seq.schedules import anneal_lr, budget_over, budget_spent, warmup_lr
 from seq2seq.stopping import StopSignals, Window
 from seq2seq.threads import ThreadGovernor
@@ -101,13 +101,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if cfg.trainer.precision == "fp16" else None
         seed_everything(cfg.seed)
         self.model: Seq2Seq = build_model(cfg.model, len(self.src_tok), len(self.tgt_tok)).to(self.device)
-        self.ddp: DistributedDataParallel | None = None
-        if self.processes.world > 1:  # the same start everywhere, then each its own dropout masks
-            self.ddp = DistributedDataParallel(
-                LossOf(self.model, cfg.trainer.label_smoothing),
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            )
-            torch.manual_seed(cfg.seed * 1000 + self.processes.rank)
+        self.ddp = data_parallel(self.model, cfg, self.processes, self.device)  # None: one process
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=cfg.trainer.lr, betas=(0.9, cfg.trainer.adam_beta2)
         )
@@ -155,9 +149,7 @@ class Trainer:
         if len(set(views)) > 1:
             raise ConfigError(f"the training processes disagree on where training stands: {views}")
         if main:
-            self.files.prune(self.state.step, self.finished())
-            (self.out_dir / CONFIG).write_text(OmegaConf.to_yaml(self.config_dict), encoding="utf-8")
-            write_environment(self.out_dir, self.device)
+            self.files.prepare(self.state.step, self.finished())
             if self.processes.world > 1:
                 log.info("DDP: %d processes, %s", self.processes.world, self.processes.backend)
             if self.cfg.trainer.tensorboard:
@@ -183,7 +175,7 @@ class Trainer:
         if self.state.batch_in_epoch >= len(batches):  # saved after the epoch's last update, before its roll-over
             self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
             return
-        window, bar = Window(), self.progress_bar(len(batches))
+        window, bar = Window(), progress_bar(t, self.state, len(batches), self.processes.main)
         try:
             while True:
                 self.schedule_lr(len(batches), window)  # 1
@@ -208,7 +200,7 @@ class Trainer:
                     self.close(window)
                     self.save()
                 if stopping:  # 5
-                    raise self.stopped(stop)
+                    raise stopped(stop, self.state.step, self.files.last)
                 if epoch_done or self.finished():
                     return
         finally:
@@ -342,26 +334,41 @@ class Trainer:
         src_lengths, tgt_lengths = [len(s) for s in self.src_ids], [len(s) for s in self.tgt_ids]
         return bucket_batches(src_lengths, t.batch_size, t.max_tokens, rng, tgt_lengths)
 
-    def progress_bar(self, batches_in_epoch: int) -> tqdm:
-        t = self.cfg.trainer
-        return tqdm(
-            total=batches_in_epoch,
-            initial=self.state.batch_in_epoch,
-            desc=f"epoch {self.state.epoch + 1}/{t.epochs}",
-            disable=not t.progress or not self.processes.main,
-            leave=False,
-            dynamic_ncols=True,
-        )
-
     def save(self) -> None:
         """``last.pt`` (and ``metrics.csv``): :meth:`seq2seq.train_state.RunFiles.save`."""
         self.files.save(self.state)
 
-    def stopped(self, stop: StopSignals) -> TrainingStopped:
-        """After a signal, with ``last.pt`` saved: the error that ends the run, saying how."""
-        signum = stop.signum or signal.SIGTERM  # another process got it
-        name = signal.Signals(signum).name
-        return TrainingStopped(f"stopped by {name} at step {self.state.step}: {self.files.last} saved", signum)
+
+def data_parallel(
+    model: Seq2Seq, cfg: TrainConfig, processes: Processes, device: torch.device
+) -> DistributedDataParallel | None:
+    """Under torchrun: the model's loss (:class:`seq2seq.loss.LossOf`) for DistributedDataParallel,
+    which exchanges the gradients; each process then draws its own dropout masks. One process: None."""
+    if processes.world == 1:
+        return None
+    ddp = DistributedDataParallel(
+        LossOf(model, cfg.trainer.label_smoothing), device_ids=[device.index] if device.type == "cuda" else None
+    )  # the same start everywhere: DDP broadcasts rank 0's weights
+    torch.manual_seed(cfg.seed * 1000 + processes.rank)
+    return ddp
+
+
+def progress_bar(t: TrainerConfig, state: TrainState, batches_in_epoch: int, main: bool) -> tqdm:
+    """The epoch's progress bar (``trainer.progress``; rank 0 only), from where the epoch stands."""
+    return tqdm(
+        total=batches_in_epoch,
+        initial=state.batch_in_epoch,
+        desc=f"epoch {state.epoch + 1}/{t.epochs}",
+        disable=not t.progress or not main,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def stopped(stop: StopSignals, step: int, last: Path) -> TrainingStopped:
+    """After a signal, with ``last.pt`` saved: the error that ends the run, saying how."""
+    signum = stop.signum or signal.SIGTERM  # another process got it
+    return TrainingStopped(f"stopped by {signal.Signals(signum).name} at step {step}: {last} saved", signum)
 
 
 def update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,11 +17,13 @@ from seq2seq.errors import CheckpointError
 from seq2seq.training import train_run
 from seq2seq.translator import translate_sentences
 
+SAME = {"threads": 1}  # runs compared bit for bit: a thread count that follows the load would change the sums
+
 
 @pytest.fixture(scope="module")
 def kept_run(toy_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("kept") / "run"
-    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2), out)  # 10 updates per epoch
+    train_run(tiny_config(toy_root, **SAME, epochs=3, keep_checkpoints=2), out)  # 10 updates per epoch
     return out
 
 
@@ -33,7 +36,7 @@ def test_keep_checkpoints_keeps_the_newest_n_validations(kept_run: Path, toy_roo
     assert [p.name for p in kept_checkpoints(kept_run)] == ["step00000020.pt", "step00000030.pt"]
     assert "train_state" not in read_checkpoint(kept_run / "step00000030.pt")  # weights, tokenizers, config
     assert same_weights(kept_run / "step00000030.pt", kept_run / "last.pt")
-    two_epochs = train_run(tiny_config(toy_root, epochs=2), tmp_path / "two")  # the same run, stopped at step 20
+    two_epochs = train_run(tiny_config(toy_root, **SAME, epochs=2), tmp_path / "two")  # the same run, to step 20
     assert same_weights(kept_run / "step00000020.pt", two_epochs.last)
 
 
@@ -41,13 +44,13 @@ def test_kept_checkpoints_of_a_resumed_run_equal_the_uninterrupted_runs(
     kept_run: Path, toy_root: Path, tmp_path: Path
 ) -> None:
     split = tmp_path / "split"
-    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2, max_steps=13), split)  # "killed" at step 13
+    train_run(tiny_config(toy_root, **SAME, epochs=3, keep_checkpoints=2, max_steps=13), split)  # "killed" at step 13
     assert [p.name for p in kept_checkpoints(split)] == ["step00000010.pt", "step00000013.pt"]
     # a kill between keeping a checkpoint and saving last.pt leaves one from past the resumed step
     shutil.copy(split / "step00000013.pt", split / "step00000017.pt")
     shutil.copy(split / "step00000013.pt", split / "averaged.pt")  # an average made before training went on
     (split / "step_notes.pt").write_bytes(b"a user's file, not a kept checkpoint")
-    train_run(tiny_config(toy_root, epochs=3, keep_checkpoints=2), split)
+    train_run(tiny_config(toy_root, **SAME, epochs=3, keep_checkpoints=2), split)
     assert [p.name for p in kept_checkpoints(split)] == ["step00000020.pt", "step00000030.pt"]
     for name in ("step00000020.pt", "step00000030.pt"):
         assert same_weights(split / name, kept_run / name), name
@@ -112,7 +115,8 @@ def test_averaging_other_models_or_tokenizers_is_refused(kept_run: Path, toy_roo
     with pytest.raises(CheckpointError, match="holds another model"):
         average_checkpoints([kept_run / "best.pt", wider.best])
     ckpt = read_checkpoint(kept_run / "best.pt")
-    save_atomic({**ckpt, "tgt_tokenizer": b"other"}, tmp_path / "tok.pt")
+    checksums = {**ckpt["tokenizer_sha256"], "tgt_tokenizer": hashlib.sha256(b"other").hexdigest()}
+    save_atomic({**ckpt, "tgt_tokenizer": b"other", "tokenizer_sha256": checksums}, tmp_path / "tok.pt")  # intact
     with pytest.raises(CheckpointError, match="other tokenizers"):
         average_checkpoints([kept_run / "best.pt", tmp_path / "tok.pt"])
     with pytest.raises(CheckpointError, match="no checkpoints"):
