@@ -10,6 +10,7 @@ import time
 from typing import Any, NamedTuple
 
 from seq2seq.config import TrainerConfig
+from seq2seq.runfolder import LAST
 
 log = logging.getLogger("seq2seq")
 
@@ -33,8 +34,9 @@ class StopSignals:
             raise KeyboardInterrupt  # the second Ctrl-C
         self.signum = signum
         log.warning(
-            "%s: finishing this update, then saving last.pt (Ctrl-C again to stop at once)",
+            "%s: finishing this update, then saving %s (Ctrl-C again to stop at once)",
             signal.Signals(signum).name,
+            LAST,
         )
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
