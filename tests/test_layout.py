@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,14 @@ def test_importing_the_package_registers_no_configs() -> None:
         "assert 'train_schema.yaml' not in ConfigStore.instance().list('/'), 'registered on import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_docs_layout_names_every_module() -> None:
+    """docs/layout.md is where a newcomer finds their way in: each module of the package has its
+    line there (empty ``__init__.py`` files aside), and the page names no module that is gone."""
+    page = (PACKAGE.parent / "docs" / "layout.md").read_text(encoding="utf-8")
+    block = page.split("```")[1]  # the tree, the page's first code block
+    named = set(re.findall(r"[\w/]+\.py", block))
+    modules = {p.relative_to(PACKAGE).as_posix() for p in MODULES if p.name != "__init__.py" or p.stat().st_size}
+    assert modules - named == set(), "add these to docs/layout.md"
+    assert named - modules == set(), "docs/layout.md names modules that are gone"
