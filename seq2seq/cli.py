@@ -33,6 +33,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from seq2seq.average import run_average
 from seq2seq.compare import run_compare
 from seq2seq.config import config_dir, register_configs
+from seq2seq.data.prepare import run_prepare
 from seq2seq.distributed import launched_processes
 from seq2seq.errors import ConfigError, Seq2SeqError, TrainingStopped
 from seq2seq.evaluation import EvalReport, run_eval
@@ -183,6 +184,17 @@ def _average(cfg: Any) -> None:
     print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {output}")
 
 
+def _prepare(cfg: Any) -> None:
+    info = run_prepare(cfg)
+    src, tgt = info.tokens
+    pairs = max(info.pairs, 1)
+    print(
+        f"{'prepared' if info.made else 'already prepared'}: {info.folder}\n"
+        f"{info.pairs:,} pairs, {src:,} source + {tgt:,} target tokens, {info.bytes:,} bytes "
+        f"({info.bytes / max(src + tgt, 1):.2f} bytes a token, {info.bytes / pairs:.1f} a pair), {info.seconds:.1f} s"
+    )
+
+
 def _serve(cfg: Any) -> None:
     try:
         from seq2seq.serve import run_serve  # the optional extra: FastAPI and uvicorn
@@ -198,3 +210,4 @@ compare = entry_point("compare", _compare, makes_run_dir=True)
 gather = entry_point("gather", _gather, makes_run_dir=True)
 average = entry_point("average", _average, makes_run_dir=False)
 serve = entry_point("serve", _serve, makes_run_dir=False)
+prepare = entry_point("prepare", _prepare, makes_run_dir=False)

@@ -11,6 +11,7 @@ Only rank 0 validates and writes files; the others take its results.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,12 +38,12 @@ class Processes:
     def main(self) -> bool:
         return self.rank == 0
 
-    def share(self, index: list[int]) -> tuple[list[int], float]:
+    def share(self, index: Sequence[int]) -> tuple[Sequence[int], float]:
         """This process's sentences of one batch, and the weight of their loss: every ``world``-th
         sentence; a batch with fewer sentences than processes gives the extra ones a sentence
         weighted 0 (each process must take part in every gradient exchange)."""
         mine = index[self.rank :: self.world]
-        return (mine, 1.0) if mine else (index[:1], 0.0)
+        return (mine, 1.0) if len(mine) else (index[:1], 0.0)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` in every process."""

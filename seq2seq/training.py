@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 from torch.nn.parallel import DistributedDataParallel
@@ -29,7 +30,7 @@ from seq2seq.board import Board, check_tensorboard
 from seq2seq.checkpoint import sha256
 from seq2seq.config import TrainConfig, TrainerConfig, check_train, describe_model, uses_attention
 from seq2seq.constants import WARMUP_SCHEDULES
-from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.data.batching import bucket_batches, collate, epoch_pairs
 from seq2seq.data.prepare import PreparedData, prepare_data
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.distributed import Processes, join, leave
@@ -93,6 +94,7 @@ class Trainer:
         self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
         self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
+        self.corpora, self.weights = data.corpora, data.weights
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
         self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
@@ -206,7 +208,7 @@ class Trainer:
         finally:
             bar.close()
 
-    def train_step(self, group: list[list[int]]) -> tuple[float, int, bool]:
+    def train_step(self, group: list[np.ndarray]) -> tuple[float, int, bool]:
         """One update from ``group``: ``trainer.accumulate`` batches (fewer at the epoch's end), each
         a list of corpus indices. The loss is averaged over the target tokens of them all, so N
         batches of B sentences give the update of one batch of N x B.
@@ -226,7 +228,7 @@ class Trainer:
         (False: skipped, nothing changed)."""
         self.model.train()
         world = self.processes.world
-        n_tokens = sum(len(self.tgt_ids[i]) + 1 for index in group for i in index)  # 1
+        n_tokens = sum(int(self.tgt_ids.lengths[index].sum()) + len(index) for index in group)  # 1
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for j, index in enumerate(group):
@@ -328,11 +330,16 @@ class Trainer:
         """Stop the window's clock and add its seconds (rank 0's) to the training time."""
         self.state.train_seconds += self.processes.broadcast(window.close())
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        rng = random.Random(self.cfg.seed * 100_003 + epoch)
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's batches (arrays of pair indices), the same in every process and after a
+        resume: shuffled by the seed and the epoch; with weighted corpora, the epoch's draw."""
+        rng = np.random.default_rng([self.cfg.seed, epoch])
         t = self.cfg.trainer
-        src_lengths, tgt_lengths = [len(s) for s in self.src_ids], [len(s) for s in self.tgt_ids]
-        return bucket_batches(src_lengths, t.batch_size, t.max_tokens, rng, tgt_lengths)
+        pairs = epoch_pairs(self.corpora, self.weights, rng)
+        src, tgt = self.src_ids.lengths, self.tgt_ids.lengths
+        if pairs is None:
+            return bucket_batches(src, t.batch_size, t.max_tokens, rng, tgt)
+        return [pairs[b] for b in bucket_batches(src[pairs], t.batch_size, t.max_tokens, rng, tgt[pairs])]
 
     def save(self) -> None:
         """``last.pt`` (and ``metrics.csv``): :meth:`seq2seq.train_state.RunFiles.save`."""
@@ -401,7 +408,7 @@ def update(
 def check_fits(cfg: TrainConfig, data: PreparedData) -> None:
     """Refuse, before anything is built: a ``max_tokens`` that holds no batch of the longest
     training pair, and attention examples past the valid split's end."""
-    longest = max((max(len(s), len(t)) for s, t in zip(data.src_ids, data.tgt_ids, strict=True)), default=0)
+    longest = int(max(data.src_ids.lengths.max(initial=0), data.tgt_ids.lengths.max(initial=0)))
     if 0 < cfg.trainer.max_tokens < longest:
         raise ConfigError(
             f"trainer.max_tokens={cfg.trainer.max_tokens} holds no batch of the longest training pair "

@@ -105,6 +105,17 @@ USAGE: dict[str, Usage] = {
             "seq2seq-average 'checkpoints=[a.pt,b.pt]' output=avg.pt",
         ),
     ),
+    "prepare": Usage(
+        "Prepare a corpus for training ahead of time: read and check its training files, train the "
+        "tokenizers on a sample and write the ids into a memory-mapped store (data.store_dir) that every "
+        "run, resume and process with the same data settings then maps instead of reading the corpus.",
+        "data.root data.src_lang data.tgt_lang data.train data.max_len data.tokenizer.src_vocab_size "
+        "data.tokenizer.tgt_vocab_size data.tokenizer.sample_size data.tokenizer.threads data.store_dir",
+        (
+            "seq2seq-prepare data=multi30k                     # then seq2seq-train data=multi30k maps it",
+            "seq2seq-prepare data=toy 'data.train=[train,extra]' data.max_len=100",
+        ),
+    ),
     "serve": Usage(
         "A local web page that translates and shows where the model looked, and a JSON API beside it "
         "(pip install 'seq2seq-attention[serve]').",

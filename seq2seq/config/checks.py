@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -185,6 +185,31 @@ def check_data(data: Any) -> None:
         raise ConfigError("a joint tokenizer has one normalization: leave data.tokenizer.tgt_normalization empty")
     check_choice("data.bleu_tokenize", data.bleu_tokenize, ("auto", *BLEU.TOKENIZERS))
     length_buckets(data.length_buckets)
+    for name, least in (("sample_size", 1), ("threads", 0)):
+        if tok[name] < least:
+            raise ConfigError(f"data.tokenizer.{name}={tok[name]} must be >= {least}")
+    if not data.store_dir:
+        raise ConfigError("data.store_dir is empty: the prepared corpus needs a folder")
+    corpora = train_splits(data)
+    weights = list(data.train_weights)
+    if weights and len(weights) != len(corpora):
+        raise ConfigError(
+            f"data.train_weights={weights} gives {len(weights)} weights for {len(corpora)} training corpora "
+            f"({', '.join(corpora)}): give one each, or none"
+        )
+    if not all(w > 0 for w in weights):  # also refuses nan
+        raise ConfigError(f"data.train_weights={weights}: every weight must be > 0")
+
+
+def train_splits(data: Any) -> list[str]:
+    """``data.train`` as a list of split names (one name, or several for weighted corpora)."""
+    given = data.train
+    names = [given] if isinstance(given, str) else list(given) if isinstance(given, Sequence) else None
+    if not names or not all(isinstance(n, str) and n.strip() and "/" not in n for n in names):
+        raise ConfigError(f"data.train={given!r}: give a split name (train) or a list of them ([europarl,news])")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"data.train={names} names a corpus twice: give it a weight instead (data.train_weights)")
+    return names
 
 
 def check_trainer(trainer: Any) -> None:
@@ -337,6 +362,12 @@ def check_average(cfg: Any) -> None:
         raise ConfigError(f"last={cfg.last} must be >= 1")
     if cfg.checkpoints and not cfg.output:
         raise ConfigError("output=FILE is required with checkpoints=[...]")
+
+
+@_command_check("prepare")
+def check_prepare(cfg: Any) -> None:
+    """Check a seq2seq-prepare config; returns it as a typed DictConfig."""
+    check_data(cfg.data)
 
 
 @_command_check("serve")

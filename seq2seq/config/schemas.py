@@ -27,6 +27,8 @@ class TokenizerConfig:
     tgt_normalization: str = ""  # the target side's rule, if not `normalization` (Chinese: identity)
     joint: bool = False  # one model for both languages (src_vocab_size pieces)
     cache_dir: str = ".cache/seq2seq/sentencepiece"  # trained models, by hash of data and settings; "": off
+    sample_size: int = 1_000_000  # train on this many pairs drawn from the corpus (seeded); all when it has fewer
+    threads: int = 1  # SentencePiece's training threads (1: the same pieces on every machine); 0: every core
 
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
@@ -37,16 +39,20 @@ class DataConfig:
     root: str = MISSING  # folder with {split}.{lang} files (and {split}.align for gold links)
     src_lang: str = "en"
     tgt_lang: str = "zh"
-    train: str = "train"
+    train: Any = "train"  # the training split, or several: [europarl,news] (each {root}/{name}.{lang})
+    train_weights: list[float] = field(default_factory=list)  # with several: each one's share of an epoch; []: by size
     valid: str = "valid"
     test: str = "test"
     bleu_tokenize: str = "auto"  # sacreBLEU tokenizer; auto: "zh" for Chinese targets, else "13a"
     max_len: int = 0  # training pairs with a side longer than this many tokens are left out (counted); 0: none
     length_buckets: list[int] = field(default_factory=lambda: list(LENGTH_BUCKET_EDGES))  # BLEU by source length
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    store_dir: str = ".cache/seq2seq/store"  # prepared corpora (memory-mapped ids), one folder per data setting
 
     # what a resumed run may change: they do not touch the updates it makes
-    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("name", "valid", "test", "bleu_tokenize", "length_buckets")
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        "name", "valid", "test", "bleu_tokenize", "length_buckets", "store_dir",
+    )  # fmt: skip
 
 
 @dataclass
@@ -192,6 +198,11 @@ class CompareConfig(SearchConfig):  # the search keys: how the test split is dec
 
 
 @dataclass
+class PrepareConfig:
+    data: DataConfig = field(default_factory=DataConfig)  # the training corpora to prepare (and their tokenizers)
+
+
+@dataclass
 class AverageConfig:
     run: str | None = None  # a run folder trained with trainer.keep_checkpoints: average its newest `last`
     last: int = 5  # how many of the run's kept checkpoints (stepNNNNNNNN.pt) to average
@@ -230,6 +241,7 @@ SCHEMAS: dict[str, type] = {
     "compare": CompareConfig,
     "gather": GatherConfig,
     "average": AverageConfig,
+    "prepare": PrepareConfig,
     "serve": ServeConfig,
 }  # the command (and its primary config's name) -> its schema
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
@@ -45,41 +46,67 @@ def collate(src: list[list[int]], tgt: list[list[int]] | None = None) -> Batch:
 
 
 def bucket_batches(
-    lengths: list[int],
+    lengths: Sequence[int] | np.ndarray,
     batch_size: int,
     max_tokens: int = 0,
-    rng: random.Random | None = None,
-    tgt_lengths: list[int] | None = None,
-) -> list[list[int]]:
-    """Group corpus indices into batches of similar length.
+    rng: np.random.Generator | None = None,
+    tgt_lengths: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Group corpus indices into batches of similar length (each an array of indices).
 
     Sentences are sorted by source length, then by target length when ``tgt_lengths`` is given
     (training), so that neither side carries much padding. ``batch_size`` caps sentences per
     batch, ``max_tokens`` (if > 0) caps ``rows * longest`` (the longer side). With ``rng`` the
     order inside equal lengths and the order of the batches are shuffled; without it the batches
-    come sorted by length (for evaluation).
+    come sorted by length (for evaluation). Arrays throughout: millions of pairs cost a few
+    bytes each, not a Python list each.
     """
-    order = list(range(len(lengths)))
-    if rng is not None:
-        rng.shuffle(order)
-    size = lengths if tgt_lengths is None else [max(s, t) for s, t in zip(lengths, tgt_lengths, strict=True)]
+    src = np.asarray(lengths, dtype=np.int64)
+    order = np.arange(len(src)) if rng is None else rng.permutation(len(src))
     if tgt_lengths is None:
-        order.sort(key=lambda i: lengths[i])  # stable: shuffled ties stay shuffled
+        order = order[np.argsort(src[order], kind="stable")]  # stable: shuffled ties stay shuffled
+        size = src
     else:
-        order.sort(key=lambda i: (lengths[i], tgt_lengths[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        longest = max(longest, size[i]) if current else size[i]
-        too_many_tokens = max_tokens > 0 and current and longest * (len(current) + 1) > max_tokens
-        if current and (len(current) >= batch_size or too_many_tokens):
-            batches.append(current)
-            current = []
-            longest = size[i]
-        current.append(i)
-    if current:
-        batches.append(current)
+        tgt = np.asarray(tgt_lengths, dtype=np.int64)
+        order = order[np.lexsort((tgt[order], src[order]))]  # by source, then target length; stable
+        size = np.maximum(src, tgt)
+    ends = batch_ends(size[order].tolist(), batch_size, max_tokens)
+    if not ends:
+        return []
+    batches = np.split(order, ends[:-1])
     if rng is not None:
-        rng.shuffle(batches)
+        batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def batch_ends(sizes: list[int], batch_size: int, max_tokens: int) -> list[int]:
+    """Where each batch ends in ``sizes`` (sorted sentences' sizes): greedily as many sentences as
+    ``batch_size`` and ``max_tokens`` (``rows * longest``, if > 0) allow."""
+    ends: list[int] = []
+    start, longest = 0, 0
+    for i, n in enumerate(sizes):
+        longest = max(longest, n)
+        if i > start and (i - start >= batch_size or (max_tokens > 0 and longest * (i - start + 1) > max_tokens)):
+            ends.append(i)
+            start, longest = i, n
+    if sizes:
+        ends.append(len(sizes))
+    return ends
+
+
+def epoch_pairs(sizes: Sequence[int], weights: Sequence[float], rng: np.random.Generator) -> np.ndarray | None:
+    """The pairs of one epoch over several training corpora (``sizes``: each one's pairs, laid
+    end to end): corpus k gives ``weights[k] / sum(weights)`` of the epoch's ``sum(sizes)`` pairs,
+    drawn without replacement, and whole passes over it where its share is larger than it (a small
+    corpus is repeated, a large one sampled). None: every pair once (one corpus, or no weights)."""
+    if len(sizes) < 2 or not weights:
+        return None
+    total, share = sum(sizes), np.asarray(weights, dtype=np.float64) / sum(weights)
+    counts = np.floor(share * total).astype(np.int64)
+    counts[: total - counts.sum()] += 1  # the pairs that rounding left, one each to the first corpora
+    start, drawn = 0, []
+    for size, count in zip(sizes, counts.tolist(), strict=True):
+        passes = [rng.permutation(size) for _ in range(-(-count // size))]
+        drawn.append(start + np.concatenate(passes)[:count])
+        start += size
+    return np.concatenate(drawn)

@@ -3,7 +3,9 @@ validate them before any training: every problem is reported with its file and l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain, zip_longest
 from pathlib import Path
 
 from seq2seq.errors import CorpusError
@@ -28,40 +30,61 @@ def read_lines(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> list[str]:
 
 
 def read_text(path: str | Path, max_chars: int = MAX_LINE_CHARS) -> tuple[list[str], int]:
-    """The lines of a UTF-8 text file without line endings, and how many CRLF endings were read.
+    """The lines of a UTF-8 text file without line endings, and how many CRLF endings were read
+    (the file read through :class:`TextStream`, with its errors)."""
+    stream = TextStream(path, max_chars)
+    return list(stream), stream.crlf
 
-    Lines end at ``\n`` only. Raises :class:`CorpusError` naming the file (and line) for a
-    missing file, invalid UTF-8, a CR or NUL inside a line, or a line over ``max_chars`` characters.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: file not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise CorpusError(f"{path}:{line}: invalid UTF-8 (byte {data[e.start]:#04x})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")  # lines end at \n only: a CR inside a line must not shift the pairs
-    if lines and lines[-1] == "":
-        lines.pop()
-    n_cr = 0
-    for i, line in enumerate(lines, 1):
+
+class TextStream:
+    """The lines of a UTF-8 text file without line endings, read one at a time (memory bounded by
+    the longest line allowed, not the file). Lines end at ``\n`` only; a CRLF ending is one
+    (counted in ``crlf``). Raises :class:`CorpusError` naming the file (and line) for a missing
+    file, invalid UTF-8, a CR or NUL inside a line, or a line over ``max_chars`` characters."""
+
+    def __init__(self, path: str | Path, max_chars: int = MAX_LINE_CHARS) -> None:
+        self.path, self.max_chars = Path(path), max_chars
+        if not self.path.is_file():
+            raise CorpusError(f"{self.path}: file not found")
+        self.crlf = 0  # CRLF endings read so far
+        self.lines = 0  # lines read so far
+
+    def __iter__(self) -> Iterator[str]:
+        limit = 4 * self.max_chars + 3  # bytes: the longest allowed line in UTF-8, its CRLF and one more
+        self.crlf = self.lines = 0
+        with self.path.open("rb") as f:
+            while raw := f.readline(limit):
+                self.lines += 1
+                yield self.decode(raw, len(raw) == limit and not raw.endswith(b"\n"))
+
+    def decode(self, raw: bytes, cut: bool) -> str:
+        """One line read as bytes (``cut``: no end within the read limit) as checked text."""
+        where = f"{self.path}:{self.lines}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if not cut or e.start < len(raw) - 3:  # a cut may split a character: the limit's error comes next
+                raise CorpusError(f"{where}: invalid UTF-8 (byte {raw[e.start]:#04x})") from None
+            line = raw[: e.start].decode("utf-8")
+        if cut:
+            raise CorpusError(f"{where}: line has over {len(line):,} characters (limit {self.max_chars:,})")
+        if self.lines == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        if line.endswith("\n"):
+            line = line[:-1]
         if line.endswith("\r"):  # a CRLF line ending
-            line = lines[i - 1] = line[:-1]
-            n_cr += 1
+            line = line[:-1]
+            self.crlf += 1
         if "\r" in line:
             raise CorpusError(
-                f"{path}:{i}: a carriage return (CR) inside the line; lines end at \\n only "
+                f"{where}: a carriage return (CR) inside the line; lines end at \\n only "
                 "(old Mac line endings? convert the file, e.g. with tr '\\r' '\\n')"
             )
         if "\x00" in line:
-            raise CorpusError(f"{path}:{i}: a NUL byte inside the line")
-        if len(line) > max_chars:
-            raise CorpusError(f"{path}:{i}: line has {len(line):,} characters (limit {max_chars:,})")
-    return lines, n_cr
+            raise CorpusError(f"{where}: a NUL byte inside the line")
+        if len(line) > self.max_chars:
+            raise CorpusError(f"{where}: line has {len(line):,} characters (limit {self.max_chars:,})")
+        return line
 
 
 def read_alignments(path: str | Path) -> list[list[tuple[int, int]]]:
@@ -79,36 +102,62 @@ def read_alignments(path: str | Path) -> list[list[tuple[int, int]]]:
     return result
 
 
+class PairStream:
+    """The sentence pairs of two aligned files, read one at a time and checked as
+    :class:`TextStream` checks lines; iterate it again to read them again. Line counts that differ
+    are an error when the shorter file ends. A pair with an empty side is an error, or with
+    ``drop_empty`` left out and counted; after a full pass, ``notes`` says what reading changed
+    (CR line endings normalised, pairs left out) and ``pairs`` how many were yielded."""
+
+    def __init__(self, src_path: str | Path, tgt_path: str | Path, drop_empty: bool = False) -> None:
+        self.src_path, self.tgt_path, self.drop_empty = Path(src_path), Path(tgt_path), drop_empty
+        TextStream(src_path), TextStream(tgt_path)  # both exist: said before anything is read
+        self.notes: tuple[str, ...] = ()
+        self.pairs = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        src, tgt = TextStream(self.src_path), TextStream(self.tgt_path)
+        src_lines, tgt_lines = iter(src), iter(tgt)
+        pairs, empty, first_empty = 0, 0, 0
+        for s, t in zip_longest(src_lines, tgt_lines):
+            if s is None or t is None:
+                for _ in chain(src_lines, tgt_lines):  # the rest of the longer file, checked and counted
+                    pass
+                raise CorpusError(
+                    f"{self.src_path} has {src.lines:,} lines but {self.tgt_path} has {tgt.lines:,}: "
+                    "the files must be aligned"
+                )
+            if not s.strip() or not t.strip():
+                if not self.drop_empty:
+                    path = self.src_path if not s.strip() else self.tgt_path
+                    raise CorpusError(f"{path}:{src.lines}: empty line (every line must hold a sentence)")
+                empty, first_empty = empty + 1, first_empty or src.lines
+                continue
+            pairs += 1
+            yield s, t
+        if not pairs:
+            raise CorpusError(f"{self.src_path} and {self.tgt_path} hold no sentences")
+        notes = [f"{p.path}: normalised {p.crlf:,} CR line endings" for p in (src, tgt) if p.crlf]
+        if empty:
+            notes.append(f"{self.src_path}: left out {empty:,} pairs with an empty side (first: line {first_empty})")
+        self.notes, self.pairs = tuple(notes), pairs
+
+
 def read_parallel(
     src_path: str | Path,
     tgt_path: str | Path,
     align_path: str | Path | None = None,
     drop_empty: bool = False,
 ) -> ParallelCorpus:
-    """Read and validate an aligned pair of files (and optional Pharaoh alignments).
-
-    A pair with an empty side is an error, or with ``drop_empty`` left out and counted in
-    ``notes``; so are CR line endings (normalised).
-    """
-    (src, src_cr), (tgt, tgt_cr) = read_text(src_path), read_text(tgt_path)
-    if len(src) != len(tgt):
-        raise CorpusError(
-            f"{src_path} has {len(src):,} lines but {tgt_path} has {len(tgt):,}: the files must be aligned"
-        )
-    notes = [f"{p}: normalised {n:,} CR line endings" for p, n in ((src_path, src_cr), (tgt_path, tgt_cr)) if n]
-    empty = [i for i in range(len(src)) if not src[i].strip() or not tgt[i].strip()]
-    if empty and not drop_empty:
-        i = empty[0]
-        path = src_path if not src[i].strip() else tgt_path
-        raise CorpusError(f"{path}:{i + 1}: empty line (every line must hold a sentence)")
-    if empty:
-        keep = sorted(set(range(len(src))) - set(empty))
-        notes.append(f"{src_path}: left out {len(empty):,} pairs with an empty side (first: line {empty[0] + 1})")
-        src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
-    if not src:
-        raise CorpusError(f"{src_path} and {tgt_path} hold no sentences")
+    """Read and validate an aligned pair of files (:class:`PairStream`) and optional Pharaoh
+    alignments, into memory: for the valid and test splits, and small corpora."""
+    stream = PairStream(src_path, tgt_path, drop_empty)
+    pairs = list(stream)
+    src, tgt = [s for s, _ in pairs], [t for _, t in pairs]
     alignments = None
     if align_path is not None and Path(align_path).is_file():
+        if any("pairs with an empty side" in note for note in stream.notes):
+            raise CorpusError(f"{align_path}: gold alignments need every pair; {src_path} has empty lines")
         alignments = read_alignments(align_path)
         if len(alignments) != len(src):
             raise CorpusError(f"{align_path} has {len(alignments):,} lines but {src_path} has {len(src):,}")
@@ -119,9 +168,7 @@ def read_parallel(
                     raise CorpusError(
                         f"{align_path}:{n}: link {i}-{j} is outside the sentence pair ({n_src} x {n_tgt} words)"
                     )
-    if alignments is not None and empty:
-        raise CorpusError(f"{align_path}: gold alignments need every pair; {src_path} has empty lines")
-    return ParallelCorpus(src, tgt, alignments, tuple(notes))
+    return ParallelCorpus(src, tgt, alignments, stream.notes)
 
 
 def split_paths(root: str | Path, split: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path, Path]:

@@ -1,19 +1,21 @@
 """From corpus files to what the training loop reads: tokenizers and token ids.
 
-:func:`prepare_data` reads and validates the train and valid splits, trains (or finds in the
-cache) the SentencePiece models, encodes the training pairs and leaves out the over-long ones.
-The loop (:class:`seq2seq.training.Trainer`) then works on :class:`PreparedData` alone, so it can be
-built and tested on ids made by hand.
+:func:`prepare_data` opens the training corpora's store (:mod:`seq2seq.data.store`: made on first
+use, then mapped by every later run, resume and process) and reads the valid split. The loop
+(:class:`seq2seq.training.Trainer`) then works on :class:`PreparedData` alone, so it can be built
+and tested on ids made by hand (:meth:`PreparedData.from_lists`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seq2seq.data.corpus import ParallelCorpus, filter_long, load_split, split_paths
+from seq2seq.config import check_prepare, train_splits
+from seq2seq.data.corpus import ParallelCorpus, load_split, split_paths
+from seq2seq.data.store import Store, StoreInfo, TokenIds, open_store
 from seq2seq.data.toy import write_corpus
 from seq2seq.tokenizer import Tokenizer
 
@@ -24,32 +26,46 @@ TOY_SIZES = {"train": 20_000, "valid": 500, "test": 1_000}  # what `data=toy` wr
 
 @dataclass
 class PreparedData:
-    """The training pairs as ids, the raw valid split (for BLEU) and both tokenizers."""
+    """The training pairs as ids (the corpora one after the other, ``corpora`` their sizes and
+    ``weights`` their shares of an epoch, empty: by size), the raw valid split (for BLEU) and both
+    tokenizers."""
 
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    src_ids: list[list[int]]  # training sources, one id list per pair
-    tgt_ids: list[list[int]]  # training targets
+    src_ids: TokenIds  # training sources
+    tgt_ids: TokenIds  # training targets
     valid: ParallelCorpus
+    corpora: list[int] = field(default_factory=list)  # pairs of each training corpus; []: one
+    weights: list[float] = field(default_factory=list)
+    store: StoreInfo | None = None
+
+    @classmethod
+    def from_lists(
+        cls, tokenizers: tuple[Tokenizer, Tokenizer], src: list[list[int]], tgt: list[list[int]], valid: ParallelCorpus
+    ) -> PreparedData:
+        """Ids made by hand, held in memory (tests, benchmarks)."""
+        return cls(*tokenizers, TokenIds.from_lists(src), TokenIds.from_lists(tgt), valid)
 
 
-def train_tokenizers(data: Any, train: ParallelCorpus) -> tuple[Tokenizer, Tokenizer]:
-    """SentencePiece models for both sides (one shared model if ``joint``), cached by data and settings."""
+def train_tokenizers(data: Any, src: list[str], tgt: list[str]) -> tuple[Tokenizer, Tokenizer]:
+    """SentencePiece models for both sides (one shared model if ``joint``) from the sample ``src``,
+    ``tgt``; cached by sample and settings."""
     tok = data.tokenizer
+    threads = tok.threads
     if tok.joint:
         joint, hit = Tokenizer.train_cached(
-            train.src + train.tgt, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
+            src + tgt, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir, threads
         )
         log.info("joint tokenizer: %d pieces (%s)", len(joint), "from the cache" if hit else "trained")
         return joint, joint
-    src, src_hit = Tokenizer.train_cached(
-        train.src, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir
+    src_tok, src_hit = Tokenizer.train_cached(
+        src, tok.src_vocab_size, tok.model_type, tok.normalization, tok.cache_dir, threads
     )
     tgt_norm = tok.tgt_normalization or tok.normalization
-    tgt, tgt_hit = Tokenizer.train_cached(train.tgt, tok.tgt_vocab_size, tok.model_type, tgt_norm, tok.cache_dir)
-    for side, t, hit in (("source", src, src_hit), ("target", tgt, tgt_hit)):
+    tgt_tok, tgt_hit = Tokenizer.train_cached(tgt, tok.tgt_vocab_size, tok.model_type, tgt_norm, tok.cache_dir, threads)
+    for side, t, hit in (("source", src_tok, src_hit), ("target", tgt_tok, tgt_hit)):
         log.info("%s tokenizer: %d pieces (%s)", side, len(t), "from the cache" if hit else "trained")
-    return src, tgt
+    return src_tok, tgt_tok
 
 
 def ensure_toy_corpus(data: Any) -> None:
@@ -65,22 +81,33 @@ def ensure_toy_corpus(data: Any) -> None:
     log.info("no toy corpus at %s: wrote one (%s pairs)", data.root, ", ".join(f"{k} {n:,}" for k, n in counts.items()))
 
 
-def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
-    """Read ``data``'s train and valid splits, train the tokenizers and encode the training pairs
-    (``data``: a checked ``DataConfig``). The valid split is cut to its first
-    ``valid_max_sentences`` pairs when that is > 0."""
+def prepare_store(data: Any) -> Store:
+    """``data``'s training corpora in their store (:func:`seq2seq.data.store.open_store`): mapped
+    when prepared before, else prepared now (the toy corpus written first where it is missing)."""
     ensure_toy_corpus(data)
-    train = load_split(data.root, data.train, data.src_lang, data.tgt_lang, drop_empty=True)
+    sources = [(name, *split_paths(data.root, name, data.src_lang, data.tgt_lang)[:2]) for name in train_splits(data)]
+    return open_store(data, sources, lambda src, tgt: train_tokenizers(data, src, tgt))
+
+
+def run_prepare(cfg: Any) -> StoreInfo:
+    """seq2seq-prepare: check ``cfg`` and make (or find) its data's store."""
+    return prepare_store(check_prepare(cfg).data).info
+
+
+def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
+    """The training pairs of ``data`` from their store (:func:`prepare_store`), the tokenizers
+    made with them, and the valid split (``data``: a checked ``DataConfig``), cut to its first
+    ``valid_max_sentences`` pairs when that is > 0."""
+    store = prepare_store(data)
     valid = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
     if valid_max_sentences > 0:
         n = valid_max_sentences
         links = None if valid.alignments is None else valid.alignments[:n]
         valid = ParallelCorpus(valid.src[:n], valid.tgt[:n], links, valid.notes)
-    src_tok, tgt_tok = train_tokenizers(data, train)
-    for note in train.notes + valid.notes:
+    for note in valid.notes:
         log.info("%s", note)
-    src_ids, tgt_ids = src_tok.encode_batch(train.src), tgt_tok.encode_batch(train.tgt)
-    keep, note = filter_long(src_ids, tgt_ids, data.max_len)
-    if note:
-        log.info("%s", note)
-    return PreparedData(src_tok, tgt_tok, [src_ids[i] for i in keep], [tgt_ids[i] for i in keep], valid)
+    sizes = [c["pairs"] for c in store.corpora]
+    return PreparedData(
+        *store.tokenizers, store.src, store.tgt, valid, sizes if len(sizes) > 1 else [], list(data.train_weights),
+        store.info,
+    )  # fmt: skip

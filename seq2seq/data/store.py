@@ -1,0 +1,327 @@
+"""The prepared training corpus: token ids in flat memory-mapped files, made once and shared.
+
+A store is a folder ``{data.store_dir}/{key}/``, the key a hash of the training files' paths and
+every setting that changes their ids (languages, tokenizer settings, ``max_len``). It holds:
+
+- ``src.ids``, ``tgt.ids``: every pair's ids end to end, ``uint16`` when both vocabularies have
+  at most 65,536 pieces (2 bytes a token, as fairseq's binarised data), else ``int32``;
+- ``src.len``, ``tgt.len``: each pair's length in tokens (``uint16``: a line holds at most 10,000
+  characters, so fewer pieces); the offsets are their running sums, made on opening (8 bytes
+  a pair and side in memory: the index);
+- ``src.model``, ``tgt.model``: the SentencePiece models the ids were made with;
+- ``meta.json``: the corpora (their names and pair ranges: several training corpora stay apart),
+  the sizes, mtimes and byte counts of the files read, the notes of reading, and a sha256 of the
+  length files and models, checked on every opening.
+
+Why numpy's ``memmap`` (as fairseq's ``MMapIndexedDataset``, nanoGPT and Megatron): the ids are
+one flat array per side, which is all a memory map needs; the pages are the operating system's
+(shared by every process and run that maps the files, read only where a batch needs them), and
+numpy is already installed with sacreBLEU. Arrow would add a dependency for columns we do not have.
+
+The store is made under an exclusive ``flock`` on ``{key}.lock``: of several processes (torchrun,
+two runs at once) one prepares, the others wait and then map what it wrote. It is written into a
+temporary folder and renamed into place, so a store that exists is whole; one whose files no
+longer match ``meta.json`` (damaged), or whose corpus files changed since (stale), is prepared
+anew with a message, never used.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from seq2seq.data.corpus import PairStream
+from seq2seq.tokenizer import Tokenizer
+
+log = logging.getLogger("seq2seq")
+STORE_VERSION = 1
+SIDES = ("src", "tgt")
+META = "meta.json"
+CHUNK = 20_000  # pairs encoded at a time
+
+
+class TokenIds:
+    """One side of a corpus as ids: ``flat`` (every sentence end to end) and ``lengths``; a
+    sentence is ``ids[i]`` (a list), its length ``ids.lengths[i]``. Backed by a memory map when
+    opened from a store, by arrays in memory when made with :meth:`from_lists` (tests, small data)."""
+
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        self.flat, self.lengths = flat, lengths
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+
+    @classmethod
+    def from_lists(cls, seqs: list[list[int]]) -> TokenIds:
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        return cls(np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(lengths.sum())), lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.flat[self.offsets[i] : self.offsets[i + 1]].tolist()
+
+
+@dataclass
+class StoreInfo:
+    """What :func:`open_store` found or made: the folder, whether it was made now, its figures."""
+
+    folder: Path
+    made: bool
+    pairs: int
+    tokens: tuple[int, int]  # source, target
+    bytes: int  # the store's files on disk
+    seconds: float  # to prepare (made) or to open (reused)
+
+
+def store_key(data: Any, sources: list[tuple[Path, Path]]) -> str:
+    """The store's folder name: a hash of the training files' paths and every setting that changes
+    their ids. Their contents are not hashed (a corpus of gigabytes); their sizes and mtimes are
+    checked on opening instead (:func:`stale`)."""
+    tok = data.tokenizer
+    settings = {
+        "v": STORE_VERSION,
+        "files": [[str(s.resolve()), str(t.resolve())] for s, t in sources],
+        "langs": [data.src_lang, data.tgt_lang],
+        "max_len": data.max_len,
+        "tokenizer": {k: getattr(tok, k) for k in ("model_type", "src_vocab_size", "tgt_vocab_size", "normalization",
+                                          "tgt_normalization", "joint", "sample_size", "threads")},
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def file_stamp(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def index_digest(folder: Path) -> str:
+    """sha256 of the length files and the tokenizer models: what every batch and id depends on
+    (the id files are checked by size)."""
+    digest = hashlib.sha256()
+    for name in ("src.len", "tgt.len", "src.model", "tgt.model"):
+        with (folder / name).open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def problem(folder: Path, sources: list[tuple[Path, Path]]) -> str | None:
+    """Why the store in ``folder`` must not be used (damaged or stale), or None when it is sound."""
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        itemsize = np.dtype(meta["dtype"]).itemsize
+        for side, tokens in zip(SIDES, meta["tokens"], strict=True):
+            if (folder / f"{side}.ids").stat().st_size != tokens * itemsize:
+                return f"damaged: {side}.ids is not {tokens:,} tokens long"
+            if (folder / f"{side}.len").stat().st_size != meta["pairs"] * 2:
+                return f"damaged: {side}.len does not hold {meta['pairs']:,} lengths"
+        if index_digest(folder) != meta["index_sha256"]:
+            return "damaged: its lengths or tokenizers do not match their checksum"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"damaged: {e}"
+    for then in meta["files"]:
+        path = Path(then["path"])
+        if not path.is_file() or file_stamp(path) != then:
+            return f"stale: {path} changed since it was prepared"
+    return None
+
+
+class StoreLock:
+    """An exclusive ``flock`` on ``{folder}.lock`` while one process checks or prepares the store."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder.with_name(folder.name + ".lock")
+
+    def __enter__(self) -> StoreLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process preparing the corpus store %s", self.path.with_suffix(""))
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # releases the lock; the file stays (removing it would race a waiter)
+
+
+def sample_sentences(stream: PairStream, size: int, seed: int) -> tuple[list[str], list[str]]:
+    """Both sides of up to ``size`` pairs drawn uniformly from ``stream`` (reservoir sampling, one
+    pass, seeded); every pair in file order when the corpus has at most ``size``."""
+    rng = np.random.default_rng(seed)
+    src: list[str] = []
+    tgt: list[str] = []
+    for n, (s, t) in enumerate(stream):
+        if n < size:
+            src.append(s)
+            tgt.append(t)
+            continue
+        j = int(rng.integers(n + 1))
+        if j < size:
+            src[j], tgt[j] = s, t
+    if stream.pairs > size:
+        order = rng.permutation(size)  # SentencePiece reads a sample in no particular order
+        src, tgt = [src[i] for i in order], [tgt[i] for i in order]
+    return src, tgt
+
+
+def write_store(
+    folder: Path,
+    corpora: list[tuple[str, PairStream]],
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    max_len: int,
+    threads: int,
+) -> dict[str, Any]:
+    """Encode every pair of ``corpora`` in chunks straight into ``folder``'s files; pairs with a
+    side over ``max_len`` tokens (when > 0) are left out and counted. Returns ``meta.json``'s content."""
+    dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
+    folder.mkdir(parents=True)
+    files = {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side in SIDES for kind in ("ids", "len")}
+    parts, tokens, notes, start = [], [0, 0], [], 0
+    try:
+        for name, stream in corpora:
+            kept = long = 0
+            for chunk in chunks(stream, CHUNK):
+                ids = [tok.sp.encode([p[k] for p in chunk], num_threads=threads) for k, tok in enumerate(tokenizers)]
+                fits = [max_len <= 0 or max(len(s), len(t)) <= max_len for s, t in zip(*ids, strict=True)]
+                keep = [i for i, ok in enumerate(fits) if ok]
+                for k, side in enumerate(SIDES):
+                    tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
+                kept, long = kept + len(keep), long + len(chunk) - len(keep)
+            notes += list(stream.notes)
+            if long:
+                notes.append(f"{name}: kept {kept:,} of {kept + long:,} pairs: {long:,} longer than {max_len} tokens")
+            parts.append({"name": name, "start": start, "pairs": kept})
+            start += kept
+    finally:
+        for f in files.values():
+            f.close()
+    for side, tok in zip(SIDES, tokenizers, strict=True):
+        (folder / f"{side}.model").write_bytes(tok.model_proto)
+    return {"version": STORE_VERSION, "dtype": np.dtype(dtype).name, "pairs": start, "tokens": tokens,
+            "corpora": parts, "notes": notes, "index_sha256": index_digest(folder)}  # fmt: skip
+
+
+def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type) -> int:
+    """Write ``rows`` end to end to ``ids`` and their lengths to ``lengths``; returns the tokens."""
+    n = np.array([len(r) for r in rows], dtype=np.uint16)
+    flat = np.fromiter((i for r in rows for i in r), dtype=dtype, count=int(n.sum(dtype=np.int64)))
+    lengths.write(n.tobytes())
+    ids.write(flat.tobytes())
+    return len(flat)
+
+
+def chunks(pairs: PairStream, size: int) -> Any:
+    chunk: list[tuple[str, str]] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class Store:
+    """An opened store: both sides' ids (memory-mapped), the tokenizers, the training corpora's
+    pair ranges (``name``, ``start``, ``pairs``) and what reading them noted."""
+
+    src: TokenIds
+    tgt: TokenIds
+    tokenizers: tuple[Tokenizer, Tokenizer]
+    corpora: list[dict[str, Any]]
+    notes: list[str]
+    info: StoreInfo
+
+
+def mapped(path: Path, dtype: str, tokens: int) -> np.ndarray:
+    """The ids in ``path``, memory-mapped read-only (numpy cannot map an empty file)."""
+    return np.memmap(path, dtype=dtype, mode="r", shape=(tokens,)) if tokens else np.zeros(0, dtype)
+
+
+def load_store(folder: Path, made: bool, seconds: float) -> Store:
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    sides = [
+        TokenIds(mapped(folder / f"{side}.ids", meta["dtype"], tokens), np.fromfile(folder / f"{side}.len", np.uint16))
+        for side, tokens in zip(SIDES, meta["tokens"], strict=True)
+    ]
+    tokenizers = (Tokenizer((folder / "src.model").read_bytes()), Tokenizer((folder / "tgt.model").read_bytes()))
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    info = StoreInfo(folder, made, meta["pairs"], tuple(meta["tokens"]), size, seconds)
+    return Store(sides[0], sides[1], tokenizers, meta["corpora"], meta["notes"], info)
+
+
+def open_store(
+    data: Any,
+    sources: list[tuple[str, Path, Path]],
+    train_tokenizers: Any,
+) -> Store:
+    """The store of ``data``'s training corpora ``sources`` (name, source file, target file):
+    opened when one is there and sound, else prepared (under the lock, said in the log).
+    ``train_tokenizers(src_sample, tgt_sample)`` makes the tokenizers from a sample of the pairs."""
+    start = time.perf_counter()
+    files = [(s, t) for _, s, t in sources]
+    folder = Path(data.store_dir) / store_key(data, files)
+    with StoreLock(folder):
+        if folder.is_dir():
+            why = problem(folder, files)
+            if why is None:
+                store = load_store(folder, False, time.perf_counter() - start)
+                log.info("corpus store %s: reused (%s pairs)", folder, f"{store.info.pairs:,}")
+                return store
+            log.warning("corpus store %s is %s: preparing it anew", folder, why)
+            shutil.rmtree(folder)
+        streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]
+        tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
+        stamps = [file_stamp(p) for pair in files for p in pair]
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        threads = data.tokenizer.threads or os.cpu_count() or 1
+        meta = write_store(tmp, streams, tokenizers, data.max_len, threads)
+        meta["files"] = stamps
+        (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        tmp.rename(folder)
+        store = load_store(folder, True, time.perf_counter() - start)
+        log.info(
+            "corpus store %s: prepared %s pairs, %s + %s tokens, %s bytes in %.1f s",
+            folder, f"{store.info.pairs:,}", *(f"{n:,}" for n in store.info.tokens), f"{store.info.bytes:,}",
+            store.info.seconds,
+        )  # fmt: skip
+        for note in store.notes:
+            log.info("%s", note)
+        return store
+
+
+def joint_sample(streams: list[tuple[str, PairStream]], size: int) -> tuple[list[str], list[str]]:
+    """The tokenizers' sample: up to ``size`` pairs over all training corpora (each corpus's
+    share by its size would need a pass to count them; one pass over their concatenation does)."""
+    return sample_sentences(Concat([s for _, s in streams]), size, seed=SAMPLE_SEED)
+
+
+SAMPLE_SEED = 12345  # the tokenizers' sample is the same whatever the run's seed: one store serves every seed
+
+
+class Concat:
+    """Several pair streams read one after the other, with the total of pairs after a pass."""
+
+    def __init__(self, streams: list[PairStream]) -> None:
+        self.streams = streams
+        self.pairs = 0
+
+    def __iter__(self) -> Any:
+        for stream in self.streams:
+            yield from stream
+        self.pairs = sum(s.pairs for s in self.streams)
