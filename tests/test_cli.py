@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -389,7 +390,7 @@ def test_gather_reports_significance_seed_spread_and_encoder_self_attention(toy_
 
 
 ENTRY_POINTS = {"train": cli.train, "eval": cli.evaluate, "translate": cli.translate, "compare": cli.compare,
-                "gather": cli.gather, "average": cli.average, "serve": cli.serve}  # fmt: skip
+                "gather": cli.gather, "average": cli.average, "serve": cli.serve, "prepare": cli.prepare}  # fmt: skip
 
 
 def call(command: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -507,3 +508,27 @@ def test_help_shows_the_values_the_overrides_give(
 def test_every_option_help_shows_is_an_option(command: str) -> None:
     assert set(SCHEMAS) == set(USAGE)
     assert set(USAGE[command].options.split()) - {"hydra.run.dir"} <= set(schema_options(command))
+
+
+def test_prepare_makes_the_store_once_then_finds_it_and_a_bad_option_is_one_line(
+    toy_root: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    args = ["data=toy", f"data.root={toy_root}", f"data.store_dir={store}", "data.tokenizer.cache_dir="]
+    figures = r"300 pairs, [\d,]+ source \+ [\d,]+ target tokens, [\d,]+ bytes \([\d.]+ bytes a token, [\d.]+ a pair\)"
+    first = run("seq2seq-prepare", *args, cwd=tmp_path)
+    assert first.returncode == 0, text(first)
+    (folder,) = [p for p in store.iterdir() if p.is_dir()]
+    assert re.fullmatch(rf"prepared: {re.escape(str(folder))}\n{figures}, [\d.]+ s\n", first.stdout.decode())
+    second = run("seq2seq-prepare", *args, cwd=tmp_path)
+    assert second.returncode == 0, text(second)
+    assert re.fullmatch(rf"already prepared: {re.escape(str(folder))}\n{figures}, [\d.]+ s\n", second.stdout.decode())
+    assert [p for p in store.iterdir() if p.is_dir()] == [folder]
+    for bad, line in [
+        ("data.store_dri=x", "error: data.store_dri is not an option of seq2seq-prepare"),
+        ("data.train_weights=[1,2]", "error: data.train_weights=[1.0, 2.0] gives 2 weights for 1 training corpora"),
+        (f"data.root={tmp_path / 'nowhere'}", f"error: {tmp_path / 'nowhere' / 'train.en'}: file not found"),
+    ]:
+        p = run("seq2seq-prepare", *args, bad, cwd=tmp_path)
+        assert p.returncode == 1 and p.stdout == b"", text(p)
+        assert len(p.stderr.decode().splitlines()) == 1 and p.stderr.decode().startswith(line), text(p)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from seq2seq.data.corpus import filter_long, load_split, read_lines, read_parallel
+from seq2seq.data.corpus import TextStream, filter_long, load_split, read_lines, read_parallel
 from seq2seq.errors import CorpusError
 
 
@@ -141,3 +142,15 @@ def test_a_carriage_return_inside_a_line_is_an_error_not_a_line_break(tmp_path: 
         read_lines(nul)
     crlf = write(tmp_path / "crlf.en", b"one\r\ntwo\r\n")
     assert read_lines(crlf) == ["one", "two"]  # a CRLF ending is still just a line ending
+
+
+def test_a_huge_line_is_refused_after_reading_a_bounded_part_of_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.en", b"short\n" + b"x" * 8_000_000)  # 8 MB and no line end
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorpusError, match=r"a\.en:2: line has over 40,003 characters \(limit 10,000\)"):
+            list(TextStream(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # the limit's 40,003 bytes and their text, not the 8 MB line

@@ -41,13 +41,16 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batches(toy_root: 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     one = subprocess.run(
-        [str(BIN / "seq2seq-train"), *args, f"hydra.run.dir={tmp_path / 'one'}"], capture_output=True, env=env
-    )
+        [str(BIN / "seq2seq-train"), *args, f"hydra.run.dir={tmp_path / 'one'}",
+         f"data.store_dir={tmp_path / 'store1'}"],
+        capture_output=True, env=env,
+    )  # fmt: skip
     assert one.returncode == 0, one.stderr.decode()
     launch = [str(BIN / "torchrun"), "--nnodes=1", "--nproc_per_node=2", "--node_rank=0",
               "--master_addr=127.0.0.1", f"--master_port={free_port()}"]  # fmt: skip
     two = subprocess.run(
-        [*launch, str(BIN / "seq2seq-train"), *args, f"hydra.run.dir={tmp_path / 'two'}"],
+        [*launch, str(BIN / "seq2seq-train"), *args, f"hydra.run.dir={tmp_path / 'two'}",
+         f"data.store_dir={tmp_path / 'store2'}"],
         capture_output=True, env=env, timeout=600,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr.decode()[-3000:]
@@ -74,6 +77,16 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batches(toy_root: 
     log = (tmp_path / "two" / "train.log").read_text()
     assert "DDP: 2 processes, gloo" in log and log.count("DDP: 2 processes") == 1
     assert len(b["train_state"]["rngs"]) == 2
+    # both processes opened one fresh store: one prepared it, the other waited and mapped it (rank 1
+    # logs nothing, so rank 0 says "prepared" or "reused", once); the same store one process made
+    assert ": prepared " in (tmp_path / "one" / "train.log").read_text()
+    assert log.count(": prepared ") + log.count(": reused (") == 1
+    one_store, two_store = list((tmp_path / "store1").iterdir()), list((tmp_path / "store2").iterdir())
+    assert sorted(p.name for p in two_store) == sorted(p.name for p in one_store)  # the folder and its .lock
+    assert len([p for p in two_store if p.is_dir()]) == 1
+    (folder,) = [p.name for p in two_store if p.is_dir()]
+    for name in ("src.ids", "tgt.ids", "src.len", "tgt.len"):
+        assert (tmp_path / "store2" / folder / name).read_bytes() == (tmp_path / "store1" / folder / name).read_bytes()
 
 
 @pytest.mark.parametrize(

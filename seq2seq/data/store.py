@@ -6,8 +6,8 @@ every setting that changes their ids (languages, tokenizer settings, ``max_len``
 - ``src.ids``, ``tgt.ids``: every pair's ids end to end, ``uint16`` when both vocabularies have
   at most 65,536 pieces (2 bytes a token, as fairseq's binarised data), else ``int32``;
 - ``src.len``, ``tgt.len``: each pair's length in tokens (``uint16``: a line holds at most 10,000
-  characters, so fewer pieces); the offsets are their running sums, made on opening (8 bytes
-  a pair and side in memory: the index);
+  characters, but normalisation may expand them: a pair over 65,535 tokens is left out); the
+  offsets are their running sums, made on opening (8 bytes a pair and side in memory: the index);
 - ``src.model``, ``tgt.model``: the SentencePiece models the ids were made with;
 - ``meta.json``: the corpora (their names and pair ranges: several training corpora stay apart),
   the sizes, mtimes and byte counts of the files read, the notes of reading, and a sha256 of the
@@ -48,6 +48,7 @@ STORE_VERSION = 1
 SIDES = ("src", "tgt")
 META = "meta.json"
 CHUNK = 20_000  # pairs encoded at a time
+MAX_TOKENS = (1 << 16) - 1  # a length file's uint16: NFKC makes up to 18 characters of one (U+FDFA)
 
 
 class TokenIds:
@@ -185,7 +186,9 @@ def write_store(
     threads: int,
 ) -> dict[str, Any]:
     """Encode every pair of ``corpora`` in chunks straight into ``folder``'s files; pairs with a
-    side over ``max_len`` tokens (when > 0) are left out and counted. Returns ``meta.json``'s content."""
+    side over ``max_len`` tokens (when > 0, and at most :data:`MAX_TOKENS`) are left out and counted.
+    Returns ``meta.json``'s content."""
+    limit = max_len if 0 < max_len <= MAX_TOKENS else MAX_TOKENS
     dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
     folder.mkdir(parents=True)
     files = {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side in SIDES for kind in ("ids", "len")}
@@ -195,14 +198,14 @@ def write_store(
             kept = long = 0
             for chunk in chunks(stream, CHUNK):
                 ids = [tok.sp.encode([p[k] for p in chunk], num_threads=threads) for k, tok in enumerate(tokenizers)]
-                fits = [max_len <= 0 or max(len(s), len(t)) <= max_len for s, t in zip(*ids, strict=True)]
+                fits = [max(len(s), len(t)) <= limit for s, t in zip(*ids, strict=True)]
                 keep = [i for i, ok in enumerate(fits) if ok]
                 for k, side in enumerate(SIDES):
                     tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
                 kept, long = kept + len(keep), long + len(chunk) - len(keep)
             notes += list(stream.notes)
             if long:
-                notes.append(f"{name}: kept {kept:,} of {kept + long:,} pairs: {long:,} longer than {max_len} tokens")
+                notes.append(f"{name}: kept {kept:,} of {kept + long:,} pairs: {long:,} longer than {limit} tokens")
             parts.append({"name": name, "start": start, "pairs": kept})
             start += kept
     finally:
