@@ -61,16 +61,16 @@ def bucket_batches(
     come sorted by length (for evaluation). Arrays throughout: millions of pairs cost a few
     bytes each, not a Python list each.
     """
-    src = np.asarray(lengths, dtype=np.int64)
+    src = np.asarray(lengths)  # an array stays as it is (a store's uint16): a few bytes a pair
     order = np.arange(len(src)) if rng is None else rng.permutation(len(src))
     if tgt_lengths is None:
         order = order[np.argsort(src[order], kind="stable")]  # stable: shuffled ties stay shuffled
         size = src
     else:
-        tgt = np.asarray(tgt_lengths, dtype=np.int64)
+        tgt = np.asarray(tgt_lengths)
         order = order[np.lexsort((tgt[order], src[order]))]  # by source, then target length; stable
         size = np.maximum(src, tgt)
-    ends = batch_ends(size[order].tolist(), batch_size, max_tokens)
+    ends = batch_ends(size[order], batch_size, max_tokens)
     if not ends:
         return []
     batches = np.split(order, ends[:-1])
@@ -79,17 +79,19 @@ def bucket_batches(
     return batches
 
 
-def batch_ends(sizes: list[int], batch_size: int, max_tokens: int) -> list[int]:
+def batch_ends(sizes: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int) -> list[int]:
     """Where each batch ends in ``sizes`` (sorted sentences' sizes): greedily as many sentences as
     ``batch_size`` and ``max_tokens`` (``rows * longest``, if > 0) allow."""
     ends: list[int] = []
     start, longest = 0, 0
-    for i, n in enumerate(sizes):
-        longest = max(longest, n)
-        if i > start and (i - start >= batch_size or (max_tokens > 0 and longest * (i - start + 1) > max_tokens)):
-            ends.append(i)
-            start, longest = i, n
-    if sizes:
+    for offset in range(0, len(sizes), 1 << 20):  # a million at a time as Python ints
+        chunk = sizes[offset : offset + (1 << 20)]
+        for i, n in enumerate(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk, offset):
+            longest = max(longest, n)
+            if i > start and (i - start >= batch_size or (max_tokens > 0 and longest * (i - start + 1) > max_tokens)):
+                ends.append(i)
+                start, longest = i, n
+    if len(sizes):
         ends.append(len(sizes))
     return ends
 

@@ -59,7 +59,7 @@ class TokenIds:
     def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
         self.flat, self.lengths = flat, lengths
         self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self.offsets[1:])
+        np.cumsum(lengths, dtype=np.int64, out=self.offsets[1:])
 
     @classmethod
     def from_lists(cls, seqs: list[list[int]]) -> TokenIds:
@@ -102,8 +102,9 @@ def store_key(data: Any, sources: list[tuple[Path, Path]]) -> str:
 
 
 def file_stamp(path: Path) -> dict[str, Any]:
+    """What tells a corpus file changed: its size and modification time (and where it is)."""
     st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def index_digest(folder: Path) -> str:
@@ -117,7 +118,7 @@ def index_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def problem(folder: Path, sources: list[tuple[Path, Path]]) -> str | None:
+def problem(folder: Path) -> str | None:
     """Why the store in ``folder`` must not be used (damaged or stale), or None when it is sound."""
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
@@ -129,9 +130,10 @@ def problem(folder: Path, sources: list[tuple[Path, Path]]) -> str | None:
                 return f"damaged: {side}.len does not hold {meta['pairs']:,} lengths"
         if index_digest(folder) != meta["index_sha256"]:
             return "damaged: its lengths or tokenizers do not match their checksum"
+        stamps = list(meta["files"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         return f"damaged: {e}"
-    for then in meta["files"]:
+    for then in stamps:
         path = Path(then["path"])
         if not path.is_file() or file_stamp(path) != then:
             return f"stale: {path} changed since it was prepared"
@@ -280,7 +282,7 @@ def open_store(
     folder = Path(data.store_dir) / store_key(data, files)
     with StoreLock(folder):
         if folder.is_dir():
-            why = problem(folder, files)
+            why = problem(folder)
             if why is None:
                 store = load_store(folder, False, time.perf_counter() - start)
                 log.info("corpus store %s: reused (%s pairs)", folder, f"{store.info.pairs:,}")
@@ -290,8 +292,9 @@ def open_store(
         streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]
         tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
         stamps = [file_stamp(p) for pair in files for p in pair]
+        for left in folder.parent.glob(f"{folder.name}.tmp*"):  # a preparer stopped midway (we hold the lock)
+            shutil.rmtree(left, ignore_errors=True)
         tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         threads = data.tokenizer.threads or os.cpu_count() or 1
         meta = write_store(tmp, streams, tokenizers, data.max_len, threads)
         meta["files"] = stamps
