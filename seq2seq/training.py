@@ -94,7 +94,7 @@ class Trainer:
         self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
         self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
-        self.corpora, self.weights = data.corpora, data.weights
+        self.corpora, self.weights, self.by_length = data.corpora, data.weights, data.by_length
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
         self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
@@ -338,7 +338,7 @@ class Trainer:
         pairs = epoch_pairs(self.corpora, self.weights, rng)
         src, tgt = self.src_ids.lengths, self.tgt_ids.lengths
         if pairs is None:
-            return bucket_batches(src, t.batch_size, t.max_tokens, rng, tgt)
+            return bucket_batches(src, t.batch_size, t.max_tokens, rng, tgt, self.by_length)
         return [pairs[b] for b in bucket_batches(src[pairs], t.batch_size, t.max_tokens, rng, tgt[pairs])]
 
     def save(self) -> None:

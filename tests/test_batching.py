@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seq2seq.data.batching import batch_ends, bucket_batches, epoch_pairs
+from seq2seq.data.batching import batch_ends, bucket_batches, epoch_pairs, length_order
 
 
 def lengths(seed: int, n: int, high: int = 30) -> np.ndarray:
@@ -75,3 +75,18 @@ def test_weighted_corpora_get_their_share_of_an_epoch() -> None:
     assert shares.tolist() == [600, 200, 200]
     assert epoch_pairs([500], [2.0], np.random.default_rng(0)) is None  # one corpus: every pair once
     assert epoch_pairs([500, 20], [], np.random.default_rng(0)) is None  # no weights: by size
+
+
+def test_a_length_order_made_before_gives_the_same_batches() -> None:
+    """The corpus store sorts by length once (by_length.idx); the batches are the ones
+    bucket_batches would make sorting itself, epoch after epoch."""
+    src, tgt = lengths(3, 2_000).astype(np.uint16), lengths(4, 2_000).astype(np.uint16)
+    order = length_order(src, tgt)
+    assert order.dtype == np.int32
+    keys = list(zip(src[order].tolist(), tgt[order].tolist(), strict=True))
+    assert keys == sorted(keys)  # by source, then target length
+    for seed in (1, 2):
+        made = bucket_batches(src, 32, 400, np.random.default_rng(seed), tgt)
+        given = bucket_batches(src, 32, 400, np.random.default_rng(seed), tgt, by_length=order)
+        assert as_lists(made) == as_lists(given)
+    assert order.tolist() == length_order(src, tgt).tolist()  # the order given is not shuffled in place

@@ -51,32 +51,53 @@ def bucket_batches(
     max_tokens: int = 0,
     rng: np.random.Generator | None = None,
     tgt_lengths: np.ndarray | None = None,
+    by_length: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Group corpus indices into batches of similar length (each an array of indices).
 
     Sentences are sorted by source length, then by target length when ``tgt_lengths`` is given
-    (training), so that neither side carries much padding. ``batch_size`` caps sentences per
-    batch, ``max_tokens`` (if > 0) caps ``rows * longest`` (the longer side). With ``rng`` the
-    order inside equal lengths and the order of the batches are shuffled; without it the batches
-    come sorted by length (for evaluation). Arrays throughout: millions of pairs cost a few
-    bytes each, not a Python list each.
+    (training), so that neither side carries much padding (``by_length``: that order, made
+    before, e.g. by the corpus store). ``batch_size`` caps sentences per batch, ``max_tokens``
+    (if > 0) caps ``rows * longest`` (the longer side). With ``rng`` the order inside equal
+    lengths and the order of the batches are shuffled; without it the batches come sorted by
+    length (for evaluation). Arrays throughout: millions of pairs cost a few bytes each, not a
+    Python list each, and with ``by_length`` nothing is sorted.
     """
-    src = np.asarray(lengths)  # an array stays as it is (a store's uint16): a few bytes a pair
-    order = np.arange(len(src)) if rng is None else rng.permutation(len(src))
-    if tgt_lengths is None:
-        order = order[np.argsort(src[order], kind="stable")]  # stable: shuffled ties stay shuffled
-        size = src
-    else:
-        tgt = np.asarray(tgt_lengths)
-        order = order[np.lexsort((tgt[order], src[order]))]  # by source, then target length; stable
-        size = np.maximum(src, tgt)
-    ends = batch_ends(size[order], batch_size, max_tokens)
+    src = np.asarray(lengths)  # an array stays as it is (a store's uint16)
+    tgt = None if tgt_lengths is None else np.asarray(tgt_lengths)
+    order = length_order(src, tgt) if by_length is None else np.array(by_length)  # a copy, shuffled below
+    if rng is not None:
+        shuffle_ties(order, src, tgt, rng)
+    size = src[order] if tgt is None else np.maximum(src[order], tgt[order])
+    ends = batch_ends(size, batch_size, max_tokens)
     if not ends:
         return []
     batches = np.split(order, ends[:-1])
     if rng is not None:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def length_order(src: np.ndarray, tgt: np.ndarray | None = None) -> np.ndarray:
+    """Indices sorted by source length, then target length; ties keep their order (stable).
+    4 bytes an index below 2**31 sentences."""
+    key = src if tgt is None else (src.astype(np.uint32) << 16) | tgt.astype(np.uint32)
+    return np.argsort(key, kind="stable").astype(np.int32 if len(src) < 2**31 else np.int64)
+
+
+def shuffle_ties(order: np.ndarray, src: np.ndarray, tgt: np.ndarray | None, rng: np.random.Generator) -> None:
+    """Shuffle ``order`` (sorted by length, :func:`length_order`) in place within each run of
+    equal lengths (source, and target when given): the sentences of one length come in a new
+    order each epoch, the lengths stay sorted."""
+    s = src[order]
+    change = s[1:] != s[:-1]
+    if tgt is not None:
+        t = tgt[order]
+        change |= t[1:] != t[:-1]
+    bounds = [0, *(np.flatnonzero(change) + 1).tolist(), len(order)]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):  # a run per length pair: thousands, not millions
+        if b - a > 1:
+            rng.shuffle(order[a:b])
 
 
 def batch_ends(sizes: Sequence[int] | np.ndarray, batch_size: int, max_tokens: int) -> list[int]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from seq2seq.config import check_prepare, train_splits
 from seq2seq.data.corpus import ParallelCorpus, load_split, split_paths
 from seq2seq.data.store import Store, StoreInfo, TokenIds, open_store
@@ -37,6 +39,7 @@ class PreparedData:
     valid: ParallelCorpus
     corpora: list[int] = field(default_factory=list)  # pairs of each training corpus; []: one
     weights: list[float] = field(default_factory=list)
+    by_length: np.ndarray | None = None  # the pairs sorted by length, made with the store
     store: StoreInfo | None = None
 
     @classmethod
@@ -109,5 +112,5 @@ def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
     sizes = [c["pairs"] for c in store.corpora]
     return PreparedData(
         *store.tokenizers, store.src, store.tgt, valid, sizes if len(sizes) > 1 else [], list(data.train_weights),
-        store.info,
+        store.by_length, store.info,
     )  # fmt: skip

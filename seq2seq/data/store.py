@@ -6,12 +6,15 @@ every setting that changes their ids (languages, tokenizer settings, ``max_len``
 - ``src.ids``, ``tgt.ids``: every pair's ids end to end, ``uint16`` when both vocabularies have
   at most 65,536 pieces (2 bytes a token, as fairseq's binarised data), else ``int32``;
 - ``src.len``, ``tgt.len``: each pair's length in tokens (``uint16``: a line holds at most 10,000
-  characters, but normalisation may expand them: a pair over 65,535 tokens is left out); the
-  offsets are their running sums, made on opening (8 bytes a pair and side in memory: the index);
+  characters, but normalisation may expand them: a pair over 65,535 tokens is left out);
+- ``src.off``, ``tgt.off``: where each sentence starts in the ids (``int64``, their running sums);
+  with the lengths, the index: 10 bytes a pair and side on disk, mapped like the ids;
+- ``by_length.idx``: the pairs sorted by source, then target length, the batches' sort done once
+  (``int32``, 4 bytes a pair);
 - ``src.model``, ``tgt.model``: the SentencePiece models the ids were made with;
 - ``meta.json``: the corpora (their names and pair ranges: several training corpora stay apart),
-  the sizes, mtimes and byte counts of the files read, the notes of reading, and a sha256 of the
-  length files and models, checked on every opening.
+  the sizes and mtimes of the corpus files read, the notes of reading, and a sha256 of the index
+  and the models, checked on every opening.
 
 Why numpy's ``memmap`` (as fairseq's ``MMapIndexedDataset``, nanoGPT and Megatron): the ids are
 one flat array per side, which is all a memory map needs; the pages are the operating system's
@@ -40,26 +43,29 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from seq2seq.data.batching import length_order
 from seq2seq.data.corpus import PairStream
 from seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger("seq2seq")
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: offsets and the length order in files
 SIDES = ("src", "tgt")
 META = "meta.json"
+ORDER = "by_length.idx"  # the pairs sorted by source, then target length (stable), for the batches
 CHUNK = 20_000  # pairs encoded at a time
 MAX_TOKENS = (1 << 16) - 1  # a length file's uint16: NFKC makes up to 18 characters of one (U+FDFA)
 
 
 class TokenIds:
-    """One side of a corpus as ids: ``flat`` (every sentence end to end) and ``lengths``; a
-    sentence is ``ids[i]`` (a list), its length ``ids.lengths[i]``. Backed by a memory map when
-    opened from a store, by arrays in memory when made with :meth:`from_lists` (tests, small data)."""
+    """One side of a corpus as ids: ``flat`` (every sentence end to end), ``lengths`` and
+    ``offsets`` (where each sentence starts; one more than sentences); a sentence is ``ids[i]``
+    (a list), its length ``ids.lengths[i]``. Memory-mapped when opened from a store (a process
+    then holds in memory only the pages it reads), arrays in memory when made with
+    :meth:`from_lists` (tests, small data)."""
 
-    def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray, offsets: np.ndarray | None = None) -> None:
         self.flat, self.lengths = flat, lengths
-        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, dtype=np.int64, out=self.offsets[1:])
+        self.offsets = running_sum(lengths) if offsets is None else offsets
 
     @classmethod
     def from_lists(cls, seqs: list[list[int]]) -> TokenIds:
@@ -71,6 +77,13 @@ class TokenIds:
 
     def __getitem__(self, i: int) -> list[int]:
         return self.flat[self.offsets[i] : self.offsets[i + 1]].tolist()
+
+
+def running_sum(lengths: np.ndarray) -> np.ndarray:
+    """The offsets of sentences of ``lengths`` laid end to end: 0, l0, l0 + l1, ... (int64)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, dtype=np.int64, out=offsets[1:])
+    return offsets
 
 
 @dataclass
@@ -108,10 +121,10 @@ def file_stamp(path: Path) -> dict[str, Any]:
 
 
 def index_digest(folder: Path) -> str:
-    """sha256 of the length files and the tokenizer models: what every batch and id depends on
-    (the id files are checked by size)."""
+    """sha256 of the length and offset files and the tokenizer models: what every batch and id
+    depends on (the id files, the bulk, are checked by size)."""
     digest = hashlib.sha256()
-    for name in ("src.len", "tgt.len", "src.model", "tgt.model"):
+    for name in ("src.len", "tgt.len", "src.off", "tgt.off", ORDER, "src.model", "tgt.model"):
         with (folder / name).open("rb") as f:
             while block := f.read(1 << 20):
                 digest.update(block)
@@ -128,6 +141,10 @@ def problem(folder: Path) -> str | None:
                 return f"damaged: {side}.ids is not {tokens:,} tokens long"
             if (folder / f"{side}.len").stat().st_size != meta["pairs"] * 2:
                 return f"damaged: {side}.len does not hold {meta['pairs']:,} lengths"
+            if (folder / f"{side}.off").stat().st_size != (meta["pairs"] + 1) * 8:
+                return f"damaged: {side}.off does not hold {meta['pairs'] + 1:,} offsets"
+        if (folder / ORDER).stat().st_size != meta["pairs"] * np.dtype(meta["order_dtype"]).itemsize:
+            return f"damaged: {ORDER} does not hold {meta['pairs']:,} indices"
         if index_digest(folder) != meta["index_sha256"]:
             return "damaged: its lengths or tokenizers do not match their checksum"
         stamps = list(meta["files"])
@@ -214,9 +231,28 @@ def write_store(
         for f in files.values():
             f.close()
     for side, tok in zip(SIDES, tokenizers, strict=True):
+        write_offsets(folder / f"{side}.len", folder / f"{side}.off")
         (folder / f"{side}.model").write_bytes(tok.model_proto)
+    lengths = [np.fromfile(folder / f"{side}.len", dtype=np.uint16) for side in SIDES]
+    by_length = length_order(*lengths)  # the batches' sort, done once here rather than in every run
+    by_length.tofile(folder / ORDER)
     return {"version": STORE_VERSION, "dtype": np.dtype(dtype).name, "pairs": start, "tokens": tokens,
-            "corpora": parts, "notes": notes, "index_sha256": index_digest(folder)}  # fmt: skip
+            "order_dtype": by_length.dtype.name, "corpora": parts, "notes": notes,
+            "index_sha256": index_digest(folder)}  # fmt: skip
+
+
+def write_offsets(lengths: Path, offsets: Path) -> None:
+    """Each sentence's start in the ids file (int64, one more than sentences), from the lengths
+    file, a million at a time: mapped on opening, so a training process holds none of it."""
+    n = lengths.stat().st_size // 2
+    with offsets.open("wb") as out:
+        out.write(np.zeros(1, np.int64).tobytes())
+        total = 0
+        for start in range(0, n, 1 << 20):
+            part = np.fromfile(lengths, dtype=np.uint16, count=min(1 << 20, n - start), offset=2 * start)
+            sums = total + np.cumsum(part, dtype=np.int64)
+            out.write(sums.tobytes())
+            total = int(sums[-1])
 
 
 def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type) -> int:
@@ -246,27 +282,33 @@ class Store:
 
     src: TokenIds
     tgt: TokenIds
+    by_length: np.ndarray  # the pairs sorted by length (:func:`seq2seq.data.batching.length_order`)
     tokenizers: tuple[Tokenizer, Tokenizer]
     corpora: list[dict[str, Any]]
     notes: list[str]
     info: StoreInfo
 
 
-def mapped(path: Path, dtype: str, tokens: int) -> np.ndarray:
-    """The ids in ``path``, memory-mapped read-only (numpy cannot map an empty file)."""
-    return np.memmap(path, dtype=dtype, mode="r", shape=(tokens,)) if tokens else np.zeros(0, dtype)
+def mapped(path: Path, dtype: str, count: int) -> np.ndarray:
+    """The ``count`` values in ``path``, memory-mapped read-only (numpy cannot map an empty file)."""
+    return np.memmap(path, dtype=dtype, mode="r", shape=(count,)) if count else np.zeros(0, dtype)
 
 
 def load_store(folder: Path, made: bool, seconds: float) -> Store:
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     sides = [
-        TokenIds(mapped(folder / f"{side}.ids", meta["dtype"], tokens), np.fromfile(folder / f"{side}.len", np.uint16))
+        TokenIds(
+            mapped(folder / f"{side}.ids", meta["dtype"], tokens),
+            mapped(folder / f"{side}.len", "uint16", meta["pairs"]),
+            mapped(folder / f"{side}.off", "int64", meta["pairs"] + 1),
+        )
         for side, tokens in zip(SIDES, meta["tokens"], strict=True)
     ]
     tokenizers = (Tokenizer((folder / "src.model").read_bytes()), Tokenizer((folder / "tgt.model").read_bytes()))
     size = sum(p.stat().st_size for p in folder.iterdir())
     info = StoreInfo(folder, made, meta["pairs"], tuple(meta["tokens"]), size, seconds)
-    return Store(sides[0], sides[1], tokenizers, meta["corpora"], meta["notes"], info)
+    by_length = mapped(folder / ORDER, meta["order_dtype"], meta["pairs"])
+    return Store(sides[0], sides[1], by_length, tokenizers, meta["corpora"], meta["notes"], info)
 
 
 def open_store(
