@@ -11,10 +11,15 @@ a shuffled order until it has that many pairs. Then, each in a fresh process:
   into the store): wall time, peak RSS, the store's bytes per token and per pair;
 - a training run on the prepared store, once per ``--processes`` entry (2: ``torchrun``): the
   time from the process's start to the end of its first update, and its peak RSS (the largest
-  process's under torchrun); ``--steps`` updates of the demo's attention model, no validation
+  process's under torchrun); ``--steps`` updates of the demo's attention model on batches of at
+  most 1,500 tokens (so that no batch drawn needs much more memory than another), no validation
   beyond a 20-sentence one at the end.
 
-Peak RSS comes from ``wait4`` on each process (its own and its children's largest). Figures
+Peak RSS (``ru_maxrss``) counts the pages of the store's files a process has touched: they are
+the page cache's, shared by every process that maps them and dropped under memory pressure, and
+the kernel maps 64 KiB around each page read, so a few hundred random sentences bring in tens of
+MiB. "Own memory" is the peak of ``RssAnon`` (sampled every 20 ms): what the process alone
+holds (the index, the epoch's batches, the model, the activations). Figures
 depend on the machine: print ``lscpu``'s model name beside them, compare within one run.
 """
 
@@ -31,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -101,11 +107,12 @@ def child(args: argparse.Namespace) -> None:
         return result
 
     Trainer.train_step = timed  # type: ignore[method-assign]
+    anon = AnonPeak()
     torch.set_num_threads(1)
     overrides = [
         *data_args(Path(args.root), Path(args.store), args.threads), "model=attention",
         f"trainer.max_steps={args.steps}", "trainer.progress=false", "trainer.threads=1",
-        "trainer.valid_max_sentences=20", "trainer.batch_size=64", "trainer.max_tokens=0",
+        "trainer.valid_max_sentences=20", "trainer.batch_size=256", "trainer.max_tokens=1500",
     ]  # fmt: skip
     made: list[bool] = []
     opened = prepare.open_store
@@ -119,7 +126,32 @@ def child(args: argparse.Namespace) -> None:
     train_run(without_hydra(compose_config("train", overrides)), Path(args.out))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"rank": int(os.environ.get("RANK", "0")), "first_update_s": first[0], "rss_mib": rss, "made": made}
+    row["anon_mib"] = anon.stop()
     print("SCALE " + json.dumps(row))
+
+
+class AnonPeak:
+    """The largest ``RssAnon`` of this process (its own memory: not the pages of mapped files, which
+    the kernel shares between processes and may drop), sampled every 20 ms in a thread."""
+
+    def __init__(self) -> None:
+        self.peak, self.done = 0, threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, anon_kib())
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return max(self.peak, anon_kib()) / 1024
+
+
+def anon_kib() -> int:
+    match = re.search(r"RssAnon:\s+(\d+)", Path("/proc/self/status").read_text())
+    return int(match.group(1)) if match else 0
 
 
 def train(root: Path, store: Path, steps: int, processes: int, threads: int, work: Path) -> dict[str, float]:
@@ -139,6 +171,7 @@ def train(root: Path, store: Path, steps: int, processes: int, threads: int, wor
     return {
         "first_update_s": max(r["first_update_s"] for r in rows),
         "rss_mib": max(r["rss_mib"] for r in rows),
+        "anon_mib": max(r["anon_mib"] for r in rows),
         "wait4_rss_mib": peak,
     }
 
@@ -173,9 +206,12 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; SentencePiece threads: {args.threads or os.cpu_count()}")
     header = "| pairs | prepare | prepare peak RSS | store bytes/token | store bytes/pair |"
-    header += "".join(f" {n} proc: first update | {n} proc: peak RSS/process |" for n in args.processes)
+    header += "".join(
+        f" {n} proc: first update | {n} proc: peak RSS/process | {n} proc: peak own memory/process |"
+        for n in args.processes
+    )
     print(header)
-    print("|" + "---:|" * (5 + 2 * len(args.processes)))
+    print("|" + "---:|" * (5 + 3 * len(args.processes)))
     for size in args.sizes:
         root, store = args.work / f"corpus-{size}", args.work / f"store-{size}"
         if not (root / "train.en").is_file():
@@ -190,7 +226,7 @@ def main() -> None:
         row += f" {size_bytes / pairs:.1f} |"
         for n in args.processes:
             t = train(root, store, args.steps, n, args.threads, args.work)
-            row += f" {t['first_update_s']:.1f} s | {t['rss_mib']:,.0f} MiB |"
+            row += f" {t['first_update_s']:.1f} s | {t['rss_mib']:,.0f} MiB | {t['anon_mib']:,.0f} MiB |"
         print(row, flush=True)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

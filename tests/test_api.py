@@ -46,8 +46,8 @@ def test_translator_translates_in_input_order_with_attention_rows_summing_to_one
         assert o.attention.shape == (len(o.tokens), len(o.source_tokens)) and o.source_tokens[-1] == "</s>"
         assert torch.allclose(o.attention.sum(dim=1), torch.ones(len(o.tokens)), atol=1e-5)
         assert len(o.nbest) == 2 and o.nbest[0][0] == o.text
-    alone = t.translate([sentences[2]])[0]  # batch-mates change nothing
-    assert alone.text == out[2].text and alone.score == pytest.approx(out[2].score, abs=1e-5)
+    alone = t.translate([sentences[2]])[0]  # batch-mates change nothing but float rounding (padded widths)
+    assert alone.text == out[2].text and alone.score == pytest.approx(out[2].score, rel=1e-6, abs=1e-5)
 
 
 def test_translator_matches_the_translate_command(api_run: TrainResult) -> None:
