@@ -22,6 +22,12 @@ def piece_word(piece: str) -> str:
     return piece.replace(WORD_START, "") or WORD_START
 
 
+def training_threads(threads: int) -> int:
+    """SentencePiece's training threads for ``data.tokenizer.threads`` (0: every core). The pieces
+    depend on this count, so caches are keyed by it, not by the setting."""
+    return threads or os.cpu_count() or 1
+
+
 class Tokenizer:
     """Text <-> ids for one language. ``pad=0, unk=1, bos=2, eos=3`` in every vocabulary."""
 
@@ -63,7 +69,7 @@ class Tokenizer:
             bos_id=BOS_ID,
             eos_id=EOS_ID,
             hard_vocab_limit=False,
-            num_threads=threads or os.cpu_count() or 1,
+            num_threads=training_threads(threads),
             minloglevel=2,
         )
         return cls(buffer.getvalue())
@@ -84,8 +90,8 @@ class Tokenizer:
         if not cache_dir:
             return cls.train(sentences, vocab_size, model_type, normalization, threads=threads), False
         settings = {"vocab_size": vocab_size, "model_type": model_type, "normalization": normalization, "v": 1}
-        if threads != 1:
-            settings["threads"] = threads  # the pieces depend on it; one thread's entries keep their names
+        if training_threads(threads) != 1:
+            settings["threads"] = training_threads(threads)  # the pieces depend on it; one thread's keep their names
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         for sentence in sentences:
             digest.update(sentence.encode("utf-8") + b"\n")
@@ -108,8 +114,9 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return self.sp.encode(texts)
+    def encode_batch(self, texts: list[str], threads: int = 1) -> list[list[int]]:
+        """Ids of each text; ``threads`` > 1 encodes on as many cores (the same ids)."""
+        return self.sp.encode(texts, num_threads=threads)
 
     def pieces(self, text: str) -> list[str]:
         return self.sp.encode(text, out_type=str)

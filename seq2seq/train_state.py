@@ -17,6 +17,7 @@ from torch import nn
 
 from seq2seq.checkpoint import kept_checkpoints, kept_step, make_checkpoint, read_checkpoint, save_atomic
 from seq2seq.config import TrainerConfig, resume_mismatch, with_defaults
+from seq2seq.data.batching import BATCHING
 from seq2seq.distributed import Processes
 from seq2seq.errors import CheckpointError, TrainingStopped
 from seq2seq.runfolder import (
@@ -56,6 +57,7 @@ class TrainState:
     stop_reason: str = ""  # why training ended before its budget (early stopping)
     skipped_updates: int = 0  # updates skipped for a non-finite loss or gradient, in all
     bad_in_a_row: int = 0  # ... and in a row now
+    batching: int = BATCHING  # how the epochs' batches were drawn (a last.pt without it: 1)
 
     def count_skipped(self, loss: float, max_bad_updates: int) -> None:
         """Count an update skipped for a non-finite loss or gradient; ``max_bad_updates`` in a row
@@ -161,6 +163,15 @@ class RunFiles:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ts["optimizer"])
         state = TrainState(**{k: ts[k] for k in TrainState.__dataclass_fields__ if k in ts})  # newer: defaults
+        if ts.get("batching", 1) != BATCHING:
+            if state.batch_in_epoch > 0:
+                log.warning(
+                    "%s was saved in the middle of epoch %d by a version that drew batches another way: "
+                    "the rest of that epoch follows this version's order (some of its pairs come twice, "
+                    "some not at all); later epochs are whole",
+                    self.last, state.epoch + 1,
+                )  # fmt: skip
+            state.batching = BATCHING
         rank, world = self.processes.rank, self.processes.world
         rngs = ts.get("rngs", [])  # one per process when several trained
         torch.set_rng_state((rngs[rank] if len(rngs) == world else ts["rng"]).cpu())

@@ -90,3 +90,8 @@ def test_a_length_order_made_before_gives_the_same_batches() -> None:
         given = bucket_batches(src, 32, 400, np.random.default_rng(seed), tgt, by_length=order)
         assert as_lists(made) == as_lists(given)
     assert order.tolist() == length_order(src, tgt).tolist()  # the order given is not shuffled in place
+
+
+def test_a_weight_too_small_for_one_pair_draws_none_of_that_corpus() -> None:
+    pairs = epoch_pairs([500, 500], [1000, 1], np.random.default_rng(0))
+    assert len(pairs) == 1_000 and (pairs < 500).sum() == 1_000  # 999.0 + the rounding's one: all the first

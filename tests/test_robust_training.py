@@ -423,3 +423,19 @@ def test_a_truncated_best_pt_of_the_last_validation_is_rewritten_from_last_pt(
     assert resumed.best_bleu == first.best_bleu
     last = weights(run / "last.pt")
     assert all(torch.equal(last[name], tensor) for name, tensor in weights(run / "best.pt").items())
+
+
+def test_a_last_pt_from_before_numpys_batches_resumes_mid_epoch_with_a_warning(
+    toy_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train_run(tiny_config(toy_root, epochs=1, max_steps=3), tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    ckpt = read_checkpoint(last)
+    del ckpt["train_state"]["batching"]  # written by a version that shuffled with Python's random
+    assert ckpt["train_state"]["batch_in_epoch"] == 3
+    save_atomic(ckpt, last)
+    with caplog.at_level(logging.WARNING, logger="seq2seq"):
+        result = train_run(tiny_config(toy_root, epochs=1, max_steps=5), tmp_path / "run")
+    assert result.state.step == 5 and result.state.batching == 2
+    warned = [r.message for r in caplog.records if "by a version that drew batches another way" in r.message]
+    assert len(warned) == 1 and "in the middle of epoch 1" in warned[0]

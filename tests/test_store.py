@@ -349,8 +349,8 @@ def test_weighted_corpora_keep_their_ranges_and_an_epoch_draws_them_one_to_three
     ("settings", "message"),
     [
         ({"train_weights": [1]}, r"data\.train_weights=\[1\.0\] gives 1 weights for 2 training corpora \(a, b\)"),
-        ({"train_weights": [1, 0]}, r"data\.train_weights=\[1\.0, 0\.0\]: every weight must be > 0"),
-        ({"train_weights": [1, -2]}, r"every weight must be > 0"),
+        ({"train_weights": [1, 0]}, r"data\.train_weights=\[1\.0, 0\.0\]: every weight must be a finite number > 0"),
+        ({"train_weights": [1, -2]}, r"every weight must be a finite number > 0"),
         ({"train": ["a", "a"], "train_weights": []}, r"data\.train=\['a', 'a'\] names a corpus twice"),
         ({"train": ["a", "x/b"], "train_weights": []}, r"give a split name \(train\) or a list of them"),
     ],
@@ -361,3 +361,64 @@ def test_bad_weighted_corpora_settings_are_one_clear_config_error(settings: dict
     with pytest.raises(ConfigError, match=message):
         check_train(cfg)
     assert not (tmp_path / "store").exists()  # refused before anything is read or written
+
+
+# ---------------------------------------------------------------- what a review found
+
+
+def test_a_missing_corpus_file_is_an_error_and_the_store_is_kept(tmp_path: Path) -> None:
+    write_pairs(tmp_path / "c", "train", 30)
+    data = data_config(tmp_path / "c", tmp_path / "s")
+    folder = prepare_store(data).info.folder
+    (tmp_path / "c" / "train.en").rename(tmp_path / "c" / "moved.en")  # an unmounted disk, say
+    with pytest.raises(CorpusError, match=r"train\.en: file not found \(the corpus store .* was prepared from it\)"):
+        prepare_store(data)
+    assert folder.is_dir()  # hours of preparing are not thrown away
+    (tmp_path / "c" / "moved.en").rename(tmp_path / "c" / "train.en")
+    assert not prepare_store(data).info.made
+
+
+def test_a_failed_preparation_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import seq2seq.data.store as store
+
+    write_pairs(tmp_path / "c", "train", 30)
+
+    def full_disk(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "append", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        prepare_store(data_config(tmp_path / "c", tmp_path / "s"))
+    assert [p.name for p in (tmp_path / "s").iterdir() if p.is_dir()] == []
+
+
+def test_a_corpus_with_no_pair_under_max_len_is_one_clear_error(tmp_path: Path) -> None:
+    write_pairs(tmp_path / "c", "train", 30)
+    write_lines(tmp_path / "c" / "long.en", [" ".join(["tom"] * 12)] * 5)
+    write_lines(tmp_path / "c" / "long.zh", [" ".join(["汤姆"] * 12)] * 5)
+    data = data_config(tmp_path / "c", tmp_path / "s", train=["train", "long"], max_len=10)
+    with pytest.raises(CorpusError, match="long: none of its 5 pairs has at most 10 tokens a side"):
+        prepare_store(data)
+
+
+@pytest.mark.parametrize(("override", "message"), [("seed", "seed=-1 must be >= 0"), ("inf", "finite number > 0")])
+def test_a_negative_seed_and_an_infinite_weight_are_config_errors(override: str, message: str, tmp_path: Path) -> None:
+    cfg = OmegaConf.structured(TrainConfig)
+    cfg.data = data_config(tmp_path, tmp_path / "s", train=["a", "b"])
+    if override == "seed":
+        cfg.seed = -1
+    else:
+        cfg.data.train_weights = [1.0, float("inf")]
+    with pytest.raises(ConfigError, match=message):
+        check_train(cfg)
+
+
+def test_the_toy_corpus_is_not_written_under_a_list_of_training_corpora(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = data_config(Path("data/toy"), tmp_path / "s", train=["train", "extra"])
+    data.name = "toy"
+    with pytest.raises(CorpusError, match=r"train\.en: file not found"):
+        prepare_store(data)
+    assert not Path("data/toy").exists() or not any(Path("data/toy").iterdir())

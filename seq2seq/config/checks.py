@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -197,8 +198,14 @@ def check_data(data: Any) -> None:
             f"data.train_weights={weights} gives {len(weights)} weights for {len(corpora)} training corpora "
             f"({', '.join(corpora)}): give one each, or none"
         )
-    if not all(w > 0 for w in weights):  # also refuses nan
-        raise ConfigError(f"data.train_weights={weights}: every weight must be > 0")
+    if not all(math.isfinite(w) and w > 0 for w in weights):
+        raise ConfigError(f"data.train_weights={weights}: every weight must be a finite number > 0")
+
+
+def check_seed(seed: int) -> None:
+    """The batches' generator (numpy's) takes seeds from 0."""
+    if seed < 0:
+        raise ConfigError(f"seed={seed} must be >= 0")
 
 
 def train_splits(data: Any) -> list[str]:
@@ -310,6 +317,7 @@ def _command_check(command: str) -> Callable[[Callable[[Any], None]], Callable[[
 @_command_check("train")
 def check_train(cfg: Any) -> None:
     """Check a seq2seq-train config; returns it as a typed DictConfig."""
+    check_seed(cfg.seed)
     check_data(cfg.data)
     check_model(cfg.model)
     check_trainer(cfg.trainer)
@@ -335,6 +343,7 @@ def check_translate(cfg: Any) -> None:
 @_command_check("compare")
 def check_compare(cfg: Any) -> None:
     """Check a seq2seq-compare config; returns it as a typed DictConfig."""
+    check_seed(cfg.seed)
     check_data(cfg.data)
     if not cfg.models:
         raise ConfigError("models is empty: name at least one model, e.g. '+models.attention={decoder: bahdanau}'")

@@ -10,6 +10,8 @@ import torch
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
 
+BATCHING = 2  # how training draws batches; 1: Python's random shuffle, 2: numpy's, within runs of one length
+
 
 @dataclass
 class Batch:
@@ -129,7 +131,8 @@ def epoch_pairs(sizes: Sequence[int], weights: Sequence[float], rng: np.random.G
     counts[: total - counts.sum()] += 1  # the pairs that rounding left, one each to the first corpora
     start, drawn = 0, []
     for size, count in zip(sizes, counts.tolist(), strict=True):
-        passes = [rng.permutation(size) for _ in range(-(-count // size))]
-        drawn.append(start + np.concatenate(passes)[:count])
+        if count > 0 and size > 0:  # a tiny weight can round a corpus's share down to nothing
+            passes = [rng.permutation(size) for _ in range(-(-count // size))]
+            drawn.append(start + np.concatenate(passes)[:count])
         start += size
     return np.concatenate(drawn)

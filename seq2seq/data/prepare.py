@@ -77,9 +77,10 @@ def ensure_toy_corpus(data: Any) -> None:
     missing ``data.root`` stays an error that names the file (a typo makes no corpus)."""
     if data.name != "toy" or Path(data.root) != Path(TOY_ROOT) or {data.src_lang, data.tgt_lang} != {"en", "zh"}:
         return
-    if any(p.exists() for p in split_paths(data.root, data.train, data.src_lang, data.tgt_lang)):
-        return
-    sizes = {data.train: TOY_SIZES["train"], data.valid: TOY_SIZES["valid"], data.test: TOY_SIZES["test"]}
+    train = train_splits(data)
+    if len(train) > 1 or any(p.exists() for p in split_paths(data.root, train[0], data.src_lang, data.tgt_lang)):
+        return  # several training corpora are the user's own: a missing one is an error naming it
+    sizes = {train[0]: TOY_SIZES["train"], data.valid: TOY_SIZES["valid"], data.test: TOY_SIZES["test"]}
     counts = write_corpus(data.root, sizes)  # train.en is English, train.zh Chinese, whichever way data translates
     log.info("no toy corpus at %s: wrote one (%s pairs)", data.root, ", ".join(f"{k} {n:,}" for k, n in counts.items()))
 

@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,7 +46,8 @@ import numpy as np
 
 from seq2seq.data.batching import length_order
 from seq2seq.data.corpus import PairStream
-from seq2seq.tokenizer import Tokenizer
+from seq2seq.errors import CorpusError
+from seq2seq.tokenizer import Tokenizer, training_threads
 
 log = logging.getLogger("seq2seq")
 STORE_VERSION = 2  # 2: offsets and the length order in files
@@ -101,15 +103,16 @@ class StoreInfo:
 def store_key(data: Any, sources: list[tuple[Path, Path]]) -> str:
     """The store's folder name: a hash of the training files' paths and every setting that changes
     their ids. Their contents are not hashed (a corpus of gigabytes); their sizes and mtimes are
-    checked on opening instead (:func:`stale`)."""
+    checked on opening instead (:func:`problem`)."""
     tok = data.tokenizer
     settings = {
         "v": STORE_VERSION,
         "files": [[str(s.resolve()), str(t.resolve())] for s, t in sources],
         "langs": [data.src_lang, data.tgt_lang],
         "max_len": data.max_len,
+        "threads": training_threads(tok.threads),  # the pieces depend on the count, not on "0"
         "tokenizer": {k: getattr(tok, k) for k in ("model_type", "src_vocab_size", "tgt_vocab_size", "normalization",
-                                          "tgt_normalization", "joint", "sample_size", "threads")},
+                                          "tgt_normalization", "joint", "sample_size")},
     }  # fmt: skip
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -152,7 +155,9 @@ def problem(folder: Path) -> str | None:
         return f"damaged: {e}"
     for then in stamps:
         path = Path(then["path"])
-        if not path.is_file() or file_stamp(path) != then:
+        if not path.is_file():  # an unmounted disk must not cost the store: say so, keep it
+            raise CorpusError(f"{path}: file not found (the corpus store {folder} was prepared from it)")
+        if file_stamp(path) != then:
             return f"stale: {path} changed since it was prepared"
     return None
 
@@ -177,7 +182,7 @@ class StoreLock:
         os.close(self.fd)  # releases the lock; the file stays (removing it would race a waiter)
 
 
-def sample_sentences(stream: PairStream, size: int, seed: int) -> tuple[list[str], list[str]]:
+def sample_sentences(stream: PairStream | Concat, size: int, seed: int) -> tuple[list[str], list[str]]:
     """Both sides of up to ``size`` pairs drawn uniformly from ``stream`` (reservoir sampling, one
     pass, seeded); every pair in file order when the corpus has at most ``size``."""
     rng = np.random.default_rng(seed)
@@ -202,27 +207,32 @@ def write_store(
     corpora: list[tuple[str, PairStream]],
     tokenizers: tuple[Tokenizer, Tokenizer],
     max_len: int,
-    threads: int,
 ) -> dict[str, Any]:
     """Encode every pair of ``corpora`` in chunks straight into ``folder``'s files; pairs with a
     side over ``max_len`` tokens (when > 0, and at most :data:`MAX_TOKENS`) are left out and counted.
-    Returns ``meta.json``'s content."""
+    Encoding runs on every core (the ids do not depend on it). Returns ``meta.json``'s content."""
     limit = max_len if 0 < max_len <= MAX_TOKENS else MAX_TOKENS
     dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
     folder.mkdir(parents=True)
-    files = {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side in SIDES for kind in ("ids", "len")}
+    threads = os.cpu_count() or 1
+    files: dict[str, BinaryIO] = {}
     parts, tokens, notes, start = [], [0, 0], [], 0
     try:
+        files |= {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side in SIDES for kind in ("ids", "len")}
         for name, stream in corpora:
             kept = long = 0
             for chunk in chunks(stream, CHUNK):
-                ids = [tok.sp.encode([p[k] for p in chunk], num_threads=threads) for k, tok in enumerate(tokenizers)]
+                ids = [tok.encode_batch([p[k] for p in chunk], threads) for k, tok in enumerate(tokenizers)]
                 fits = [max(len(s), len(t)) <= limit for s, t in zip(*ids, strict=True)]
                 keep = [i for i, ok in enumerate(fits) if ok]
                 for k, side in enumerate(SIDES):
                     tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
                 kept, long = kept + len(keep), long + len(chunk) - len(keep)
             notes += list(stream.notes)
+            if not kept:
+                raise CorpusError(
+                    f"{name}: none of its {long:,} pairs has at most {limit} tokens a side (data.max_len)"
+                )
             if long:
                 notes.append(f"{name}: kept {kept:,} of {kept + long:,} pairs: {long:,} longer than {limit} tokens")
             parts.append({"name": name, "start": start, "pairs": kept})
@@ -264,7 +274,7 @@ def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type)
     return len(flat)
 
 
-def chunks(pairs: PairStream, size: int) -> Any:
+def chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
     chunk: list[tuple[str, str]] = []
     for pair in pairs:
         chunk.append(pair)
@@ -314,7 +324,7 @@ def load_store(folder: Path, made: bool, seconds: float) -> Store:
 def open_store(
     data: Any,
     sources: list[tuple[str, Path, Path]],
-    train_tokenizers: Any,
+    train_tokenizers: Callable[[list[str], list[str]], tuple[Tokenizer, Tokenizer]],
 ) -> Store:
     """The store of ``data``'s training corpora ``sources`` (name, source file, target file):
     opened when one is there and sound, else prepared (under the lock, said in the log).
@@ -328,20 +338,28 @@ def open_store(
             if why is None:
                 store = load_store(folder, False, time.perf_counter() - start)
                 log.info("corpus store %s: reused (%s pairs)", folder, f"{store.info.pairs:,}")
+                for note in store.notes:
+                    log.info("%s", note)
                 return store
             log.warning("corpus store %s is %s: preparing it anew", folder, why)
             shutil.rmtree(folder)
-        streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]
-        tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
-        stamps = [file_stamp(p) for pair in files for p in pair]
         for left in folder.parent.glob(f"{folder.name}.tmp*"):  # a preparer stopped midway (we hold the lock)
             shutil.rmtree(left, ignore_errors=True)
         tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-        threads = data.tokenizer.threads or os.cpu_count() or 1
-        meta = write_store(tmp, streams, tokenizers, data.max_len, threads)
-        meta["files"] = stamps
-        (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        tmp.rename(folder)
+        try:
+            streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]  # they exist
+            stamps = [file_stamp(p) for pair in files for p in pair]  # before reading: a change later is seen
+            tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
+            meta = write_store(tmp, streams, tokenizers, data.max_len)
+            if [file_stamp(p) for pair in files for p in pair] != stamps:
+                raise CorpusError(f"the training files changed while the corpus store {folder} was prepared")
+            meta["files"] = stamps
+            (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            sync(tmp)
+            tmp.rename(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # never leave gigabytes behind (a full disk, Ctrl-C)
+            raise
         store = load_store(folder, True, time.perf_counter() - start)
         log.info(
             "corpus store %s: prepared %s pairs, %s + %s tokens, %s bytes in %.1f s",
@@ -351,6 +369,19 @@ def open_store(
         for note in store.notes:
             log.info("%s", note)
         return store
+
+
+def sync(folder: Path) -> None:
+    """Every file of ``folder`` and the folder itself on disk, before it is renamed into place:
+    after a power loss a store is whole or absent, not the right size and full of zeros."""
+    for path in folder.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def joint_sample(streams: list[tuple[str, PairStream]], size: int) -> tuple[list[str], list[str]]:
@@ -369,7 +400,7 @@ class Concat:
         self.streams = streams
         self.pairs = 0
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         for stream in self.streams:
             yield from stream
         self.pairs = sum(s.pairs for s in self.streams)
