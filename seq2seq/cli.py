@@ -161,6 +161,8 @@ def print_report(report: EvalReport) -> None:
     print(f"chrF {report.chrf:.2f}  {report.chrf_signature}")
     if report.alignment_accuracy is not None:
         print(f"alignment accuracy {100 * report.alignment_accuracy:.1f}%")
+    if report.attention_support is not None:
+        print(f"attention support {report.attention_support:.2f} source pieces weighted > 0 per target piece")
     by_length = ", ".join(f"{r['bucket']}: {r['bleu']:.1f} ({r['sentences']})" for r in report.bleu_by_src_len)
     print(f"BLEU by source length: {by_length}")
     print(f"report: {report.output}")

@@ -18,6 +18,7 @@ RNNS = ("gru", "lstm")
 BRIDGES = ("linear", "copy", "zero")  # how the summary C starts the decoder
 SCORES = ("dot", "scaled_dot", "general", "additive", "cosine")  # attention score functions
 SAME_SIZE_SCORES = ("dot", "scaled_dot", "cosine")  # need query size == key size
+NORMALIZERS = ("softmax", "sparsemax", "entmax15")  # step 2: scores -> weights; the sparse two give exact zeros
 POSITIONS = ("sinusoidal", "learned")  # the Transformer layers' positions
 NORMS = ("pre", "post")  # the Transformer layers' LayerNorm: before each sublayer, or after the residual sum
 TOKENIZER_TYPES = ("word", "unigram", "bpe", "char")  # SentencePiece model types

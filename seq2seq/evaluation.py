@@ -168,6 +168,13 @@ def forced_weights(
     return result  # type: ignore[return-value]
 
 
+def attention_support(weights: list[torch.Tensor]) -> float:
+    """The mean number of source pieces with a non-zero weight per target piece: every piece of the
+    sentence under softmax, fewer under sparsemax and 1.5-entmax (``model.attention.normalizer``)."""
+    rows = sum(w.size(0) for w in weights)
+    return sum(int((w > 0).sum()) for w in weights) / max(rows, 1)
+
+
 def alignment_accuracy(
     weights: list[torch.Tensor],
     src_pieces: list[list[str]],
@@ -230,17 +237,19 @@ def evaluate_model(
         "decode_seconds": round(seconds, 2),
         "sentences_per_second": round(len(corpus) / seconds, 1),
     }
-    if with_alignment and corpus.alignments is not None:
+    if with_alignment:  # where the model looks while it reads the reference
         weights = forced_weights(model, src_tokenizer, tgt_tokenizer, corpus, batch_size=batch_size, device=device)
-        report["alignment_accuracy"] = round(
-            alignment_accuracy(
-                weights,
-                [src_tokenizer.pieces(s) for s in corpus.src],
-                [tgt_tokenizer.pieces(t) for t in corpus.tgt],
-                corpus.alignments,
-            ),
-            4,
-        )
+        report["attention_support"] = round(attention_support(weights), 2)
+        if corpus.alignments is not None:
+            report["alignment_accuracy"] = round(
+                alignment_accuracy(
+                    weights,
+                    [src_tokenizer.pieces(s) for s in corpus.src],
+                    [tgt_tokenizer.pieces(t) for t in corpus.tgt],
+                    corpus.alignments,
+                ),
+                4,
+            )
     return report, translations
 
 
@@ -303,13 +312,15 @@ class EvalReport:
     decode_seconds: float
     sentences_per_second: float
     alignment_accuracy: float | None = None  # attention models on data with gold alignments
+    attention_support: float | None = None  # attention models: source pieces weighted > 0 per target piece
     output: str | None = None  # the JSON report's path
     precision: str = "fp32"  # the decoding's autocast (precision=bf16|fp16), fp32 without
 
     def to_dict(self) -> dict[str, Any]:
         report = asdict(self)
-        if report["alignment_accuracy"] is None:
-            del report["alignment_accuracy"]
+        for key in ("alignment_accuracy", "attention_support"):
+            if report[key] is None:
+                del report[key]
         return report
 
 

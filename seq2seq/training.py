@@ -286,7 +286,7 @@ class Trainer:
         metrics, translations = validate_model(
             self.model, self.src_tok, self.tgt_tok, self.valid_data, tokenize=self.tokenize,
             batch_size=t.eval_batch_size, search=self.cfg.search, device=self.device,
-            with_alignment=uses_attention(self.cfg.model.decoder),  # watch attention being learned
+            with_alignment=uses_attention(self.cfg.model.decoder) and self.valid_data.alignments is not None,
         )  # fmt: skip
         if t.attention_examples:
             self.files.draw_examples(self.state.step, translations, t.attention_examples)

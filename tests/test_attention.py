@@ -16,6 +16,9 @@ from seq2seq.models.attention import (
     GeneralScore,
     ScaledDotScore,
     build_score,
+    entmax15,
+    normalize,
+    sparsemax,
 )
 
 QUERY = torch.tensor([[[1.0, 2.0]]])  # (B=1, T=1, 2)
@@ -62,7 +65,7 @@ def test_cosine_score_by_hand() -> None:
 
 
 def test_attention_weights_and_context_by_hand() -> None:
-    attention = Attention(DotScore())
+    attention = Attention(DotScore(), "softmax")
     mask = torch.ones(1, 1, 3, dtype=torch.bool)
     context, weights = attention(QUERY, VALUES, VALUES, mask)
     e = torch.exp(torch.tensor([1.0, 2.0, 3.0]))
@@ -72,9 +75,10 @@ def test_attention_weights_and_context_by_hand() -> None:
     assert torch.allclose(context[0, 0], expected_c)
 
 
-def make(kind: str, size: int = 4) -> Attention:
+def make(kind: str, size: int = 4, normalizer: str = "softmax") -> Attention:
     return Attention(
-        build_score(kind, query_size=size, key_size=size, attention_size=size, temperature=0.5, learn_temperature=True)
+        build_score(kind, query_size=size, key_size=size, attention_size=size, temperature=0.5, learn_temperature=True),
+        normalizer,
     )
 
 
@@ -154,3 +158,83 @@ def test_keys_projected_once_give_the_scores_computed_per_step(kind: str) -> Non
     with torch.no_grad():
         once = attention.score(query, attention.project_keys(values))  # (1, 3, 5)
         assert torch.allclose(once, reference_scores(kind, attention, query, values), atol=1e-5)
+
+
+# ---------------------------------------------------------------- step 2 without softmax: exact zeros
+
+
+def test_sparsemax_by_hand() -> None:
+    # z = (1, 0.5, -1): 1 + 2 * 0.5 > 1.5 keeps two, 1 + 3 * (-1) > 0.5 fails: tau = (1.5 - 1) / 2 = 0.25
+    weights = sparsemax(torch.tensor([[1.0, 0.5, -1.0]]))
+    assert torch.allclose(weights, torch.tensor([[0.75, 0.25, 0.0]]))
+    assert weights[0, 2] == 0.0  # exactly
+    assert torch.allclose(sparsemax(torch.tensor([[2.0, 2.0]])), torch.tensor([[0.5, 0.5]]))  # ties share
+
+
+def test_entmax15_by_hand() -> None:
+    # z / 2 = (0.5, 0, -0.5); with two in the support tau = 0.25 - sqrt(0.4375) = -0.41144,
+    # and -0.5 < tau leaves the third out: p = (0.5 - tau)^2, (0 - tau)^2, 0
+    tau = 0.25 - math.sqrt(0.4375)
+    weights = entmax15(torch.tensor([[1.0, 0.0, -1.0]]))
+    assert torch.allclose(weights, torch.tensor([[(0.5 - tau) ** 2, tau**2, 0.0]]), atol=1e-6)
+    assert weights[0, 2] == 0.0 and torch.allclose(weights.sum(), torch.tensor(1.0))
+    uniform = entmax15(torch.zeros(1, 4))
+    assert torch.allclose(uniform, torch.full((1, 4), 0.25))  # equal scores: equal weights, like softmax
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+def test_sparse_normalizers_against_an_exhaustive_search_of_the_support(normalizer: str) -> None:
+    """The sorted closed form against the definition: the support is the subset whose threshold
+    leaves exactly that subset positive (checked over every subset of 6 scores)."""
+    import itertools
+
+    torch.manual_seed(0)
+    for _ in range(20):
+        z = torch.randn(6, dtype=torch.float64) * 2
+        found = None
+        for size in range(1, 7):
+            for subset in itertools.combinations(range(6), size):
+                zs = z[list(subset)]
+                if normalizer == "sparsemax":
+                    tau = (zs.sum() - 1) / size
+                    p = (z - tau).clamp(min=0)
+                else:  # 1.5-entmax: sum((z/2 - tau)^2) = 1 over the subset, the larger root
+                    h = zs / 2
+                    mean = h.mean()
+                    tau = mean - torch.sqrt(((1 - ((h - mean) ** 2).sum()) / size).clamp(min=0))
+                    p = (z / 2 - tau).clamp(min=0) ** 2
+                if set(torch.nonzero(p).flatten().tolist()) == set(subset) and abs(p.sum() - 1) < 1e-9:
+                    found = p
+        got = (sparsemax if normalizer == "sparsemax" else entmax15)(z.unsqueeze(0))[0]
+        assert found is not None and torch.allclose(got, found, atol=1e-9), (z, got, found)
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+def test_sparse_normalizers_have_the_right_gradients(normalizer: str) -> None:
+    fn = sparsemax if normalizer == "sparsemax" else entmax15
+    z = torch.tensor([[1.3, 0.2, -0.4, 0.9, -2.0]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn, (z,))
+    weights = fn(z)
+    weights[0, 0].backward()
+    assert z.grad[0, 4] == 0.0  # a word outside the support moves nothing
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+@pytest.mark.parametrize("kind", SCORES)
+def test_sparse_attention_masks_padding_sums_to_one_and_leaves_words_out(kind: str, normalizer: str) -> None:
+    torch.manual_seed(1)
+    attention = make(kind, normalizer=normalizer)
+    values = torch.randn(2, 7, 4) * 3
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3]).unsqueeze(1)  # (B, 1, S)
+    _, weights = attention(torch.randn(2, 3, 4) * 3, attention.project_keys(values), values, mask)
+    assert torch.all(weights[1, :, 4:] == 0.0)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 3), atol=1e-5)
+    assert torch.all(weights >= 0)
+
+
+def test_sparsemax_puts_exact_zeros_where_softmax_spreads() -> None:
+    scores = torch.tensor([[[4.0, 3.5, 0.0, -1.0, -2.0]]])
+    mask = torch.ones(1, 1, 5, dtype=torch.bool)
+    assert torch.all(normalize(scores, mask, "softmax") > 0)
+    assert (normalize(scores, mask, "sparsemax") == 0).sum() == 3
+    assert (normalize(scores, mask, "entmax15") == 0).sum() >= 2

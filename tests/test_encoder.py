@@ -18,7 +18,7 @@ LENGTHS = [5, 3, 1]
 def self_attention_encoder(positions: str = "sinusoidal") -> SelfAttentionEncoder:
     """A tiny 2-layer, 2-head encoder, 8 wide."""
     settings = TransformerSettings(
-        size=8, heads=2, ff_size=0, positions=positions, max_positions=16, dropout=0.0, norm="pre"
+        size=8, heads=2, ff_size=0, positions=positions, max_positions=16, dropout=0.0, norm="pre", normalizer="softmax"
     )
     return SelfAttentionEncoder(settings, vocab_size=10, num_layers=2).eval()
 

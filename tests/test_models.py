@@ -334,3 +334,36 @@ def test_the_example_config_sets_every_option() -> None:
 
     assert keys(example) == keys(OmegaConf.to_container(schema))  # type: ignore[arg-type]
     OmegaConf.merge(schema, {k: v for k, v in example.items() if k not in ("defaults", "hydra")})  # types check
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+@pytest.mark.parametrize("decoder", ["bahdanau", "luong", "transformer"])
+def test_sparse_attention_models_overfit_and_leave_source_words_out(decoder: str, normalizer: str) -> None:
+    """model.attention.normalizer reaches every attention decoder (the Transformer's
+    cross-attention): its maps sum to one with exact zeros, and the model still learns."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(decoder=decoder, embed_size=8, hidden_size=16, dropout=0.0)
+    cfg.attention = AttentionConfig(score="general" if decoder == "luong" else "additive", normalizer=normalizer)
+    check_model(cfg)
+    model = build_model(cfg, VOCAB, VOCAB).train()
+    batch = collate(SRC, TGT)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), batch.tgt_out.reshape(-1), ignore_index=0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    model.eval()
+    _, weights = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, S)
+    real = batch.tgt_out != 0  # (B, T)
+    assert torch.allclose(weights.sum(-1)[real], torch.ones(int(real.sum())), atol=1e-5)
+    assert torch.all(weights.masked_select(~batch.src_mask.unsqueeze(1)) == 0)  # padding
+    assert (weights[real] == 0).logical_and(batch.src_mask.unsqueeze(1).expand_as(weights)[real]).any()
+    assert [h.tokens for h in greedy_search(model, batch.src, batch.src_mask, SearchConfig())] == TGT
+
+
+def test_an_unknown_normalizer_names_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="choose one of softmax, sparsemax, entmax15"):
+        check_model(ModelConfig(attention=AttentionConfig(normalizer="gumbel")))

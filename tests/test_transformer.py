@@ -48,7 +48,7 @@ def test_masked_self_attention_equals_torch_with_a_causal_mask() -> None:
 
 def test_cross_attention_equals_torch_with_a_padding_mask() -> None:
     torch.manual_seed(0)
-    layer = MultiHeadCrossAttention(size=8, heads=2, memory_size=6)
+    layer = MultiHeadCrossAttention(size=8, heads=2, memory_size=6, normalizer="softmax")
     x, memory = torch.randn(2, 3, 8), torch.randn(2, 4, 6)
     mask = torch.tensor([[True] * 4, [True, True, False, False]])[:, None, None, :]  # (B, 1, 1, S)
     keys, values = layer.project_keys(memory)  # (B, h, S, d) each: once per batch

@@ -27,6 +27,7 @@ from seq2seq.constants import (
     ENCODERS,
     LENGTH_NORMS,
     LR_SCHEDULES,
+    NORMALIZERS,
     NORMS,
     OUTPUT_FORMATS,
     POSITIONS,
@@ -101,6 +102,7 @@ def check_model(model: Any) -> None:
     check_choice("model.rnn", model.rnn, RNNS)
     check_choice("model.bridge", model.bridge, BRIDGES)
     check_choice("model.attention.score", model.attention.score, SCORES)
+    check_choice("model.attention.normalizer", model.attention.normalizer, NORMALIZERS)
     check_choice("model.self_attention.positions", model.self_attention.positions, POSITIONS)
     check_choice("model.self_attention.norm", model.self_attention.norm, NORMS)
     _check_model_sizes(model)

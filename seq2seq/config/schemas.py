@@ -61,6 +61,8 @@ class AttentionConfig:
     size: int = 0  # hidden size of the additive score network; 0: the decoder's hidden size
     temperature: float = 0.1  # cosine only: scores are cos / temperature
     learn_temperature: bool = True  # cosine only
+    normalizer: str = "softmax"  # step 2: softmax | sparsemax | entmax15 (exact zeros on the words left out);
+    # the RNN attention and the Transformer's cross-attention (its self-attention stays softmax)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 1. **score** the query against every key (:class:`Score` subclasses: dot, scaled dot, general,
    additive, cosine) -> ``scores (B, T, S)``;
-2. **softmax** the scores into weights, with padded source positions masked to exactly zero;
+2. **normalize** the scores into weights that sum to one, with padded source positions masked to
+   exactly zero: softmax (every word some weight), or sparsemax / 1.5-entmax (:func:`sparsemax`,
+   :func:`entmax15`), which give the words that matter the weight and the rest exactly zero;
 3. **weighted sum** of the values: ``context = weights @ values``.
 
 Each score function only does step 1; :class:`Attention` runs the shared steps 2 and 3. Parts of
@@ -22,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from seq2seq.constants import SAME_SIZE_SCORES, SCORES
+from seq2seq.constants import NORMALIZERS, SAME_SIZE_SCORES, SCORES
 
 
 class Score(nn.Module):
@@ -106,12 +108,53 @@ class CosineScore(Score):
         return self.log_scale.exp() * (q @ keys.transpose(1, 2))  # (B, T, S)
 
 
-class Attention(nn.Module):
-    """score -> masked softmax -> weighted sum. Returns ``(context, weights)``."""
+def sparsemax(scores: torch.Tensor) -> torch.Tensor:
+    """Sparsemax over the last dimension (Martins and Astudillo, 2016): the Euclidean projection of
+    the scores onto the simplex, ``p = max(z - tau, 0)`` with ``tau`` chosen so that ``p`` sums to
+    one; scores more than ``tau`` below the top get exactly zero."""
+    z = scores - scores.amax(dim=-1, keepdim=True)  # shift-invariant; keeps the sums small
+    z_sorted = z.sort(dim=-1, descending=True).values  # z_(1) >= z_(2) >= ...
+    k = torch.arange(1, z.size(-1) + 1, device=z.device, dtype=z.dtype)  # 1 .. S
+    cumulative = z_sorted.cumsum(dim=-1)
+    support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True)  # |S|: how many get weight
+    tau = (cumulative.gather(-1, support - 1) - 1) / support.to(z.dtype)
+    return (z - tau).clamp(min=0)
 
-    def __init__(self, score: Score) -> None:
+
+def entmax15(scores: torch.Tensor) -> torch.Tensor:
+    """1.5-entmax over the last dimension (Peters, Niculae and Martins, 2019), between softmax and
+    sparsemax: ``p = max(z / 2 - tau, 0) ** 2`` summing to one, found exactly by sorting; smoother
+    than sparsemax, still exactly zero on the scores far below the top."""
+    z = (scores - scores.amax(dim=-1, keepdim=True)) / 2
+    z_sorted = z.sort(dim=-1, descending=True).values
+    k = torch.arange(1, z.size(-1) + 1, device=z.device, dtype=z.dtype)
+    mean = z_sorted.cumsum(dim=-1) / k
+    mean_sq = (z_sorted**2).cumsum(dim=-1) / k
+    tau = mean - ((1 - k * (mean_sq - mean**2)) / k).clamp(min=0).sqrt()  # the threshold if |S| = k
+    support = (tau <= z_sorted).sum(dim=-1, keepdim=True)
+    return (z - tau.gather(-1, support - 1)).clamp(min=0) ** 2
+
+
+def normalize(scores: torch.Tensor, mask: torch.Tensor | None, normalizer: str) -> torch.Tensor:
+    """Step 2: scores ``(..., S)`` -> weights summing to one over the keys ``mask`` lets through
+    (broadcasting to the scores; None: all), exactly zero on the others."""
+    if normalizer == "softmax":
+        return torch.softmax(scores if mask is None else scores.masked_fill(~mask, float("-inf")), dim=-1)
+    if mask is not None:  # a masked key 10 below the row's best real one is outside either support
+        top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)
+        scores = torch.where(mask, scores, top - 10)
+    weights = sparsemax(scores) if normalizer == "sparsemax" else entmax15(scores)
+    return weights if mask is None else weights.masked_fill(~mask, 0.0)
+
+
+class Attention(nn.Module):
+    """score -> masked normalizer (softmax, sparsemax or 1.5-entmax) -> weighted sum. Returns
+    ``(context, weights)``."""
+
+    def __init__(self, score: Score, normalizer: str) -> None:
         super().__init__()
-        self.score = score
+        assert normalizer in NORMALIZERS, normalizer  # the config checks the choice
+        self.score, self.normalizer = score, normalizer
 
     def project_keys(self, values: torch.Tensor) -> torch.Tensor:
         return self.score.project_keys(values)
@@ -124,9 +167,7 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,  # (B, 1, S) or (B, T, S), True where a key may be seen; None: all
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scores = self.score(query, keys)  # 1. score: (B, T, S)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1)  # 2. softmax: (B, T, S), padding gets 0
+        weights = normalize(scores, mask, self.normalizer)  # 2. normalize: (B, T, S), padding gets 0
         context = weights @ values  # 3. weighted sum: (B, T, V)
         return context, weights
 
@@ -141,12 +182,12 @@ class MultiHeadAttention(nn.Module):
     (:class:`MultiHeadCrossAttention`).
     """
 
-    def __init__(self, size: int, heads: int) -> None:
+    def __init__(self, size: int, heads: int, normalizer: str) -> None:
         super().__init__()
         assert size % heads == 0, f"a size of {size} does not split into {heads} heads"  # checked by the config
         self.heads = heads
         self.head_size = size // heads
-        self.attention = Attention(ScaledDotScore())
+        self.attention = Attention(ScaledDotScore(), normalizer)
         self.out = nn.Linear(size, size)
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +215,9 @@ class MultiHeadSelfAttention(MultiHeadAttention):
     projects only its new positions and attends over the past and itself."""
 
     def __init__(self, size: int, heads: int) -> None:
-        super().__init__(size, heads)
+        super().__init__(
+            size, heads, "softmax"
+        )  # self-attention stays dense: model.attention.normalizer is the source's
         self.qkv = nn.Linear(size, 3 * size)
 
     def forward(
@@ -196,8 +239,8 @@ class MultiHeadCrossAttention(MultiHeadAttention):
     """Queries from the target, keys and values from the source annotations. The keys and values
     do not depend on the query: :meth:`project_keys` makes them once per batch, for every step."""
 
-    def __init__(self, size: int, heads: int, memory_size: int) -> None:
-        super().__init__(size, heads)
+    def __init__(self, size: int, heads: int, memory_size: int, normalizer: str) -> None:
+        super().__init__(size, heads, normalizer)
         self.query = nn.Linear(size, size)
         self.key_value = nn.Linear(memory_size, 2 * size)
 

@@ -101,6 +101,7 @@ def transformer_settings(cfg: Any) -> TransformerSettings:
         max_positions=cfg.self_attention.max_positions,
         dropout=cfg.dropout,
         norm=cfg.self_attention.norm,
+        normalizer=cfg.attention.normalizer,
     )
 
 
@@ -139,9 +140,9 @@ def build_decoder(cfg: Any, vocab_size: int, context_size: int) -> RNNDecoder | 
         learn_temperature=cfg.attention.learn_temperature,
     )
     if cfg.decoder == "bahdanau":
-        return BahdanauDecoder(settings, Attention(score))
+        return BahdanauDecoder(settings, Attention(score, cfg.attention.normalizer))
     assert cfg.decoder == "luong", cfg.decoder  # the config checks the choice
-    return LuongDecoder(settings, Attention(score), input_feeding=cfg.input_feeding)
+    return LuongDecoder(settings, Attention(score, cfg.attention.normalizer), input_feeding=cfg.input_feeding)
 
 
 def init_uniform(model: Seq2Seq, scale: float) -> None:

@@ -42,6 +42,7 @@ class TransformerSettings:
     max_positions: int  # the longest sequence the positions cover
     dropout: float
     norm: str  # pre | post: the LayerNorm before each sublayer, or after the residual sum
+    normalizer: str  # the cross-attention's step 2 (model.attention.normalizer); self-attention: softmax
 
     @property
     def inner_size(self) -> int:
@@ -154,7 +155,7 @@ class TransformerDecoderLayer(nn.Module):
         super().__init__()
         size = settings.size
         self.self_attention = MultiHeadSelfAttention(size, settings.heads)
-        self.cross_attention = MultiHeadCrossAttention(size, settings.heads, memory_size)
+        self.cross_attention = MultiHeadCrossAttention(size, settings.heads, memory_size, settings.normalizer)
         self.feed_forward = feed_forward(size, settings.inner_size)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(size), nn.LayerNorm(size), nn.LayerNorm(size)
         self.dropout = nn.Dropout(settings.dropout)
