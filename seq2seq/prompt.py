@@ -70,6 +70,8 @@ HELP = """commands:
   :self enc L [H]  the last translation's self-attention in encoder layer L (head H, else heads averaged)
   :self dec L [H]  ... in decoder layer L: each output word over the words written before it
   :cross L [H]     ... the output -> source attention of decoder layer L
+  :prefix WORDS    translate the last sentence again, starting with WORDS (the rest is the model's);
+                   :prefix alone translates it freely again
   :save FILE.png   save the map last shown as a picture
   :settings        the current search                :help, :quit
 layers and heads count from 1
@@ -84,6 +86,7 @@ class Session:
         self.show_attention = show_attention
         self.out = out
         self.last: Translation | None = None
+        self.last_source: str | None = None  # what :prefix translates again
         self.maps: AttentionMaps | None = None  # the last translation's, read when first asked for
         self.shown: Map | None = None  # what :save writes
 
@@ -117,6 +120,11 @@ class Session:
                 self.say(f"attention display {arg}")
             elif name in ("self", "cross"):
                 self.show_map(name, arg.split())
+            elif name == "prefix":
+                if self.last_source is None:
+                    self.say("translate a sentence first, then :prefix WORDS")
+                else:
+                    self.translate(self.last_source, prefix=arg)
             elif name == "save":
                 try:
                     self.save(arg)
@@ -166,9 +174,10 @@ class Session:
         self.say(m.title)
         self.say("\n".join(grid(m.rows, m.columns, m.weights)))
 
-    def translate(self, line: str) -> None:
-        t = self.translator.translate([self.translator.clip(line)])[0]
-        self.last, self.maps = t, None
+    def translate(self, line: str, prefix: str = "") -> None:
+        """Translate ``line`` (starting with ``prefix``, when given) and show it."""
+        t = self.translator.translate([self.translator.clip(line)], prefixes=[prefix])[0]
+        self.last, self.maps, self.last_source = t, None, line
         self.shown = Map(t.text, t.source_tokens, t.tokens, t.attention, "source", "output") if t.tokens else None
         self.say(t.text)
         if len(t.nbest) > 1:

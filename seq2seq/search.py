@@ -42,13 +42,19 @@ def length_penalty(length: int, alpha: float, norm: str) -> float:
     return 1.0
 
 
-def max_lengths(src_mask: torch.Tensor, a: float, b: int) -> torch.Tensor:
-    """Most output tokens (EOS excluded) per sentence: ``a * source length + b``, at least 1."""
-    return (src_mask.sum(dim=1).float() * a + b).long().clamp(min=1)  # (B,)
+def max_lengths(src_mask: torch.Tensor, a: float, b: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
+    """Most output tokens (EOS excluded) per sentence: ``a * source length + b``, at least 1, and
+    at least the sentence's forced ``prefix`` (``(B, P)``, PAD after its end)."""
+    most = (src_mask.sum(dim=1).float() * a + b).long().clamp(min=1)  # (B,)
+    return most if prefix is None else torch.maximum(most, (prefix != PAD_ID).sum(dim=1))
 
 
-def _allowed(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: int) -> torch.Tensor:
-    """Mask the tokens not allowed at step ``t`` (0-based: ``t`` tokens already produced)."""
+def _allowed(
+    log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: int, prefix: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mask the tokens not allowed at step ``t`` (0-based: ``t`` tokens already produced). A row
+    whose ``prefix (N, P)`` (PAD after its end) holds a token at ``t`` may write only that token,
+    at the model's own log-probability (``max_len`` covers the prefix: :func:`max_lengths`)."""
     log_probs[:, PAD_ID] = float("-inf")
     log_probs[:, BOS_ID] = float("-inf")
     if t < min_len:
@@ -58,13 +64,40 @@ def _allowed(log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: in
         eos = log_probs[:, EOS_ID].clone()
         log_probs[at_limit] = float("-inf")
         log_probs[at_limit, EOS_ID] = eos[at_limit]
+    if prefix is not None and t < prefix.size(1):
+        forced = prefix[:, t]  # (N,)
+        rows = forced != PAD_ID
+        if bool(rows.any()):
+            keep = log_probs.gather(1, forced.unsqueeze(1)).squeeze(1)  # (N,)
+            log_probs[rows] = float("-inf")
+            log_probs[rows, forced[rows]] = keep[rows]
     return log_probs
 
 
+def prefix_tensor(prefixes: list[list[int]] | None, rows: int, device: torch.device) -> torch.Tensor | None:
+    """The sentences' forced beginnings as ``(rows, P)`` token ids, PAD after each one's end;
+    None when no sentence has one."""
+    if not prefixes or not any(prefixes):
+        return None
+    assert len(prefixes) == rows and all(EOS_ID not in p and PAD_ID not in p and BOS_ID not in p for p in prefixes)
+    out = torch.full((rows, max(len(p) for p in prefixes)), PAD_ID, dtype=torch.long, device=device)
+    for i, p in enumerate(prefixes):
+        out[i, : len(p)] = torch.tensor(p, dtype=torch.long)
+    return out
+
+
 @torch.no_grad()
-def greedy_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[Hypothesis]:
+def greedy_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    cfg: SearchConfig,
+    prefixes: list[list[int]] | None = None,
+) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
-    ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``).
+    ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
+    a sentence's ``prefixes`` entry (token ids, may be empty) is written first, as given, and the
+    search goes on from it (its log-probabilities count in the score).
 
     1. encode the source once: the decoder's memory, its first state;
     2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
@@ -76,13 +109,14 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg
     memory = model.encode(src, src_mask)
     state = model.decoder.init_state(memory)
     batch_size = src.size(0)
-    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b)  # (B,)
+    prefix = prefix_tensor(prefixes, batch_size, src.device)  # (B, P) or None
+    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
     prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
     alive = torch.ones(batch_size, dtype=torch.bool, device=src.device)  # (B,)
     tokens, weights, scores = [], [], torch.zeros(batch_size, device=src.device)
     for t in range(int(max_len.max()) + 1):
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
-        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len)  # (B, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (B, V)
         prev = log_probs.argmax(dim=-1)  # (B,)
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
@@ -103,10 +137,18 @@ def greedy_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg
 
 
 @torch.no_grad()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig) -> list[list[Hypothesis]]:
+def beam_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    cfg: SearchConfig,
+    prefixes: list[list[int]] | None = None,
+) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
-    ``cfg.length_penalty`` (α) and ``cfg.length_norm``, within ``cfg``'s lengths.
+    ``cfg.length_penalty`` (α) and ``cfg.length_norm``, within ``cfg``'s lengths. A sentence's
+    ``prefixes`` entry (token ids) is the start of every hypothesis: while it lasts, step 3
+    allows only its next token, so one beam carries it and the search widens after it.
 
     The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
     sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.
@@ -134,7 +176,9 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: 
     state = model.decoder.init_state(first)  # (B rows until the first step is taken)
     beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
     memory = first.select(beams)  # encoder output and keys, once
-    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b)  # (B,)
+    prefix = prefix_tensor(prefixes, batch, device)  # (B, P) or None
+    row_prefix = None if prefix is None else prefix.index_select(0, beams)  # (B*K, P)
+    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam per sentence at the start
@@ -151,7 +195,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: 
             logits, state, w = logits.index_select(0, beams), state.select(beams), w.index_select(0, beams)
         else:
             logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
-        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, cfg.min_len)  # (B*K, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, cfg.min_len, row_prefix)
         vocab = log_probs.size(1)
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
         top_scores, top_index = cand.topk(min(2 * k, k * vocab), dim=1)  # (B, 2K)
@@ -191,11 +235,19 @@ def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: Se
     return Hypothesis(tokens.tolist(), weights.float().cpu(), score, score / penalty)
 
 
-def search(model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, *, cfg: SearchConfig) -> list[list[Hypothesis]]:
-    """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence."""
+def search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    *,
+    cfg: SearchConfig,
+    prefixes: list[list[int]] | None = None,
+) -> list[list[Hypothesis]]:
+    """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
+    each starting with its sentence's ``prefixes`` entry when given."""
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, cfg)]
-    return beam_search(model, src, src_mask, cfg)
+        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes)]
+    return beam_search(model, src, src_mask, cfg, prefixes)
 
 
 def describe(cfg: SearchConfig) -> str:

@@ -5,7 +5,8 @@ fetched from elsewhere) translates what is typed and draws, for every model side
 cross-attention heatmap: target words as rows, source words as columns; pointing at a target
 word lights up the source words it looked at. The API is what the page uses:
 
-- ``POST /translate`` with ``{"text": [...], "beam": 5, "nbest": 1, "attention": true, "model": NAME}``
+- ``POST /translate`` with ``{"text": [...], "beam": 5, "nbest": 1, "attention": true, "model": NAME,
+  "prefix": [...]}`` (``prefix``: the start of each translation, which the search continues)
   -> ``{"model": NAME, "search": ..., "translations": [...]}``, one translation per input, in
   order, each :meth:`seq2seq.translator.Translation.to_dict` (``source``, ``text``, ``score``,
   ``tokens`` and ``source_tokens`` as words, ``nbest``, ``attention``): the shape of
@@ -65,6 +66,9 @@ class TranslateRequest(BaseModel):
     nbest: int | None = Field(None, description="hypotheses per sentence (at most beam); default: the server's")
     attention: bool = Field(True, description="include each translation's attention matrix")
     model: str | None = Field(None, description="one of GET /models; default: the first")
+    prefix: list[str] | None = Field(
+        None, description='the start of each translation, one per sentence ("" for none): the search goes on from it'
+    )
 
 
 class BadRequest(Exception):
@@ -145,7 +149,7 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
         with one_at_a_time:
             if governor is not None:
                 governor.update()
-            out = translator.translate(text)
+            out = translator.translate(text, prefixes=request.prefix)
         return {
             "model": request.model or names[0],
             "search": describe(translator.search),
@@ -169,6 +173,11 @@ def request_translator(request: TranslateRequest, translators: dict[str, Transla
     for i, sentence in enumerate(request.text):
         if len(sentence) > cfg.max_chars:
             raise BadRequest(422, f"text[{i}] has {len(sentence)} characters: at most {cfg.max_chars}")
+    if request.prefix is not None and len(request.prefix) != len(request.text):
+        raise BadRequest(422, f"prefix has {len(request.prefix)} items for {len(request.text)} sentences: one each")
+    for i, start in enumerate(request.prefix or []):
+        if len(start) > cfg.max_chars:
+            raise BadRequest(422, f"prefix[{i}] has {len(start)} characters: at most {cfg.max_chars}")
     base = translators[name]
     beam = base.search.beam if request.beam is None else request.beam
     if not 1 <= beam <= cfg.max_beam:

@@ -85,9 +85,11 @@ def translate_sentences(
     cfg: SearchConfig | None = None,
     device: torch.device | str = "cpu",
     autocast: torch.dtype | None = None,
+    prefixes: list[str] | None = None,
 ) -> list[Translation]:
     """Translate many sentences: batched by length, returned in input order; under ``autocast``
-    (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given.
+    (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given. ``prefixes`` (one per
+    sentence, "" for none): the start of each translation, which the search continues.
 
     1. encode every sentence to ids, and group them into batches of similar length;
     2. for each batch, pad it (``collate``) and search (greedy or beam, as ``cfg`` says);
@@ -96,12 +98,14 @@ def translate_sentences(
     cfg = cfg or SearchConfig()
     model.eval()
     ids = src_tokenizer.encode_batch(sentences)
+    forced = tgt_tokenizer.encode_batch(prefixes) if prefixes else None
     results: list[Translation | None] = [None] * len(sentences)
     device = torch.device(device)
     for index in bucket_batches([len(s) for s in ids], batch_size):
         batch = collate([ids[i] for i in index]).to(device)
+        starts = None if forced is None else [forced[i] for i in index]
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            found = search(model, batch.src, batch.src_mask, cfg=cfg)
+            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts)
         for i, hyps in zip(index, found, strict=True):
             best = hyps[0]
             results[i] = Translation(
@@ -187,12 +191,18 @@ class Translator:
         )
         return "".join(pieces[:MAX_SOURCE_TOKENS]).replace(WORD_START, " ").strip()  # the pieces as text
 
-    def translate(self, sentences: list[str], progress: bool = False) -> list[Translation]:
+    def translate(
+        self, sentences: list[str], progress: bool = False, prefixes: list[str] | None = None
+    ) -> list[Translation]:
         """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
         translation without running the model. Sentences go to the search in chunks of 16
-        batches, so a progress bar (``progress``) moves while a long file is translated."""
+        batches, so a progress bar (``progress``) moves while a long file is translated.
+        ``prefixes``, one per sentence ("" for none), fix how each translation starts: the search
+        continues from it (interactive translation: fix a word, see the rest change)."""
         if isinstance(sentences, str):
             raise TypeError("translate() takes a list of sentences; wrap one sentence in a list")
+        if prefixes is not None and len(prefixes) != len(sentences):
+            raise ValueError(f'{len(prefixes)} prefixes for {len(sentences)} sentences: give one each ("" for none)')
         todo = [i for i, s in enumerate(sentences) if s.strip()]
         done: list[Translation] = []
         d = self.decoding
@@ -200,9 +210,10 @@ class Translator:
         with tqdm(total=len(todo), disable=not progress, file=sys.stderr, unit="sent") as bar:
             for start in range(0, len(todo), step):
                 chunk = [sentences[i].strip() for i in todo[start : start + step]]
+                starts = None if prefixes is None else [prefixes[i].strip() for i in todo[start : start + step]]
                 done += translate_sentences(
                     self.loaded.model, self.loaded.src_tokenizer, self.loaded.tgt_tokenizer, chunk,
-                    batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast,
+                    batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast, prefixes=starts,
                 )  # fmt: skip
                 bar.update(len(chunk))
         results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]

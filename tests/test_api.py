@@ -82,3 +82,15 @@ def test_evaluate_returns_the_report_the_command_writes(api_run: TrainResult, to
     p = run("seq2seq-eval", f"checkpoint={api_run.best}", f"data.root={toy_root}", "split=valid", "beam=2")
     assert p.returncode == 0, text(p)
     assert f"BLEU {report.bleu:.2f}" in p.stdout.decode() and report.alignment_accuracy is not None
+
+
+def test_translator_continues_a_prefix_and_refuses_a_count_mismatch(api_run: TrainResult) -> None:
+    t = Translator.from_checkpoint(api_run.best, beam=2)
+    sentences = ["Tom chase Jerry", "Jerry like Tom"]
+    free = t.translate(sentences)
+    start = free[1].text.split()[0]  # the model's own first word: fixing it changes nothing
+    steered = t.translate(sentences, prefixes=["玛丽", start])
+    assert steered[0].text.startswith("玛丽") and steered[0].attention.shape[0] == len(steered[0].tokens)
+    assert steered[1].text == free[1].text
+    with pytest.raises(ValueError, match="1 prefixes for 2 sentences"):
+        t.translate(sentences, prefixes=["玛丽"])

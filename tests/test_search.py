@@ -135,3 +135,52 @@ def test_length_limits_and_min_length() -> None:
             model, batch.src, batch.src_mask, cfg=SearchConfig(max_len_a=0.0, max_len_b=max_len, min_len=min_len)
         )
         assert all(min_len <= len(h.tokens) <= max_len for (h,) in greedy)
+
+
+# ---------------------------------------------------------------- prefix-constrained decoding
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "luong-lstm", "transformer"])
+def test_a_prefix_equal_to_greedys_own_start_changes_nothing(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    cfg = SearchConfig(min_len=3)  # long enough outputs to cut a prefix from
+    free = greedy_search(model, batch.src, batch.src_mask, cfg)
+    given = greedy_search(model, batch.src, batch.src_mask, cfg, [h.tokens[:2] for h in free])
+    for f, g in zip(free, given, strict=True):
+        assert g.tokens == f.tokens and g.score == pytest.approx(f.score, abs=1e-5)
+        assert torch.allclose(g.weights, f.weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "luong-lstm", "transformer"])
+def test_every_hypothesis_starts_with_its_prefix_and_a_sentence_without_one_is_free(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    prefixes = [[7, 7, 9], [], [UNK_ID]]  # unlikely starts, forced
+    for cfg in (SearchConfig(), SearchConfig(beam=4, nbest=3)):
+        found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=prefixes)
+        free = search(model, batch.src, batch.src_mask, cfg=cfg)
+        for hyps, prefix in zip(found, prefixes, strict=True):
+            assert all(h.tokens[: len(prefix)] == prefix for h in hyps)
+            assert all(len(h.weights) == len(h.tokens) for h in hyps)
+        assert [h.tokens for h in found[1]] == [h.tokens for h in free[1]]  # batch-mates' prefixes change nothing
+        for src, hyps in zip(SRC, found, strict=True):  # the score is the model's, prefix included
+            assert hyps[0].score == pytest.approx(sequence_log_prob(model, src, hyps[0].tokens), abs=1e-4)
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "transformer"])
+def test_beam_with_a_prefix_finds_the_exhaustive_best_continuation(decoder: str) -> None:
+    vocab, max_len, prefix = 6, 4, [5, UNK_ID]
+    for seed in range(3):
+        model = model_of(decoder, vocab, seed)
+        src = [4, 5, 4]
+        rest = [
+            list(seq) for n in range(max_len - len(prefix) + 1) for seq in itertools.product([UNK_ID, 4, 5], repeat=n)
+        ]
+        scored = sorted(((sequence_log_prob(model, src, prefix + r) / length_penalty(len(prefix + r) + 1, 1.0, "gnmt"),
+                          prefix + r) for r in rest), reverse=True)  # fmt: skip
+        batch = collate([src])
+        cfg = SearchConfig(beam=16, length_penalty=1.0, max_len_a=0, max_len_b=max_len, nbest=3)
+        (hyps,) = beam_search(model, batch.src, batch.src_mask, cfg, [prefix])
+        assert [h.tokens for h in hyps] == [c for _, c in scored[:3]]
+        assert hyps[0].norm_score == pytest.approx(scored[0][0], abs=1e-5)

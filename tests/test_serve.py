@@ -104,6 +104,8 @@ def test_models_and_health(client: TestClient) -> None:
         (json.dumps({"text": ["Tom"] * 13}), 422, "text has 13 sentences: at most 12"),
         (json.dumps({"text": ["Tom", "x" * 61]}), 422, "text[1] has 61 characters: at most 60"),
         (json.dumps({"text": ["Tom " * 1200]}), 413, "over 4000 bytes"),
+        ('{"text": ["Tom", "Jerry"], "prefix": ["汤姆"]}', 422, "prefix has 1 items for 2 sentences: one each"),
+        (json.dumps({"text": ["Tom"], "prefix": ["y" * 61]}), 422, "prefix[0] has 61 characters: at most 60"),
     ],
 )
 def test_every_bad_request_is_a_4xx_with_a_json_error(client: TestClient, body: str, status: int, message: str) -> None:
@@ -111,6 +113,16 @@ def test_every_bad_request_is_a_4xx_with_a_json_error(client: TestClient, body: 
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert message in error and "Traceback" not in r.text
+
+
+def test_a_prefix_fixes_the_start_and_the_search_goes_on_from_it(client: TestClient) -> None:
+    free = client.post("/translate", json={"text": ["Tom chase Jerry", "Jerry see Tom"]}).json()["translations"]
+    body = {"text": ["Tom chase Jerry", "Jerry see Tom"], "prefix": ["杰瑞", ""], "beam": 3}
+    steered = client.post("/translate", json=body).json()["translations"]
+    assert steered[0]["text"].startswith("杰瑞") and steered[0]["tokens"][0] == "杰瑞"
+    assert steered[0]["text"] != free[0]["text"]  # the user fixed a word: the rest is the model's again
+    assert steered[1]["text"] == free[1]["text"]  # "" leaves a sentence free
+    assert len(steered[0]["attention"]) == len(steered[0]["tokens"])  # where the forced word looked, too
 
 
 def test_blank_sentences_get_empty_translations_in_place(client: TestClient) -> None:

@@ -253,3 +253,15 @@ def test_maps_that_are_not_there_are_named(transformer_session: Session, session
     assert "this model's decoder is an RNN" in output(session)
     session.command(":cross 1")
     assert "cross-attention, layer 1\n" in output(session)
+
+
+def test_prefix_translates_the_last_sentence_again_from_the_words_given(session: Session) -> None:
+    session.command(":prefix 玛丽")
+    assert "translate a sentence first, then :prefix WORDS" in output(session)
+    session.translate("Tom chase Jerry")
+    free = session.last
+    session.command(":prefix 玛丽 喜欢")
+    assert session.last is not None and session.last.text.startswith("玛丽 喜欢")
+    assert session.last.source == "Tom chase Jerry" and session.last.attention.shape[0] == len(session.last.tokens)
+    session.command(":prefix")  # nothing fixed: the free translation again
+    assert free is not None and session.last.text == free.text
