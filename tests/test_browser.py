@@ -71,6 +71,16 @@ def test_the_page_translates_and_shows_where_each_word_looked(page, tmp_path: Pa
     assert shot.stat().st_size > 10_000
 
 
+def test_a_fixed_start_steers_the_translation_on_the_page(page) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#prefix", "杰瑞")
+    try:
+        translate(page, "Tom chase Jerry")
+        assert page.inner_text(".panel .translation").startswith("杰瑞")
+        assert page.locator("svg.heatmap text.tgt").all_text_contents()[0] == "杰瑞"  # its row: where it looked
+    finally:
+        page.fill("#prefix", "")
+
+
 def test_the_page_shows_markup_as_text_and_never_runs_it(page) -> None:  # type: ignore[no-untyped-def]
     attack = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> Tom'
     translate(page, attack)
