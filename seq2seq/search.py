@@ -22,6 +22,8 @@ from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import Memory
 
+Prefixes = list[list[int]] | None  # per sentence, the token ids its output must start with ([]: none)
+
 
 @dataclass
 class Hypothesis:
@@ -74,7 +76,7 @@ def _allowed(
     return log_probs
 
 
-def prefix_tensor(prefixes: list[list[int]] | None, rows: int, device: torch.device) -> torch.Tensor | None:
+def prefix_tensor(prefixes: Prefixes, rows: int, device: torch.device) -> torch.Tensor | None:
     """The sentences' forced beginnings as ``(rows, P)`` token ids, PAD after each one's end;
     None when no sentence has one."""
     if not prefixes or not any(prefixes):
@@ -88,11 +90,7 @@ def prefix_tensor(prefixes: list[list[int]] | None, rows: int, device: torch.dev
 
 @torch.no_grad()
 def greedy_search(
-    model: Seq2Seq,
-    src: torch.Tensor,
-    src_mask: torch.Tensor,
-    cfg: SearchConfig,
-    prefixes: list[list[int]] | None = None,
+    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
 ) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
     ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
@@ -138,11 +136,7 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2Seq,
-    src: torch.Tensor,
-    src_mask: torch.Tensor,
-    cfg: SearchConfig,
-    prefixes: list[list[int]] | None = None,
+    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
 ) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
@@ -236,12 +230,7 @@ def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: Se
 
 
 def search(
-    model: Seq2Seq,
-    src: torch.Tensor,
-    src_mask: torch.Tensor,
-    *,
-    cfg: SearchConfig,
-    prefixes: list[list[int]] | None = None,
+    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, *, cfg: SearchConfig, prefixes: Prefixes = None
 ) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
     each starting with its sentence's ``prefixes`` entry when given."""

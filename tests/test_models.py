@@ -173,19 +173,26 @@ def test_bridge_sets_the_first_decoder_state(bridge: str) -> None:
 @pytest.mark.parametrize(("decoder", "score", "other"), VARIANTS, ids=IDS)
 def test_every_variant_overfits_a_tiny_batch(decoder: str, score: str, other: dict) -> None:
     torch.manual_seed(0)
-    model = tiny_model(decoder, score, **other).train()
+    model = tiny_model(decoder, score, **other)
+    assert overfit(model) < 0.05
+    batch = collate(SRC, TGT)
+    hyps = greedy_search(model, batch.src, batch.src_mask, SearchConfig())
+    assert [h.tokens for h in hyps] == TGT
+
+
+def overfit(model: Seq2Seq, steps: int = 150) -> float:
+    """Train ``model`` on the tiny batch (SRC -> TGT) with Adam; the last loss, the model left in eval mode."""
+    model.train()
     batch = collate(SRC, TGT)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(150):
+    for _ in range(steps):
         logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), batch.tgt_out.reshape(-1), ignore_index=0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert loss.item() < 0.05
     model.eval()
-    hyps = greedy_search(model, batch.src, batch.src_mask, SearchConfig())
-    assert [h.tokens for h in hyps] == TGT
+    return loss.item()
 
 
 def test_attention_keys_are_projected_once_per_batch() -> None:
@@ -345,17 +352,9 @@ def test_sparse_attention_models_overfit_and_leave_source_words_out(decoder: str
     cfg = ModelConfig(decoder=decoder, embed_size=8, hidden_size=16, dropout=0.0)
     cfg.attention = AttentionConfig(score="general" if decoder == "luong" else "additive", normalizer=normalizer)
     check_model(cfg)
-    model = build_model(cfg, VOCAB, VOCAB).train()
+    model = build_model(cfg, VOCAB, VOCAB)
+    assert overfit(model) < 0.05
     batch = collate(SRC, TGT)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(150):
-        logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), batch.tgt_out.reshape(-1), ignore_index=0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    assert loss.item() < 0.05
-    model.eval()
     _, weights = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, S)
     real = batch.tgt_out != 0  # (B, T)
     assert torch.allclose(weights.sum(-1)[real], torch.ones(int(real.sum())), atol=1e-5)
