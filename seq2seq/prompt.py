@@ -124,7 +124,10 @@ class Session:
                 if self.last_source is None:
                     self.say("translate a sentence first, then :prefix WORDS")
                 else:
-                    self.translate(self.last_source, prefix=arg)
+                    try:
+                        self.translate(self.last_source, prefix=arg)
+                    except ValueError as e:  # a word the model cannot write: say which, go on
+                        self.say(str(e))
             elif name == "save":
                 try:
                     self.save(arg)

@@ -46,9 +46,10 @@ def length_penalty(length: int, alpha: float, norm: str) -> float:
 
 def max_lengths(src_mask: torch.Tensor, a: float, b: int, prefix: torch.Tensor | None = None) -> torch.Tensor:
     """Most output tokens (EOS excluded) per sentence: ``a * source length + b``, at least 1, and
-    at least the sentence's forced ``prefix`` (``(B, P)``, PAD after its end)."""
+    at least the sentence's forced ``prefix`` (``(B, P)``, PAD after its end) plus ``b``, so a long
+    prefix still leaves room to go on."""
     most = (src_mask.sum(dim=1).float() * a + b).long().clamp(min=1)  # (B,)
-    return most if prefix is None else torch.maximum(most, (prefix != PAD_ID).sum(dim=1))
+    return most if prefix is None else torch.maximum(most, (prefix != PAD_ID).sum(dim=1) + max(b, 1))
 
 
 def _allowed(

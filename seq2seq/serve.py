@@ -149,7 +149,10 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
         with one_at_a_time:
             if governor is not None:
                 governor.update()
-            out = translator.translate(text, prefixes=request.prefix)
+            try:
+                out = translator.translate(text, prefixes=request.prefix)
+            except ValueError as e:  # a prefix word the model cannot write
+                raise BadRequest(422, str(e)) from None
         return {
             "model": request.model or names[0],
             "search": describe(translator.search),

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import SearchConfig
+from seq2seq.constants import UNK_ID
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
@@ -75,6 +76,20 @@ class Translation:
         return out
 
 
+def prefix_ids(tokenizer: Tokenizer, prefixes: list[str]) -> list[list[int]]:
+    """Each prefix as target ids; a ValueError names a piece the vocabulary lacks (forced, it
+    would be written as ⁇ and the user's word lost)."""
+    ids = tokenizer.encode_batch(prefixes)
+    for prefix, start in zip(prefixes, ids, strict=True):
+        unknown = [p for p, t in zip(tokenizer.pieces(prefix), start, strict=True) if t == UNK_ID]
+        if unknown:
+            raise ValueError(
+                f"prefix {prefix!r}: {', '.join(map(repr, unknown))} is not in the target vocabulary "
+                "(give whole words the model knows)"
+            )
+    return ids
+
+
 def translate_sentences(
     model: Seq2Seq,
     src_tokenizer: Tokenizer,
@@ -98,7 +113,7 @@ def translate_sentences(
     cfg = cfg or SearchConfig()
     model.eval()
     ids = src_tokenizer.encode_batch(sentences)
-    forced = tgt_tokenizer.encode_batch(prefixes) if prefixes else None
+    forced = prefix_ids(tgt_tokenizer, prefixes) if prefixes else None
     results: list[Translation | None] = [None] * len(sentences)
     device = torch.device(device)
     for index in bucket_batches([len(s) for s in ids], batch_size):

@@ -94,3 +94,5 @@ def test_translator_continues_a_prefix_and_refuses_a_count_mismatch(api_run: Tra
     assert steered[1].text == free[1].text
     with pytest.raises(ValueError, match="1 prefixes for 2 sentences"):
         t.translate(sentences, prefixes=["玛丽"])
+    with pytest.raises(ValueError, match=r"prefix 'Spike 玛丽': '▁Spike' is not in the target vocabulary"):
+        t.translate(sentences, prefixes=["Spike 玛丽", ""])  # forced as UNK it would come out as ⁇

@@ -212,8 +212,9 @@ def test_sparse_normalizers_against_an_exhaustive_search_of_the_support(normaliz
 @pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
 def test_sparse_normalizers_have_the_right_gradients(normalizer: str) -> None:
     fn = sparsemax if normalizer == "sparsemax" else entmax15
-    z = torch.tensor([[1.3, 0.2, -0.4, 0.9, -2.0]], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(fn, (z,))
+    z = torch.tensor([[1.3, 0.2, -0.4, 0.9, -2.0], [0.0, 0.0, -2.0, -2.0, -2.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(fn, (z.requires_grad_(),))  # row 2: ties, once 0/0 in entmax's gradient
+    z = z[:1].detach().requires_grad_()
     weights = fn(z)
     weights[0, 0].backward()
     assert z.grad[0, 4] == 0.0  # a word outside the support moves nothing
@@ -238,3 +239,18 @@ def test_sparsemax_puts_exact_zeros_where_softmax_spreads() -> None:
     assert torch.all(normalize(scores, mask, "softmax") > 0)
     assert (normalize(scores, mask, "sparsemax") == 0).sum() == 3
     assert (normalize(scores, mask, "entmax15") == 0).sum() >= 2
+
+
+@pytest.mark.parametrize("normalizer", ["sparsemax", "entmax15"])
+def test_sparse_normalizers_stay_exact_under_bf16_and_give_nan_not_a_crash_on_bad_scores(normalizer: str) -> None:
+    torch.manual_seed(0)
+    scores = (torch.randn(256, 40) * 3).bfloat16()
+    mask = torch.ones(256, 40, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        weights = normalize(scores, mask, normalizer)
+    assert weights.dtype == torch.float32 and torch.allclose(weights.sum(-1), torch.ones(256), atol=1e-5)
+    fn = sparsemax if normalizer == "sparsemax" else entmax15
+    assert torch.isnan(fn(torch.tensor([[float("nan"), 1.0], [float("inf"), 1.0]]))).all()  # like softmax: skipped
+    grads = (torch.randn(512, 12) * 3).bfloat16().float().requires_grad_()
+    fn(grads).sum().backward()
+    assert torch.isfinite(grads.grad).all()

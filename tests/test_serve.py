@@ -106,6 +106,7 @@ def test_models_and_health(client: TestClient) -> None:
         (json.dumps({"text": ["Tom " * 1200]}), 413, "over 4000 bytes"),
         ('{"text": ["Tom", "Jerry"], "prefix": ["汤姆"]}', 422, "prefix has 1 items for 2 sentences: one each"),
         (json.dumps({"text": ["Tom"], "prefix": ["y" * 61]}), 422, "prefix[0] has 61 characters: at most 60"),
+        (json.dumps({"text": ["Tom"], "prefix": ["Spike"]}), 422, "'▁Spike' is not in the target vocabulary"),
     ],
 )
 def test_every_bad_request_is_a_4xx_with_a_json_error(client: TestClient, body: str, status: int, message: str) -> None:

@@ -265,3 +265,5 @@ def test_prefix_translates_the_last_sentence_again_from_the_words_given(session:
     assert session.last.source == "Tom chase Jerry" and session.last.attention.shape[0] == len(session.last.tokens)
     session.command(":prefix")  # nothing fixed: the free translation again
     assert free is not None and session.last.text == free.text
+    session.command(":prefix Spike")  # a word the model cannot write: said, and the session goes on
+    assert "'▁Spike' is not in the target vocabulary" in output(session) and session.last.text == free.text

@@ -111,12 +111,13 @@ class CosineScore(Score):
 def sparsemax(scores: torch.Tensor) -> torch.Tensor:
     """Sparsemax over the last dimension (Martins and Astudillo, 2016): the Euclidean projection of
     the scores onto the simplex, ``p = max(z - tau, 0)`` with ``tau`` chosen so that ``p`` sums to
-    one; scores more than ``tau`` below the top get exactly zero."""
+    one; scores more than ``tau`` below the top get exactly zero. A row that is not finite gives
+    NaN, as softmax does (training skips such an update)."""
     z = scores - scores.amax(dim=-1, keepdim=True)  # shift-invariant; keeps the sums small
     z_sorted = z.sort(dim=-1, descending=True).values  # z_(1) >= z_(2) >= ...
     k = torch.arange(1, z.size(-1) + 1, device=z.device, dtype=z.dtype)  # 1 .. S
     cumulative = z_sorted.cumsum(dim=-1)
-    support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True)  # |S|: how many get weight
+    support = (1 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True).clamp(min=1)  # |S|: how many get weight
     tau = (cumulative.gather(-1, support - 1) - 1) / support.to(z.dtype)
     return (z - tau).clamp(min=0)
 
@@ -124,22 +125,32 @@ def sparsemax(scores: torch.Tensor) -> torch.Tensor:
 def entmax15(scores: torch.Tensor) -> torch.Tensor:
     """1.5-entmax over the last dimension (Peters, Niculae and Martins, 2019), between softmax and
     sparsemax: ``p = max(z / 2 - tau, 0) ** 2`` summing to one, found exactly by sorting; smoother
-    than sparsemax, still exactly zero on the scores far below the top."""
+    than sparsemax, still exactly zero on the scores far below the top. The support is found
+    without gradients and ``tau`` computed on it alone (the thresholds of other support sizes
+    would put 0/0 into the gradient)."""
     z = (scores - scores.amax(dim=-1, keepdim=True)) / 2
     z_sorted = z.sort(dim=-1, descending=True).values
     k = torch.arange(1, z.size(-1) + 1, device=z.device, dtype=z.dtype)
-    mean = z_sorted.cumsum(dim=-1) / k
-    mean_sq = (z_sorted**2).cumsum(dim=-1) / k
-    tau = mean - ((1 - k * (mean_sq - mean**2)) / k).clamp(min=0).sqrt()  # the threshold if |S| = k
-    support = (tau <= z_sorted).sum(dim=-1, keepdim=True)
-    return (z - tau.gather(-1, support - 1)).clamp(min=0) ** 2
+    with torch.no_grad():
+        mean = z_sorted.cumsum(dim=-1) / k
+        mean_sq = (z_sorted**2).cumsum(dim=-1) / k
+        tau = mean - ((1 - k * (mean_sq - mean**2)) / k).clamp(min=0).sqrt()  # the threshold if |S| = k
+        support = (tau <= z_sorted).sum(dim=-1, keepdim=True).clamp(min=1)
+    n = support.to(z.dtype)
+    mean = z_sorted.cumsum(dim=-1).gather(-1, support - 1) / n  # over the support, with gradients
+    mean_sq = (z_sorted**2).cumsum(dim=-1).gather(-1, support - 1) / n
+    tau = mean - ((1 - n * (mean_sq - mean**2)) / n).clamp(min=1e-12).sqrt()
+    return (z - tau).clamp(min=0) ** 2
 
 
 def normalize(scores: torch.Tensor, mask: torch.Tensor | None, normalizer: str) -> torch.Tensor:
     """Step 2: scores ``(..., S)`` -> weights summing to one over the keys ``mask`` lets through
-    (broadcasting to the scores; None: all), exactly zero on the others."""
+    (broadcasting to the scores; None: all), exactly zero on the others. The sparse normalizers
+    run in float32 whatever the precision, as autocast runs softmax (sorting and running sums in
+    bf16 would miss the sum of one by a few percent)."""
     if normalizer == "softmax":
         return torch.softmax(scores if mask is None else scores.masked_fill(~mask, float("-inf")), dim=-1)
+    scores = scores.float()
     if mask is not None:  # a masked key 10 below the row's best real one is outside either support
         top = scores.masked_fill(~mask, float("-inf")).amax(dim=-1, keepdim=True)
         scores = torch.where(mask, scores, top - 10)
