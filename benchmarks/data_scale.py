@@ -1,7 +1,7 @@
 """Corpora of 100k to millions of pairs: what preparing costs, and what a training process holds.
 
     python benchmarks/data_scale.py                               # 100k, 1M and 5M pairs
-    python benchmarks/data_scale.py --sizes 100000 1000000 --processes 1 2 --work /tmp/scale
+    python benchmarks/data_scale.py --sizes 100000 1000000 --processes 1 2 --work ../scale-scratch
 
 For each size, a corpus is written outside the checkout (``--work``): Multi30k's training pairs
 (from ``../shared/corpora/multi30k``, or ``--source DIR`` holding train.de/train.en) repeated in
