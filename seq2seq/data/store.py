@@ -45,7 +45,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from seq2seq.data.batching import length_order
-from seq2seq.data.corpus import PairStream
+from seq2seq.data.corpus import PairStream, filter_long
 from seq2seq.errors import CorpusError
 from seq2seq.tokenizer import Tokenizer, training_threads
 
@@ -214,7 +214,7 @@ def write_store(
     limit = max_len if 0 < max_len <= MAX_TOKENS else MAX_TOKENS
     dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
     folder.mkdir(parents=True)
-    threads = os.cpu_count() or 1
+    threads = training_threads(0)  # every core
     files: dict[str, BinaryIO] = {}
     parts, tokens, notes, start = [], [0, 0], [], 0
     try:
@@ -223,8 +223,7 @@ def write_store(
             kept = long = 0
             for chunk in chunks(stream, CHUNK):
                 ids = [tok.encode_batch([p[k] for p in chunk], threads) for k, tok in enumerate(tokenizers)]
-                fits = [max(len(s), len(t)) <= limit for s, t in zip(*ids, strict=True)]
-                keep = [i for i, ok in enumerate(fits) if ok]
+                keep, _ = filter_long(ids[0], ids[1], limit)  # the corpus's note is written once, below
                 for k, side in enumerate(SIDES):
                     tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
                 kept, long = kept + len(keep), long + len(chunk) - len(keep)
@@ -338,9 +337,7 @@ def open_store(
             if why is None:
                 store = load_store(folder, False, time.perf_counter() - start)
                 log.info("corpus store %s: reused (%s pairs)", folder, f"{store.info.pairs:,}")
-                for note in store.notes:
-                    log.info("%s", note)
-                return store
+                return logged_notes(store)
             log.warning("corpus store %s is %s: preparing it anew", folder, why)
             shutil.rmtree(folder)
         for left in folder.parent.glob(f"{folder.name}.tmp*"):  # a preparer stopped midway (we hold the lock)
@@ -366,9 +363,14 @@ def open_store(
             folder, f"{store.info.pairs:,}", *(f"{n:,}" for n in store.info.tokens), f"{store.info.bytes:,}",
             store.info.seconds,
         )  # fmt: skip
-        for note in store.notes:
-            log.info("%s", note)
-        return store
+        return logged_notes(store)
+
+
+def logged_notes(store: Store) -> Store:
+    """``store``, once what reading its corpora noted (pairs left out, line endings) is in the log."""
+    for note in store.notes:
+        log.info("%s", note)
+    return store
 
 
 def sync(folder: Path) -> None:

@@ -131,14 +131,14 @@ def entmax15(scores: torch.Tensor) -> torch.Tensor:
     z = (scores - scores.amax(dim=-1, keepdim=True)) / 2
     z_sorted = z.sort(dim=-1, descending=True).values
     k = torch.arange(1, z.size(-1) + 1, device=z.device, dtype=z.dtype)
+    total, total_sq = z_sorted.cumsum(dim=-1), (z_sorted**2).cumsum(dim=-1)  # over the top k, for each k
     with torch.no_grad():
-        mean = z_sorted.cumsum(dim=-1) / k
-        mean_sq = (z_sorted**2).cumsum(dim=-1) / k
+        mean, mean_sq = total / k, total_sq / k
         tau = mean - ((1 - k * (mean_sq - mean**2)) / k).clamp(min=0).sqrt()  # the threshold if |S| = k
         support = (tau <= z_sorted).sum(dim=-1, keepdim=True).clamp(min=1)
     n = support.to(z.dtype)
-    mean = z_sorted.cumsum(dim=-1).gather(-1, support - 1) / n  # over the support, with gradients
-    mean_sq = (z_sorted**2).cumsum(dim=-1).gather(-1, support - 1) / n
+    mean = total.gather(-1, support - 1) / n  # over the support, with gradients
+    mean_sq = total_sq.gather(-1, support - 1) / n
     tau = mean - ((1 - n * (mean_sq - mean**2)) / n).clamp(min=1e-12).sqrt()
     return (z - tau).clamp(min=0) ** 2
 
