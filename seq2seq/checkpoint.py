@@ -13,14 +13,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
-from seq2seq.config import check_model, saved_model_config
+from seq2seq.config import check_model, saved_model_config, uses_attention
 from seq2seq.errors import CheckpointError
+from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.runfolder import BEST, KEPT
 from seq2seq.tokenizer import Tokenizer
@@ -248,15 +249,54 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
 
 @dataclass
 class Loaded:
-    model: Seq2Seq
+    """A model ready to decode, its tokenizers and the config it was trained with; for an
+    ensemble (several checkpoint files), the :class:`~seq2seq.models.ensemble.Ensemble`, the
+    first file's config, and every file's path and config."""
+
+    model: Seq2Seq | Ensemble
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
     config: dict[str, Any]
+    paths: list[str] = field(default_factory=list)  # the checkpoint files (several: an ensemble)
+    configs: list[dict[str, Any]] = field(default_factory=list)  # each file's config, in that order
+
+    @property
+    def attends(self) -> bool:
+        """Whether the model (or one of the ensemble's) is an attention model: its weights say
+        where it looked, and alignment can be scored."""
+        configs = self.configs or [self.config]
+        return any(uses_attention(c.get("model", {}).get("decoder", "")) for c in configs)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
-    """Everything needed to translate, from the checkpoint file alone. The model is in eval mode."""
-    ckpt = read_checkpoint(path)
+def load_model(path: str | Path | Sequence[str | Path], device: str | torch.device = "cpu") -> Loaded:
+    """Everything needed to translate, from the checkpoint file alone; several files (a list of
+    two or more) load as one :class:`Ensemble`, refused unless they share both tokenizers. The
+    model is in eval mode."""
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths:
+        raise CheckpointError("no checkpoint given")
+    ckpts = [read_checkpoint(p) for p in paths]
+    for p, ckpt in zip(paths[1:], ckpts[1:], strict=True):
+        for key, side in (("src_tokenizer", "source"), ("tgt_tokenizer", "target")):
+            if ckpt[key] != ckpts[0][key]:
+                raise CheckpointError(
+                    f"{p}: its {side} tokenizer is not that of {paths[0]}: an ensemble averages the "
+                    "models' probabilities over one vocabulary, so its models must share both tokenizers "
+                    "(models trained on the same prepared data do)"
+                )
+    loaded = [model_from(ckpt, p, device) for p, ckpt in zip(paths, ckpts, strict=True)]
+    if len(loaded) == 1:
+        return loaded[0]
+    first = loaded[0]
+    return Loaded(
+        Ensemble([one.model for one in loaded]).eval(),  # type: ignore[misc]
+        first.src_tokenizer, first.tgt_tokenizer, first.config,
+        paths=[str(p) for p in paths], configs=[one.config for one in loaded],
+    )  # fmt: skip
+
+
+def model_from(ckpt: dict[str, Any], path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """The model, tokenizers and config of one read checkpoint (:func:`read_checkpoint`)."""
     bad = non_finite(ckpt["model"])
     if bad is not None:
         raise CheckpointError(
@@ -273,4 +313,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
             f"{path}: checkpoint does not match this seq2seq ({type(e).__name__}: {str(e)[:200]})"
         ) from None
     model.to(device).eval()
-    return Loaded(model, src_tok, tgt_tok, ckpt["config"])
+    return Loaded(model, src_tok, tgt_tok, ckpt["config"], paths=[str(path)], configs=[ckpt["config"]])

@@ -26,13 +26,14 @@ from seq2seq.config import (
     SearchConfig,
     check_data,
     check_eval,
+    checkpoint_files,
     length_buckets,
-    uses_attention,
 )
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import ParallelCorpus, load_split
 from seq2seq.decoding import decoding_for
 from seq2seq.loss import mean_loss
+from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import describe
 from seq2seq.tokenizer import WORD_START, Tokenizer
@@ -206,7 +207,7 @@ def alignment_accuracy(
 
 
 def evaluate_model(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     corpus: ParallelCorpus,
@@ -299,7 +300,7 @@ def eval_data(given: Any, trained_on: dict[str, Any]) -> Any:
 class EvalReport:
     """What ``seq2seq-eval`` measured on one split, as written to its JSON report."""
 
-    checkpoint: str
+    checkpoint: str  # the file; an ensemble's files joined by " + "
     data: str
     split: str
     search: str  # the search in words ("greedy", "beam 5, length penalty gnmt α=1.0")
@@ -339,21 +340,23 @@ def search_slug(cfg: SearchConfig) -> str:
 def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
     the checkpoint (``...-bf16.json`` under ``precision=bf16``): each checkpoint and each search
-    of a run keeps its own report."""
+    of a run keeps its own report. An ensemble's report is beside its first file, named after
+    all of them (``best+step00000900``)."""
     if cfg.output:
         return Path(cfg.output)
-    checkpoint = Path(cfg.checkpoint)
+    files = [Path(f) for f in checkpoint_files("checkpoint", cfg.checkpoint)]
+    stems = "+".join(f.stem for f in files)
     precision = "" if cfg.precision == "fp32" else f"-{cfg.precision}"
-    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{checkpoint.stem}-{search_slug(cfg)}{precision}")
-    return checkpoint.parent / f"{name}.json"
+    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{stems}-{search_slug(cfg)}{precision}")
+    return files[0].parent / f"{name[:200]}.json"
 
 
 def run_eval(cfg: EvalConfig) -> EvalReport:
-    """Evaluate ``cfg.checkpoint`` on one split and write the JSON report and the hypotheses
-    (``.hyp``) beside it."""
+    """Evaluate ``cfg.checkpoint`` (a file, or a list of them: an ensemble) on one split and write
+    the JSON report and the hypotheses (``.hyp``) beside it."""
     cfg = check_eval(cfg)
     decoding = decoding_for(cfg)
-    loaded = load_model(cfg.checkpoint, decoding.device)
+    loaded = load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test
@@ -367,13 +370,13 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
         batch_size=decoding.batch_size,
         search=decoding.search,
         device=decoding.device,
-        with_alignment=uses_attention(loaded.config["model"]["decoder"]),
+        with_alignment=loaded.attends,
         buckets=length_buckets(data.length_buckets),
         autocast=decoding.autocast,
     )
     output = report_path(cfg, data.name, split)
     report = EvalReport(
-        checkpoint=str(cfg.checkpoint), data=data.name, split=split, **measured, output=str(output),
+        checkpoint=" + ".join(loaded.paths), data=data.name, split=split, **measured, output=str(output),
         precision=cfg.precision,
     )  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
+from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import Memory
 
@@ -91,7 +92,7 @@ def prefix_tensor(prefixes: Prefixes, rows: int, device: torch.device) -> torch.
 
 @torch.no_grad()
 def greedy_search(
-    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
 ) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
     ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
@@ -137,7 +138,7 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
+    model: Seq2Seq | Ensemble, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
 ) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
@@ -231,7 +232,12 @@ def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: Se
 
 
 def search(
-    model: Seq2Seq, src: torch.Tensor, src_mask: torch.Tensor, *, cfg: SearchConfig, prefixes: Prefixes = None
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    *,
+    cfg: SearchConfig,
+    prefixes: Prefixes = None,
 ) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
     each starting with its sentence's ``prefixes`` entry when given."""

@@ -43,7 +43,7 @@ except ImportError as e:  # the optional extra
     raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
 
 from seq2seq.checkpoint import load_model
-from seq2seq.config import ServeConfig, check_serve, uses_attention
+from seq2seq.config import ServeConfig, check_serve, checkpoint_files
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError
 from seq2seq.search import describe
@@ -78,11 +78,20 @@ class BadRequest(Exception):
         self.message = message
 
 
-def model_names(paths: list[str]) -> list[str]:
-    """A short name per checkpoint: its run folder's name (``runs/demo/attention/best.pt`` ->
-    ``attention``), or the path where two would share one."""
-    names = [Path(p).parent.name or Path(p).stem for p in paths]
-    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
+def model_names(models: list[list[str]]) -> list[str]:
+    """A short name per model (its checkpoint files; several: an ensemble): each file's run folder
+    name (``runs/demo/attention/best.pt`` -> ``attention``), joined by ``+`` for an ensemble, or
+    the paths where two models would share one; an ensemble says so, ``m30k (ensemble of 2)``."""
+
+    def short(files: list[str]) -> str:
+        folders = "+".join(dict.fromkeys(Path(p).parent.name or Path(p).stem for p in files))
+        return folders if len(files) == 1 else f"{folders} (ensemble of {len(files)})"
+
+    def full(files: list[str]) -> str:
+        return "+".join(files)
+
+    names = [short(m) for m in models]
+    return [n if names.count(n) == 1 else full(m) for n, m in zip(names, models, strict=True)]
 
 
 class BodyLimit:
@@ -215,30 +224,33 @@ def add_error_handlers(app: Any) -> None:
 
 
 def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
-    """What ``GET /models`` says of one model: its decoder, attention, languages and size."""
+    """What ``GET /models`` says of one model: its decoder, attention, languages and size (an
+    ensemble: the first model's decoder and score, every model's parameters, ``models`` their count)."""
     config = translator.config
     model = config.get("model", {})
     data = config.get("data", {})
     return {
         "name": name,
         "decoder": model.get("decoder"),
-        "attention": uses_attention(model.get("decoder", "")),
+        "attention": translator.loaded.attends,
         "score": (model.get("attention") or {}).get("score"),
         "src_lang": data.get("src_lang"),
         "tgt_lang": data.get("tgt_lang"),
         "parameters": translator.loaded.model.num_parameters,
+        "models": max(1, len(translator.loaded.paths)),  # 2 or more: an ensemble
     }
 
 
 def run_serve(cfg: ServeConfig) -> None:
     """``seq2seq-serve``: load the checkpoints once, then serve until Ctrl-C."""
     cfg = check_serve(cfg)
-    paths = [cfg.checkpoint] if cfg.checkpoint is not None else list(cfg.checkpoints)
+    given = [cfg.checkpoint] if cfg.checkpoint is not None else list(cfg.checkpoints)
+    models = [checkpoint_files("checkpoint", c) for c in given]  # each: one file, or an ensemble's
     check_port(cfg.host, cfg.port)
     decoding = decoding_for(cfg)
     translators = {
-        name: Translator.using(load_model(path, decoding.device), decoding)
-        for name, path in zip(model_names(paths), paths, strict=True)
+        name: Translator.using(load_model(files, decoding.device), decoding)
+        for name, files in zip(model_names(models), models, strict=True)
     }
     app = create_app(translators, cfg)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from seq2seq.checkpoint import load_model
-from seq2seq.config import TranslateConfig, check_translate
+from seq2seq.config import TranslateConfig, check_translate, checkpoint_files
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import CorpusError, Seq2SeqError
 from seq2seq.prompt import Session
@@ -86,7 +86,7 @@ def run_translate(cfg: TranslateConfig) -> None:
     if sys.stdout is None and not (batch and cfg.output):  # Python's view of a closed stdout
         raise Seq2SeqError("standard output is closed: give output=FILE, or send it to a file or pipe")
     decoding = decoding_for(cfg)
-    translator = Translator.using(load_model(cfg.checkpoint, decoding.device), decoding)
+    translator = Translator.using(load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device), decoding)
     if batch:
         batch_mode(translator, cfg)
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from seq2seq.constants import UNK_ID
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
+from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
 from seq2seq.search import search
 from seq2seq.tokenizer import WORD_START, Tokenizer, piece_word
@@ -91,7 +93,7 @@ def prefix_ids(tokenizer: Tokenizer, prefixes: list[str]) -> list[list[int]]:
 
 
 def translate_sentences(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     sentences: list[str],
@@ -160,14 +162,16 @@ class Translator:
     @classmethod
     def from_checkpoint(
         cls,
-        path: str | Path,
+        path: str | Path | Sequence[str | Path],
         *,
         device: str = "auto",
         batch_size: int = 64,
         precision: str = "fp32",
         **search_settings: Any,
     ) -> Translator:
-        """Load a checkpoint file (it holds the model, the tokenizers and its config) and keep the
+        """Load a checkpoint file (it holds the model, the tokenizers and its config), or a list of
+        them as one ensemble (:mod:`seq2seq.models.ensemble`: the models' log-probabilities
+        averaged at every step; they must share their tokenizers), and keep the
         search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
         ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``).
         ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA)."""

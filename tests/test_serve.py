@@ -149,11 +149,13 @@ def test_the_page_is_one_offline_file_that_shows_text_as_text(client: TestClient
 
 
 def test_names_are_run_folders_unless_two_share_one() -> None:
-    assert model_names(["runs/demo/attention/best.pt", "runs/demo/fixed_context/best.pt"]) == [
+    assert model_names([["runs/demo/attention/best.pt"], ["runs/demo/fixed_context/best.pt"]]) == [
         "attention",
         "fixed_context",
     ]
-    assert model_names(["a/run/best.pt", "b/run/best.pt"]) == ["a/run/best.pt", "b/run/best.pt"]
+    assert model_names([["a/run/best.pt"], ["b/run/best.pt"]]) == ["a/run/best.pt", "b/run/best.pt"]
+    ensembles = [["a/run/best.pt", "a/run/step00000010.pt"], ["a/run/best.pt", "b/other/best.pt"]]
+    assert model_names(ensembles) == ["run (ensemble of 2)", "run+other (ensemble of 2)"]
 
 
 def test_the_command_serves_over_http_and_says_what_is_wrong(checkpoint: Path, tmp_path: Path) -> None:

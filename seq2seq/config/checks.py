@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from sacrebleu.metrics.bleu import BLEU
 
@@ -76,6 +76,20 @@ def require(cfg: Any, key: str, example: str) -> None:
     """A mandatory option left out is a one-line error with an example."""
     if OmegaConf.is_missing(cfg, key):
         raise ConfigError(f"{key} is required, e.g. {example}")
+
+
+def checkpoint_files(key: str, value: Any) -> list[str]:
+    """A checkpoint option's files: one path, or a list of different paths (two or more: an
+    ensemble, decoded as one model); anything else is a :class:`ConfigError`."""
+    files = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, ListConfig)) else []
+    if not files or not all(isinstance(f, str) and f for f in files):
+        raise ConfigError(
+            f"{key}={value!r} is not a checkpoint: give a file (runs/demo/attention/best.pt) or, for an "
+            "ensemble, a list of files ('[runs/a/best.pt,runs/b/best.pt]')"
+        )
+    if len(set(files)) < len(files):
+        raise ConfigError(f"{key}={files} names a file twice: an ensemble's models are different files")
+    return [str(f) for f in files]
 
 
 def as_container(cfg: Any) -> Any:
@@ -330,6 +344,7 @@ def check_train(cfg: Any) -> None:
 def check_eval(cfg: Any) -> None:
     """Check a seq2seq-eval config; returns it as a typed DictConfig."""
     require(cfg, "checkpoint", "seq2seq-eval checkpoint=runs/demo/attention/best.pt")
+    checkpoint_files("checkpoint", cfg.checkpoint)
     check_data(cfg.data)
     check_decoding(cfg)
 
@@ -338,6 +353,7 @@ def check_eval(cfg: Any) -> None:
 def check_translate(cfg: Any) -> None:
     """Check a seq2seq-translate config; returns it as a typed DictConfig."""
     require(cfg, "checkpoint", "seq2seq-translate checkpoint=runs/demo/attention/best.pt")
+    checkpoint_files("checkpoint", cfg.checkpoint)
     check_decoding(cfg)
     check_choice("format", cfg.format, OUTPUT_FORMATS)
 
@@ -397,5 +413,8 @@ def check_serve(cfg: Any) -> None:
             raise ConfigError(f"{key}={cfg[key]} must be >= 1")
     if cfg.beam > cfg.max_beam:
         raise ConfigError(f"beam={cfg.beam} is over max_beam={cfg.max_beam}")
-    if len(set(cfg.checkpoints)) < len(cfg.checkpoints):
-        raise ConfigError(f"checkpoints={list(cfg.checkpoints)} names a file twice")
+    if cfg.checkpoint is not None:
+        checkpoint_files("checkpoint", cfg.checkpoint)
+    models = [tuple(checkpoint_files(f"checkpoints[{i}]", c)) for i, c in enumerate(cfg.checkpoints)]
+    if len(set(models)) < len(models):
+        raise ConfigError(f"checkpoints={OmegaConf.to_container(cfg.checkpoints)} names a model twice")

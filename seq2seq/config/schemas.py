@@ -172,7 +172,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig(DecodingConfig):
-    checkpoint: str = MISSING
+    checkpoint: Any = MISSING  # a checkpoint file, or a list of them: an ensemble ('checkpoint=[a.pt,b.pt]')
     data: DataConfig = field(default_factory=DataConfig)
     split: str = ""  # a split name (file prefix); default: the data's test split (data.test)
     batch_size: int = 128
@@ -181,7 +181,7 @@ class EvalConfig(DecodingConfig):
 
 @dataclass
 class TranslateConfig(DecodingConfig):
-    checkpoint: str = MISSING
+    checkpoint: Any = MISSING  # a checkpoint file, or a list of them: an ensemble
     input: str | None = None  # a file; default: standard input
     output: str | None = None  # a file; default: standard output
     attn: bool = True  # show where the model looked (interactive mode)
@@ -224,8 +224,9 @@ class GatherConfig(DecodingConfig):
 
 @dataclass
 class ServeConfig(DecodingConfig):  # the search keys: a request's defaults (it may set beam and nbest)
-    checkpoint: str | None = None  # one model
-    checkpoints: list[str] = field(default_factory=list)  # or several, side by side on the page
+    checkpoint: Any = None  # one model: a checkpoint file, or a list of them (an ensemble)
+    checkpoints: list[Any] = field(default_factory=list)  # or several, side by side on the page (each a
+    # file, or a list of files: an ensemble)
     host: str = "127.0.0.1"  # this machine only; 0.0.0.0 serves every network it is on
     port: int = 8000
     max_sentences: int = 32  # per request
