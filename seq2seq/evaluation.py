@@ -36,7 +36,7 @@ from seq2seq.loss import mean_loss
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import describe
-from seq2seq.tokenizer import WORD_START, Tokenizer
+from seq2seq.tokenizer import Tokenizer, word_index
 from seq2seq.translator import Translation, translate_sentences
 
 LENGTH_BUCKETS: tuple[tuple[int, int], ...] = length_buckets(LENGTH_BUCKET_EDGES)  # data.length_buckets' default
@@ -134,16 +134,6 @@ def bleu_by_length(
         score = bleu.corpus_score([hyps[i] for i in keep], [[refs[i] for i in keep]]).score
         rows.append({"bucket": bucket_name(lo, hi), "sentences": len(keep), "bleu": round(score, 2)})
     return rows
-
-
-def word_index(pieces: list[str]) -> list[int]:
-    """The word each SentencePiece piece belongs to (a piece starting with ``▁`` starts a word)."""
-    index, word = [], -1
-    for piece in pieces:
-        if piece.startswith(WORD_START) or word < 0:
-            word += 1
-        index.append(word)
-    return index
 
 
 @torch.no_grad()

@@ -127,3 +127,13 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> detokenised text; special ids (pad/bos/eos) are dropped."""
         return self.sp.decode([i for i in ids if i > EOS_ID or i == UNK_ID])
+
+
+def word_index(pieces: list[str]) -> list[int]:
+    """The word each SentencePiece piece belongs to (a piece starting with ``▁`` starts a word)."""
+    index, word = [], -1
+    for piece in pieces:
+        if piece.startswith(WORD_START) or word < 0:
+            word += 1
+        index.append(word)
+    return index

@@ -94,6 +94,7 @@ class Trainer:
         self.tokenize = bleu_tokenizer(cfg.data.bleu_tokenize, cfg.data.tgt_lang)
         self.src_tok, self.tgt_tok = data.src_tokenizer, data.tgt_tokenizer
         self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
+        self.links, self.guided = data.links, cfg.trainer.guided_alignment  # gold piece links, their loss weight
         self.corpora, self.weights, self.by_length = data.corpora, data.weights, data.by_length
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
@@ -233,16 +234,18 @@ class Trainer:
         total = 0.0
         for j, index in enumerate(group):
             mine, weight = self.processes.share(index)  # 2; one process: the whole batch, weight 1
-            batch = collate([self.src_ids[i] for i in mine], [self.tgt_ids[i] for i in mine]).to(self.device)
+            links = None if not self.guided else [self.links[i] for i in mine]  # type: ignore[index]
+            batch = collate([self.src_ids[i] for i in mine], [self.tgt_ids[i] for i in mine], links).to(self.device)
             exchange = self.ddp is None or j == len(group) - 1  # DDP: average the gradients once per update
             with contextlib.nullcontext() if exchange else self.ddp.no_sync():  # type: ignore[union-attr]
                 with torch.autocast(
                     self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
                 ):  # 3
                     if self.ddp is None:
-                        loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing)
+                        loss = batch_loss(self.model, batch, self.cfg.trainer.label_smoothing, self.guided)
                     else:  # DDP averages over processes: scaled by their number, the sum of every share's loss
-                        loss = self.ddp(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out) * (weight * world)
+                        loss = self.ddp(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out, batch.gold)
+                        loss = loss * (weight * world)
                 scaled = loss / n_tokens  # 4
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.item() / world
@@ -354,7 +357,8 @@ def data_parallel(
     if processes.world == 1:
         return None
     ddp = DistributedDataParallel(
-        LossOf(model, cfg.trainer.label_smoothing), device_ids=[device.index] if device.type == "cuda" else None
+        LossOf(model, cfg.trainer.label_smoothing, cfg.trainer.guided_alignment),
+        device_ids=[device.index] if device.type == "cuda" else None,
     )  # the same start everywhere: DDP broadcasts rank 0's weights
     torch.manual_seed(cfg.seed * 1000 + processes.rank)
     return ddp
@@ -407,7 +411,14 @@ def update(
 
 def check_fits(cfg: TrainConfig, data: PreparedData) -> None:
     """Refuse, before anything is built: a ``max_tokens`` that holds no batch of the longest
-    training pair, and attention examples past the valid split's end."""
+    training pair, attention examples past the valid split's end, and guided alignment without
+    gold links."""
+    if cfg.trainer.guided_alignment > 0 and data.links is None:
+        raise ConfigError(
+            f"trainer.guided_alignment={cfg.trainer.guided_alignment} needs gold links: a Pharaoh file "
+            f"{cfg.data.root}/{{split}}.align beside every training corpus (a line per pair, 'i-j' for source "
+            "word i and target word j); scripts/align.py makes them with eflomal"
+        )
     longest = int(max(data.src_ids.lengths.max(initial=0), data.tgt_ids.lengths.max(initial=0)))
     if 0 < cfg.trainer.max_tokens < longest:
         raise ConfigError(

@@ -20,8 +20,8 @@ from seq2seq.evaluation import (
     corpus_scores,
     length_buckets,
     paired_bootstrap,
-    word_index,
 )
+from seq2seq.tokenizer import word_index
 
 WORDS = "the a cat dog sat ran on under mat house big small red blue saw ate fish bird tree".split()
 

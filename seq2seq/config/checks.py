@@ -20,6 +20,7 @@ from sacrebleu.metrics.bleu import BLEU
 
 from seq2seq.config.schemas import LONGEST, SCHEMAS, ModelConfig, ServeConfig, nested_schema
 from seq2seq.constants import (
+    ATTENTION_DECODERS,
     BRIDGES,
     DECODERS,
     DEVICES,
@@ -264,6 +265,8 @@ def check_trainer(trainer: Any) -> None:
         raise ConfigError(f"trainer.adam_beta2={trainer.adam_beta2} must lie in [0, 1)")
     if not 0.0 <= trainer.label_smoothing < 1.0:
         raise ConfigError(f"trainer.label_smoothing={trainer.label_smoothing} must lie in [0, 1)")
+    if not 0.0 <= trainer.guided_alignment < math.inf:
+        raise ConfigError(f"trainer.guided_alignment={trainer.guided_alignment} must be a weight >= 0 (0: off)")
     for name in ("grad_clip", "max_minutes"):
         if not trainer[name] >= 0.0:  # nan too
             raise ConfigError(f"trainer.{name}={trainer[name]} must be >= 0")
@@ -338,6 +341,11 @@ def check_train(cfg: Any) -> None:
     check_model(cfg.model)
     check_trainer(cfg.trainer)
     check_search(cfg.search, "search.")
+    if cfg.trainer.guided_alignment > 0 and cfg.model.decoder not in ATTENTION_DECODERS:
+        raise ConfigError(
+            f"trainer.guided_alignment teaches attention where to look; model.decoder={cfg.model.decoder} has "
+            "none (a fixed context): use an attention decoder, or trainer.guided_alignment=0"
+        )
 
 
 @_command_check("eval")

@@ -115,6 +115,8 @@ class TrainerConfig:
     min_lr: float = 1e-5
     lr_anneal: float = 0.2  # anneal: the fraction of the budget (epochs, max_steps, max_minutes) spent decaying
     label_smoothing: float = 0.0
+    guided_alignment: float = 0.0  # W > 0: add W x the cross-entropy of the attention against the gold links of
+    # each training corpus's {split}.align (Pharaoh i-j; guided alignment, as OpenNMT-py and Marian); 0: off
     grad_clip: float = 1.0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0: the cores other processes leave free, followed while training

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.data.links import gold_weights
 
 BATCHING = 2  # how training draws batches; 1: Python's random shuffle, 2: numpy's, within runs of one length
 
@@ -19,6 +20,7 @@ class Batch:
     src_mask: torch.Tensor  # (B, S) True on real tokens
     tgt_in: torch.Tensor | None = None  # (B, T) BOS y_1 .. y_n (teacher forcing input)
     tgt_out: torch.Tensor | None = None  # (B, T) y_1 .. y_n EOS (what to predict)
+    gold: torch.Tensor | None = None  # (B, T, S) gold attention (guided alignment; seq2seq.data.links)
 
     @property
     def n_tgt_tokens(self) -> int:
@@ -26,7 +28,7 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.src), move(self.src_mask), move(self.tgt_in), move(self.tgt_out))
+        return Batch(move(self.src), move(self.src_mask), move(self.tgt_in), move(self.tgt_out), move(self.gold))
 
 
 def pad(seqs: list[list[int]]) -> torch.Tensor:
@@ -37,14 +39,16 @@ def pad(seqs: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def collate(src: list[list[int]], tgt: list[list[int]] | None = None) -> Batch:
-    """Build a batch: EOS appended to sources, BOS/EOS framing on targets."""
+def collate(src: list[list[int]], tgt: list[list[int]] | None = None, links: list[list[int]] | None = None) -> Batch:
+    """Build a batch: EOS appended to sources, BOS/EOS framing on targets; with ``links`` (each
+    pair's flat piece links), the gold attention the guided-alignment loss reads."""
     src_t = pad([s + [EOS_ID] for s in src])  # (B, S)
     if tgt is None:
         return Batch(src_t, src_t != PAD_ID)
     tgt_in = pad([[BOS_ID] + t for t in tgt])  # (B, T)
     tgt_out = pad([t + [EOS_ID] for t in tgt])  # (B, T)
-    return Batch(src_t, src_t != PAD_ID, tgt_in, tgt_out)
+    gold = None if links is None else gold_weights(links, src_t.size(1), tgt_in.size(1))  # (B, T, S)
+    return Batch(src_t, src_t != PAD_ID, tgt_in, tgt_out, gold)
 
 
 def bucket_batches(

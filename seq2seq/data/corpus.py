@@ -89,17 +89,21 @@ class TextStream:
 
 def read_alignments(path: str | Path) -> list[list[tuple[int, int]]]:
     """Pharaoh ``i-j`` links, one sentence per line."""
-    result = []
-    for n, line in enumerate(read_lines(path), 1):
-        links = []
-        for item in line.split():
-            try:
-                i, j = item.split("-")
-                links.append((int(i), int(j)))
-            except ValueError:
-                raise CorpusError(f"{path}:{n}: {item!r} is not an i-j alignment link") from None
-        result.append(links)
-    return result
+    return [parse_links(line, f"{path}:{n}") for n, line in enumerate(read_lines(path), 1)]
+
+
+def parse_links(line: str, where: str) -> list[tuple[int, int]]:
+    """One line of Pharaoh links, ``i-j`` (source word i, target word j, from 0) apart by spaces."""
+    links = []
+    for item in line.split():
+        try:
+            i, j = item.split("-")
+            links.append((int(i), int(j)))
+        except ValueError:
+            raise CorpusError(f"{where}: {item!r} is not an i-j alignment link") from None
+        if links[-1][0] < 0 or links[-1][1] < 0:
+            raise CorpusError(f"{where}: {item!r} is not an i-j alignment link")
+    return links
 
 
 class PairStream:

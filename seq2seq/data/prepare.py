@@ -41,6 +41,7 @@ class PreparedData:
     weights: list[float] = field(default_factory=list)
     by_length: np.ndarray | None = None  # the pairs sorted by length, made with the store
     store: StoreInfo | None = None
+    links: TokenIds | None = None  # gold piece links per training pair (seq2seq.data.links), where stored
 
     @classmethod
     def from_lists(
@@ -87,10 +88,14 @@ def ensure_toy_corpus(data: Any) -> None:
 
 def prepare_store(data: Any) -> Store:
     """``data``'s training corpora in their store (:func:`seq2seq.data.store.open_store`): mapped
-    when prepared before, else prepared now (the toy corpus written first where it is missing)."""
+    when prepared before, else prepared now (the toy corpus written first where it is missing);
+    with the gold links of ``{split}.align`` when every training corpus has that file."""
     ensure_toy_corpus(data)
-    sources = [(name, *split_paths(data.root, name, data.src_lang, data.tgt_lang)[:2]) for name in train_splits(data)]
-    return open_store(data, sources, lambda src, tgt: train_tokenizers(data, src, tgt))
+    paths = [split_paths(data.root, name, data.src_lang, data.tgt_lang) for name in train_splits(data)]
+    sources = [(name, src, tgt) for name, (src, tgt, _) in zip(train_splits(data), paths, strict=True)]
+    aligns = [align for _, _, align in paths]
+    every = all(a.is_file() for a in aligns)  # gold links are stored when every corpus has its .align file
+    return open_store(data, sources, lambda src, tgt: train_tokenizers(data, src, tgt), aligns if every else None)
 
 
 def run_prepare(cfg: Any) -> StoreInfo:
@@ -113,5 +118,5 @@ def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
     sizes = [c["pairs"] for c in store.corpora]
     return PreparedData(
         *store.tokenizers, store.src, store.tgt, valid, sizes if len(sizes) > 1 else [], list(data.train_weights),
-        store.by_length, store.info,
+        store.by_length, store.info, store.links,
     )  # fmt: skip

@@ -11,6 +11,9 @@ every setting that changes their ids (languages, tokenizer settings, ``max_len``
   with the lengths, the index: 10 bytes a pair and side on disk, mapped like the ids;
 - ``by_length.idx``: the pairs sorted by source, then target length, the batches' sort done once
   (``int32``, 4 bytes a pair);
+- ``links.ids``, ``links.len``, ``links.off`` (only when every training corpus has its Pharaoh
+  ``.align`` file beside it, as the toy corpus does): each pair's gold links as piece links
+  (:mod:`seq2seq.data.links`), flat ``uint16`` source, target piece numbers, for guided alignment;
 - ``src.model``, ``tgt.model``: the SentencePiece models the ids were made with;
 - ``meta.json``: the corpora (their names and pair ranges: several training corpora stay apart),
   the sizes and mtimes of the corpus files read, the notes of reading, and a sha256 of the index
@@ -45,7 +48,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from seq2seq.data.batching import length_order
-from seq2seq.data.corpus import PairStream, filter_long
+from seq2seq.data.corpus import PairStream, TextStream, filter_long, parse_links
+from seq2seq.data.links import piece_links
 from seq2seq.errors import CorpusError
 from seq2seq.tokenizer import Tokenizer, training_threads
 
@@ -100,10 +104,10 @@ class StoreInfo:
     seconds: float  # to prepare (made) or to open (reused)
 
 
-def store_key(data: Any, sources: list[tuple[Path, Path]]) -> str:
-    """The store's folder name: a hash of the training files' paths and every setting that changes
-    their ids. Their contents are not hashed (a corpus of gigabytes); their sizes and mtimes are
-    checked on opening instead (:func:`problem`)."""
+def store_key(data: Any, sources: list[tuple[Path, Path]], aligns: list[Path] | None = None) -> str:
+    """The store's folder name: a hash of the training files' paths (and alignment files'), and
+    every setting that changes their ids. Their contents are not hashed (a corpus of gigabytes);
+    their sizes and mtimes are checked on opening instead (:func:`problem`)."""
     tok = data.tokenizer
     settings = {
         "v": STORE_VERSION,
@@ -114,6 +118,8 @@ def store_key(data: Any, sources: list[tuple[Path, Path]]) -> str:
         "tokenizer": {k: getattr(tok, k) for k in ("model_type", "src_vocab_size", "tgt_vocab_size", "normalization",
                                           "tgt_normalization", "joint", "sample_size")},
     }  # fmt: skip
+    if aligns:  # a corpus without alignment files keeps the key it had before they existed
+        settings["align"] = [str(a.resolve()) for a in aligns]
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -146,6 +152,12 @@ def problem(folder: Path) -> str | None:
                 return f"damaged: {side}.len does not hold {meta['pairs']:,} lengths"
             if (folder / f"{side}.off").stat().st_size != (meta["pairs"] + 1) * 8:
                 return f"damaged: {side}.off does not hold {meta['pairs'] + 1:,} offsets"
+        if "links" in meta and (
+            (folder / "links.ids").stat().st_size != meta["links"] * 2
+            or (folder / "links.len").stat().st_size != meta["pairs"] * 4
+            or (folder / "links.off").stat().st_size != (meta["pairs"] + 1) * 8
+        ):
+            return "damaged: its links files do not hold the links of every pair"
         if (folder / ORDER).stat().st_size != meta["pairs"] * np.dtype(meta["order_dtype"]).itemsize:
             return f"damaged: {ORDER} does not hold {meta['pairs']:,} indices"
         if index_digest(folder) != meta["index_sha256"]:
@@ -207,26 +219,37 @@ def write_store(
     corpora: list[tuple[str, PairStream]],
     tokenizers: tuple[Tokenizer, Tokenizer],
     max_len: int,
+    aligns: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Encode every pair of ``corpora`` in chunks straight into ``folder``'s files; pairs with a
     side over ``max_len`` tokens (when > 0, and at most :data:`MAX_TOKENS`) are left out and counted.
-    Encoding runs on every core (the ids do not depend on it). Returns ``meta.json``'s content."""
+    Encoding runs on every core (the ids do not depend on it). With ``aligns`` (one Pharaoh file
+    per corpus, a line per pair), each pair's links are stored as piece links too. Returns
+    ``meta.json``'s content."""
     limit = max_len if 0 < max_len <= MAX_TOKENS else MAX_TOKENS
     dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
     folder.mkdir(parents=True)
     threads = training_threads(0)  # every core
     files: dict[str, BinaryIO] = {}
-    parts, tokens, notes, start = [], [0, 0], [], 0
+    parts, tokens, notes, start, n_links = [], [0, 0], [], 0, 0
+    kinds = [(side, kind) for side in (*SIDES, "links") if side != "links" or aligns for kind in ("ids", "len")]
     try:
-        files |= {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side in SIDES for kind in ("ids", "len")}
-        for name, stream in corpora:
+        files |= {f"{side}.{kind}": (folder / f"{side}.{kind}").open("wb") for side, kind in kinds}
+        for c, (name, stream) in enumerate(corpora):
             kept = long = 0
+            links = AlignReader(aligns[c], stream) if aligns else None
             for chunk in chunks(stream, CHUNK):
                 ids = [tok.encode_batch([p[k] for p in chunk], threads) for k, tok in enumerate(tokenizers)]
                 keep, _ = filter_long(ids[0], ids[1], limit)  # the corpus's note is written once, below
                 for k, side in enumerate(SIDES):
                     tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
+                if links is not None:
+                    rows = links.piece_links(ids, tokenizers)
+                    kept_rows = [rows[i] for i in keep]
+                    n_links += append(files["links.ids"], files["links.len"], kept_rows, np.uint16, np.uint32)
                 kept, long = kept + len(keep), long + len(chunk) - len(keep)
+            if links is not None:
+                links.check_end()
             notes += list(stream.notes)
             if not kept:
                 raise CorpusError(
@@ -242,31 +265,35 @@ def write_store(
     for side, tok in zip(SIDES, tokenizers, strict=True):
         write_offsets(folder / f"{side}.len", folder / f"{side}.off")
         (folder / f"{side}.model").write_bytes(tok.model_proto)
+    if aligns:
+        write_offsets(folder / "links.len", folder / "links.off", np.uint32)
     lengths = [np.fromfile(folder / f"{side}.len", dtype=np.uint16) for side in SIDES]
     by_length = length_order(*lengths)  # the batches' sort, done once here rather than in every run
     by_length.tofile(folder / ORDER)
-    return {"version": STORE_VERSION, "dtype": np.dtype(dtype).name, "pairs": start, "tokens": tokens,
+    meta = {"version": STORE_VERSION, "dtype": np.dtype(dtype).name, "pairs": start, "tokens": tokens,
             "order_dtype": by_length.dtype.name, "corpora": parts, "notes": notes,
             "index_sha256": index_digest(folder)}  # fmt: skip
+    return meta | ({"links": n_links} if aligns else {})
 
 
-def write_offsets(lengths: Path, offsets: Path) -> None:
+def write_offsets(lengths: Path, offsets: Path, dtype: type = np.uint16) -> None:
     """Each sentence's start in the ids file (int64, one more than sentences), from the lengths
-    file, a million at a time: mapped on opening, so a training process holds none of it."""
-    n = lengths.stat().st_size // 2
+    file (of ``dtype``), a million at a time: mapped on opening, so a training process holds none of it."""
+    size = np.dtype(dtype).itemsize
+    n = lengths.stat().st_size // size
     with offsets.open("wb") as out:
         out.write(np.zeros(1, np.int64).tobytes())
         total = 0
         for start in range(0, n, 1 << 20):
-            part = np.fromfile(lengths, dtype=np.uint16, count=min(1 << 20, n - start), offset=2 * start)
+            part = np.fromfile(lengths, dtype=dtype, count=min(1 << 20, n - start), offset=size * start)
             sums = total + np.cumsum(part, dtype=np.int64)
             out.write(sums.tobytes())
             total = int(sums[-1])
 
 
-def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type) -> int:
+def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type, length_dtype: type = np.uint16) -> int:
     """Write ``rows`` end to end to ``ids`` and their lengths to ``lengths``; returns the tokens."""
-    n = np.array([len(r) for r in rows], dtype=np.uint16)
+    n = np.array([len(r) for r in rows], dtype=length_dtype)
     flat = np.fromiter((i for r in rows for i in r), dtype=dtype, count=int(n.sum(dtype=np.int64)))
     lengths.write(n.tobytes())
     ids.write(flat.tobytes())
@@ -287,7 +314,8 @@ def chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[s
 @dataclass
 class Store:
     """An opened store: both sides' ids (memory-mapped), the tokenizers, the training corpora's
-    pair ranges (``name``, ``start``, ``pairs``) and what reading them noted."""
+    pair ranges (``name``, ``start``, ``pairs``), what reading them noted, and the gold piece
+    links where the corpora had alignment files."""
 
     src: TokenIds
     tgt: TokenIds
@@ -296,6 +324,7 @@ class Store:
     corpora: list[dict[str, Any]]
     notes: list[str]
     info: StoreInfo
+    links: TokenIds | None = None  # per pair: flat source, target piece numbers (seq2seq.data.links)
 
 
 def mapped(path: Path, dtype: str, count: int) -> np.ndarray:
@@ -317,20 +346,29 @@ def load_store(folder: Path, made: bool, seconds: float) -> Store:
     size = sum(p.stat().st_size for p in folder.iterdir())
     info = StoreInfo(folder, made, meta["pairs"], tuple(meta["tokens"]), size, seconds)
     by_length = mapped(folder / ORDER, meta["order_dtype"], meta["pairs"])
-    return Store(sides[0], sides[1], by_length, tokenizers, meta["corpora"], meta["notes"], info)
+    links = None
+    if "links" in meta:
+        links = TokenIds(
+            mapped(folder / "links.ids", "uint16", meta["links"]),
+            mapped(folder / "links.len", "uint32", meta["pairs"]),
+            mapped(folder / "links.off", "int64", meta["pairs"] + 1),
+        )
+    return Store(sides[0], sides[1], by_length, tokenizers, meta["corpora"], meta["notes"], info, links)
 
 
 def open_store(
     data: Any,
     sources: list[tuple[str, Path, Path]],
     train_tokenizers: Callable[[list[str], list[str]], tuple[Tokenizer, Tokenizer]],
+    aligns: list[Path] | None = None,
 ) -> Store:
     """The store of ``data``'s training corpora ``sources`` (name, source file, target file):
     opened when one is there and sound, else prepared (under the lock, said in the log).
     ``train_tokenizers(src_sample, tgt_sample)`` makes the tokenizers from a sample of the pairs."""
     start = time.perf_counter()
     files = [(s, t) for _, s, t in sources]
-    folder = Path(data.store_dir) / store_key(data, files)
+    folder = Path(data.store_dir) / store_key(data, files, aligns)
+    read = [*(p for pair in files for p in pair), *(aligns or [])]  # every file the store is made from
     with StoreLock(folder):
         if folder.is_dir():
             why = problem(folder)
@@ -344,11 +382,12 @@ def open_store(
             shutil.rmtree(left, ignore_errors=True)
         tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
         try:
-            streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]  # they exist
-            stamps = [file_stamp(p) for pair in files for p in pair]  # before reading: a change later is seen
+            # they exist; with alignment files, a pair a line: an empty line is an error, not left out
+            streams = [(name, PairStream(s, t, drop_empty=not aligns)) for name, s, t in sources]
+            stamps = [file_stamp(p) for p in read]  # before reading: a change later is seen
             tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
-            meta = write_store(tmp, streams, tokenizers, data.max_len)
-            if [file_stamp(p) for pair in files for p in pair] != stamps:
+            meta = write_store(tmp, streams, tokenizers, data.max_len, aligns)
+            if [file_stamp(p) for p in read] != stamps:
                 raise CorpusError(f"the training files changed while the corpus store {folder} was prepared")
             meta["files"] = stamps
             (tmp / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -364,6 +403,39 @@ def open_store(
             store.info.seconds,
         )  # fmt: skip
         return logged_notes(store)
+
+
+class AlignReader:
+    """A corpus's Pharaoh file read in step with its pairs (a line per pair, checked at the end)."""
+
+    def __init__(self, path: Path, stream: PairStream) -> None:
+        self.path, self.stream = path, stream
+        self.lines = iter(TextStream(path))
+        self.line = 0
+
+    def piece_links(self, ids: list[list[list[int]]], tokenizers: tuple[Tokenizer, Tokenizer]) -> list[list[int]]:
+        """The next ``len(ids[0])`` lines' links, as piece links of those pairs' ids."""
+        rows = []
+        for src, tgt in zip(*ids, strict=True):
+            line = next(self.lines, None)
+            self.line += 1
+            if line is None:
+                raise CorpusError(
+                    f"{self.path} has {self.line - 1:,} lines but {self.stream.src_path} has more pairs: "
+                    "an alignment file needs a line for every pair"
+                )
+            where = f"{self.path}:{self.line}"
+            pieces = [tok.id_to_piece(x) for tok, x in zip(tokenizers, (src, tgt), strict=True)]
+            rows.append(piece_links(*pieces, parse_links(line, where), where))
+        return rows
+
+    def check_end(self) -> None:
+        extra = sum(1 for _ in self.lines)
+        if extra:
+            raise CorpusError(
+                f"{self.path} has {self.line + extra:,} lines but {self.stream.src_path} has {self.line:,} pairs: "
+                "an alignment file needs a line for every pair"
+            )
 
 
 def logged_notes(store: Store) -> Store:
