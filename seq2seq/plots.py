@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from seq2seq.tokenizer import piece_word
@@ -123,7 +124,7 @@ def plot_attention(
 ) -> None:
     """Heatmaps side by side; each panel is ``(title, source tokens, target tokens, weights (T, S))``.
     Source tokens are columns, target tokens rows (a self-attention map: the same sequence twice,
-    with its own axis names)."""
+    with its own axis names). A weight of exactly zero is white, any other at least light blue."""
     plt = _pyplot()
     labels = [tok for _, src, tgt, _ in panels for tok in src + tgt]
     family, readable = _font_family(labels)
@@ -131,10 +132,12 @@ def plot_attention(
     n_tgt = max(len(tgt) for _, _, tgt, _ in panels)
     width = min(3 + 0.26 * n_src, 14) * len(panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(width, min(2 + 0.26 * n_tgt, 16)), squeeze=False)
+    cmap = plt.get_cmap("Blues").with_extremes(bad="white")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         for ax, (title, src, tgt, weights) in zip(axes[0], panels, strict=True):
-            ax.imshow(weights.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+            # exact zeros (sparse attention) white; any weight above zero at least a light blue
+            ax.imshow(np.ma.masked_equal(weights.numpy(), 0.0), cmap=cmap, vmin=-0.08, vmax=1.0, aspect="auto")
             ax.set_xticks(range(len(src)), _labels(src, readable), rotation=90, fontfamily=family, fontsize=9)
             ax.set_yticks(range(len(tgt)), _labels(tgt, readable), fontfamily=family, fontsize=9)
             ax.set_title(title, fontfamily=family)

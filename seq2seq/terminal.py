@@ -4,6 +4,7 @@ output word."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import unicodedata
 
@@ -12,7 +13,7 @@ import torch
 from seq2seq.tokenizer import piece_word
 from seq2seq.translator import Translation
 
-SHADES = " ░▒▓█"
+SHADES = "·░▒▓█"  # weights in [0, 0.2), [0.2, 0.4) ... [0.8, 1]; an exact zero (sparse attention) is blank
 
 
 def display(token: str) -> str:
@@ -30,6 +31,13 @@ def pad(text: str, cols: int) -> str:
 
 
 def shade(weight: float) -> str:
+    """A cell: blank for a weight of exactly zero (sparsemax, entmax15 and masks give those), ``·``
+    for a small one (softmax gives every word some weight), darker blocks for more; ``?`` for a
+    weight that overflowed (bf16/fp16)."""
+    if weight == 0.0:
+        return " "
+    if not math.isfinite(weight):
+        return "?"
     return SHADES[min(int(weight * len(SHADES)), len(SHADES) - 1)]
 
 

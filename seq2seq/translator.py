@@ -29,8 +29,13 @@ MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
 
 
 def finite(value: float) -> float | None:
-    """A number for JSON, rounded to 4 places; None where bf16/fp16 overflowed to nan or inf."""
-    return round(float(value), 4) if math.isfinite(value) else None
+    """A number for JSON, rounded to 4 places (one that would round to 0 keeps 2 significant
+    digits, so that only an exact zero reads as 0: sparse attention's); None where bf16/fp16
+    overflowed to nan or inf."""
+    if not math.isfinite(value):
+        return None
+    rounded = round(float(value), 4)
+    return float(f"{value:.2g}") if rounded == 0 and value != 0 else rounded
 
 
 def rounded(weights: torch.Tensor) -> list[list[float | None]]:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image as plt_image
+import numpy as np
 import pytest
 import torch
 
@@ -17,10 +19,11 @@ from seq2seq.checkpoint import Loaded
 from seq2seq.config import ModelConfig, SearchConfig
 from seq2seq.errors import ConfigError
 from seq2seq.models.seq2seq import build_model
+from seq2seq.plots import plot_attention
 from seq2seq.prompt import Session
-from seq2seq.terminal import heatmap, looked_at, width
+from seq2seq.terminal import heatmap, looked_at, shade, width
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.translator import Translation, Translator
+from seq2seq.translator import Translation, Translator, finite
 
 BIN = Path(sys.executable).parent
 OLD_CHECKPOINT = Path(__file__).parent / "data" / "old_checkpoints" / "bahdanau_gru.pt"
@@ -267,3 +270,16 @@ def test_prefix_translates_the_last_sentence_again_from_the_words_given(session:
     assert free is not None and session.last.text == free.text
     session.command(":prefix Spike")  # a word the model cannot write: said, and the session goes on
     assert "'▁Spike' is not in the target vocabulary" in output(session) and session.last.text == free.text
+
+
+def test_an_exact_zero_is_drawn_apart_from_a_small_weight(tmp_path: Path) -> None:
+    assert [shade(w) for w in (0.0, 1e-6, 0.19, 0.2, 0.5, 1.0, float("nan"))] == [" ", "·", "·", "░", "▒", "█", "?"]
+    assert [finite(w) for w in (0.0, 1.234e-7, 0.00004, 0.12345)] == [0.0, 1.2e-07, 4e-05, 0.1235]
+    weights = torch.tensor([[0.0, 1e-4, 0.9999]])  # a sparse row beside a softmax-like tiny weight
+    path = tmp_path / "map.png"
+    plot_attention([("sparse", ["a", "b", "c"], ["x"], weights)], path)
+    image = plt_image.imread(path)  # (H, W, 4) in [0, 1]
+    row = image[image.shape[0] // 2]  # the map's one row, across the figure
+    colours = {tuple(np.round(px[:3], 2)) for px in row}
+    assert (1.0, 1.0, 1.0) in colours  # the exact zero: white
+    assert any(0.85 < px[0] < 0.97 and px[2] > 0.97 for px in row[:, :3])  # the tiny weight: a light blue
