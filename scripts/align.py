@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         fwd, rev = Path(tmp) / "fwd", Path(tmp) / "rev"
         with src.open(encoding="utf-8") as s, tgt.open(encoding="utf-8") as t:
-            eflomal.Aligner().align(s, t, links_filename_fwd=str(fwd), links_filename_rev=str(rev), model=args.model)
+            eflomal.Aligner(model=args.model).align(s, t, links_filename_fwd=str(fwd), links_filename_rev=str(rev))
         forward = fwd.read_text(encoding="utf-8").splitlines()
         reverse = rev.read_text(encoding="utf-8").splitlines()
     lines = symmetrize(forward, reverse, args.symmetrize)
