@@ -24,7 +24,7 @@ from seq2seq.checkpoint import load_model
 from seq2seq.config import describe_model, saved_model_config
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.data.corpus import load_split
-from seq2seq.evaluation import word_index
+from seq2seq.tokenizer import word_index
 
 BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 7), (8, 15), (16, 31), (32, 10_000))
 

@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             eflomal.Aligner(model=args.model).align(s, t, links_filename_fwd=str(fwd), links_filename_rev=str(rev))
         forward = fwd.read_text(encoding="utf-8").splitlines()
         reverse = rev.read_text(encoding="utf-8").splitlines()
+    corpus_lines = sum(1 for _ in src.open("rb"))
+    if not len(forward) == len(reverse) == corpus_lines:
+        sys.exit(f"error: eflomal wrote {len(forward):,} and {len(reverse):,} lines for {corpus_lines:,} pairs")
     lines = symmetrize(forward, reverse, args.symmetrize)
     out = args.root / f"{args.split}.align"
     out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -68,7 +68,7 @@ def train(
 
 
 def evaluate(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
     split: str = "",
     *,
     data: str | None = None,
@@ -80,7 +80,9 @@ def evaluate(
 
     ``split`` names the split (default: the data's test split); ``data`` picks another corpus
     (default: the one the checkpoint was trained on); ``settings`` are the command's options by
-    name (``beam=5``, ``length_penalty=0.6``, ``batch_size=64``, ``output="report.json"``)."""
+    name (``beam=5``, ``length_penalty=0.6``, ``batch_size=64``, ``output="report.json"``). A
+    list of checkpoints is evaluated as one ensemble."""
     groups = [f"data={data}"] if data else []
-    values = {"checkpoint": str(checkpoint), "split": split, **settings}
+    files = str(checkpoint) if isinstance(checkpoint, (str, Path)) else [str(c) for c in checkpoint]
+    values = {"checkpoint": files, "split": split, **settings}
     return run_eval(without_hydra(compose_config("eval", [*groups, *overrides], values)))  # type: ignore[arg-type]

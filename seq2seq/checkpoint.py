@@ -275,8 +275,16 @@ def load_model(path: str | Path | Sequence[str | Path], device: str | torch.devi
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         raise CheckpointError("no checkpoint given")
+    if len({str(p) for p in paths}) < len(paths):
+        raise CheckpointError(f"{[str(p) for p in paths]} names a file twice: an ensemble's models are different files")
     ckpts = [read_checkpoint(p) for p in paths]
     for p, ckpt in zip(paths[1:], ckpts[1:], strict=True):
+        languages = [[c["config"].get("data", {}).get(k) for k in ("src_lang", "tgt_lang")] for c in (ckpts[0], ckpt)]
+        if languages[0] != languages[1]:
+            raise CheckpointError(
+                f"{p}: translates {'->'.join(map(str, languages[1]))}, {paths[0]} {'->'.join(map(str, languages[0]))}: "
+                "an ensemble's models translate one way"
+            )
         for key, side in (("src_tokenizer", "source"), ("tgt_tokenizer", "target")):
             if ckpt[key] != ckpts[0][key]:
                 raise CheckpointError(

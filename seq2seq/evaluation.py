@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -330,15 +331,19 @@ def search_slug(cfg: SearchConfig) -> str:
 def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
     the checkpoint (``...-bf16.json`` under ``precision=bf16``): each checkpoint and each search
-    of a run keeps its own report. An ensemble's report is beside its first file, named after
-    all of them (``best+step00000900``)."""
+    of a run keeps its own report. An ensemble's report is beside its first file, named
+    ``ensembleN-{hash of the files' paths}``."""
     if cfg.output:
         return Path(cfg.output)
     files = [Path(f) for f in checkpoint_files("checkpoint", cfg.checkpoint)]
-    stems = "+".join(f.stem for f in files)
+    model = files[0].stem
+    if len(files) > 1:  # two runs' best.pt must not share a name: a hash of where the files are
+        model = (
+            f"ensemble{len(files)}-{hashlib.sha256(' '.join(str(f.resolve()) for f in files).encode()).hexdigest()[:8]}"
+        )
     precision = "" if cfg.precision == "fp32" else f"-{cfg.precision}"
-    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{stems}-{search_slug(cfg)}{precision}")
-    return files[0].parent / f"{name[:200]}.json"
+    name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{model}-{search_slug(cfg)}{precision}")
+    return files[0].parent / f"{name}.json"
 
 
 def run_eval(cfg: EvalConfig) -> EvalReport:

@@ -413,12 +413,8 @@ def check_fits(cfg: TrainConfig, data: PreparedData) -> None:
     """Refuse, before anything is built: a ``max_tokens`` that holds no batch of the longest
     training pair, attention examples past the valid split's end, and guided alignment without
     gold links."""
-    if cfg.trainer.guided_alignment > 0 and data.links is None:
-        raise ConfigError(
-            f"trainer.guided_alignment={cfg.trainer.guided_alignment} needs gold links: a Pharaoh file "
-            f"{cfg.data.root}/{{split}}.align beside every training corpus (a line per pair, 'i-j' for source "
-            "word i and target word j); scripts/align.py makes them with eflomal"
-        )
+    if cfg.trainer.guided_alignment > 0 and data.links is None:  # data made without prepare_data(links=True)
+        raise ConfigError(f"trainer.guided_alignment={cfg.trainer.guided_alignment} needs the gold links in the data")
     longest = int(max(data.src_ids.lengths.max(initial=0), data.tgt_ids.lengths.max(initial=0)))
     if 0 < cfg.trainer.max_tokens < longest:
         raise ConfigError(
@@ -465,7 +461,7 @@ def train_run(cfg: TrainConfig, out_dir: str | Path) -> TrainResult:
         folder = Path(processes.broadcast(str(out_dir)))
         if not processes.main:
             processes.broadcast(None)  # rank 0 prepares first: the corpus it may write, the tokenizer cache
-        data = prepare_data(cfg.data, cfg.trainer.valid_max_sentences)
+        data = prepare_data(cfg.data, cfg.trainer.valid_max_sentences, links=cfg.trainer.guided_alignment > 0)
         if processes.main:
             processes.broadcast(None)
         return Trainer(cfg, folder, data, processes=processes, device=device).fit()

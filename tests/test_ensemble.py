@@ -132,3 +132,24 @@ def test_eval_and_translate_take_an_ensemble_on_the_command_line(kept_run: Path,
     assert json.loads(result.stdout)["tokens"]
     twice = run("seq2seq-eval", f"checkpoint=[{kept_run / 'best.pt'},{kept_run / 'best.pt'}]")
     assert twice.returncode != 0 and "names a file twice" in text(twice)
+
+
+def test_models_of_other_languages_or_a_file_twice_are_refused(kept_run: Path, tmp_path: Path) -> None:  # noqa: F811
+    ckpt = read_checkpoint(kept_run / "best.pt")
+    data = {**ckpt["config"]["data"], "src_lang": ckpt["config"]["data"]["tgt_lang"], "tgt_lang": "en"}
+    save_atomic({**ckpt, "config": {**ckpt["config"], "data": data}}, tmp_path / "back.pt")
+    with pytest.raises(CheckpointError, match=r"back.pt: translates zh->en, .*best.pt en->zh"):
+        load_model([kept_run / "best.pt", tmp_path / "back.pt"])
+    with pytest.raises(CheckpointError, match="names a file twice"):
+        Translator.from_checkpoint([kept_run / "best.pt", kept_run / "best.pt"], device="cpu")
+
+
+def test_two_runs_best_files_get_reports_of_their_own() -> None:
+    from seq2seq.evaluation import report_path
+
+    def path(files: list[str]) -> Path:
+        return report_path(check_eval(EvalConfig(checkpoint=files)), "toy", "test")
+
+    a, b = path(["runs/a/best.pt", "runs/b/best.pt"]), path(["runs/a/best.pt", "runs/c/best.pt"])
+    assert a.parent == Path("runs/a") and a != b and a.name.startswith("eval-toy-test-ensemble2-")
+    assert path(["runs/a/best.pt"]).name == "eval-toy-test-best-greedy.json"

@@ -55,7 +55,8 @@ def test_alignment_loss_by_hand_and_its_gradient_reaches_the_attention() -> None
 def test_the_guided_term_is_the_loss_difference_and_trains_the_score(toy_root: Path, tmp_path: Path) -> None:
     cfg = tiny_config(toy_root)
     cfg.data.store_dir = str(tmp_path / "store")
-    data = prepare_data(cfg.data)
+    data = prepare_data(cfg.data, links=True)
+    assert prepare_data(cfg.data).links is None  # only guided training reads the links
     assert data.links is not None and len(data.links) == len(data.src_ids)
     from seq2seq.models.seq2seq import build_model
 
@@ -75,7 +76,7 @@ def test_the_guided_term_is_the_loss_difference_and_trains_the_score(toy_root: P
 def test_the_store_holds_each_pairs_piece_links(toy_root: Path, tmp_path: Path) -> None:
     cfg = tiny_config(toy_root)
     cfg.data.store_dir = str(tmp_path / "store")
-    data = prepare_data(cfg.data)
+    data = prepare_data(cfg.data, links=True)
     gold = (toy_root / "train.align").read_text(encoding="utf-8").splitlines()
     from seq2seq.data.corpus import parse_links
 
@@ -90,24 +91,51 @@ def corpus_copy(toy_root: Path, to: Path) -> Path:
     return to
 
 
-def test_a_bad_alignment_file_is_a_clear_error_and_none_means_no_links(toy_root: Path, tmp_path: Path) -> None:
+def test_a_bad_alignment_file_is_a_clear_error(toy_root: Path, tmp_path: Path) -> None:
     root = corpus_copy(toy_root, tmp_path / "toy")
     lines = (root / "train.align").read_text(encoding="utf-8").splitlines()
     cfg = tiny_config(root)
     cfg.data.store_dir = str(tmp_path / "store")
     (root / "train.align").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"train.align has 299 lines but .*train.en has more pairs"):
-        prepare_data(cfg.data)
+    with pytest.raises(CorpusError, match=r"train.align has 299 lines but .*train.en has more"):
+        prepare_data(cfg.data, links=True)
     (root / "train.align").write_text("\n".join(lines + ["0-0"]) + "\n", encoding="utf-8")
-    with pytest.raises(CorpusError, match=r"train.align has 301 lines but .*train.en has 300 pairs"):
-        prepare_data(cfg.data)
+    with pytest.raises(CorpusError, match=r"train.align has 301 lines but .*train.en has 300"):
+        prepare_data(cfg.data, links=True)
     (root / "train.align").write_text("\n".join(["0-x", *lines[1:]]) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"train.align:1: '0-x' is not an i-j alignment link"):
-        prepare_data(cfg.data)
+        prepare_data(cfg.data, links=True)
+    assert prepare_data(cfg.data).links is None  # without guidance the file is not read
     (root / "train.align").unlink()
-    assert prepare_data(cfg.data).links is None
-    with pytest.raises(ConfigError, match=r"guided_alignment=1.0 needs gold links: a Pharaoh file .*\.align"):
+    with pytest.raises(CorpusError, match=r"guided_alignment needs gold links: .*train.align: file not found"):
         train_run(tiny_config(root, guided_alignment=1.0), tmp_path / "run")
+
+
+def test_links_follow_their_lines_past_a_left_out_empty_pair(toy_root: Path, tmp_path: Path) -> None:
+    root = corpus_copy(toy_root, tmp_path / "toy")
+    for name in ("train.en", "train.zh"):
+        lines = (root / name).read_text(encoding="utf-8").splitlines()
+        (root / name).write_text("\n".join(["", *lines[1:]]) + "\n", encoding="utf-8")  # pair 1 left out
+    cfg = tiny_config(root)
+    cfg.data.store_dir = str(tmp_path / "store")
+    data = prepare_data(cfg.data, links=True)
+    gold = (root / "train.align").read_text(encoding="utf-8").splitlines()
+    from seq2seq.data.corpus import parse_links
+
+    assert len(data.src_ids) == 299
+    src, tgt = (
+        tok.id_to_piece(ids[0]) for tok, ids in ((data.src_tokenizer, data.src_ids), (data.tgt_tokenizer, data.tgt_ids))
+    )
+    assert data.links[0] == piece_links(src, tgt, parse_links(gold[1], ""), "")  # type: ignore[index]
+
+
+def test_an_unknown_word_keeps_its_place_in_the_word_numbering(toy_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(toy_root)
+    cfg.data.store_dir = str(tmp_path / "store")
+    src_tok = prepare_data(cfg.data).src_tokenizer
+    pieces = src_tok.pieces("Tom zebraxyz Jerry")  # a word model: the unknown word is one piece, with its ▁
+    assert word_index(pieces) == [0, 1, 2]
+    assert word_index(src_tok.id_to_piece(src_tok.encode_batch(["Tom zebraxyz Jerry"])[0])) == [0, 0, 1]  # why not ids
 
 
 def test_guided_alignment_is_refused_for_a_fixed_context_and_a_negative_weight() -> None:
@@ -117,6 +145,10 @@ def test_guided_alignment_is_refused_for_a_fixed_context_and_a_negative_weight()
         check_train(cfg)
     with pytest.raises(ConfigError, match=r"guided_alignment=-1.0 must be a weight >= 0"):
         check_train(tiny_config(Path("toy"), guided_alignment=-1.0))
+    sparse = tiny_config(Path("toy"), guided_alignment=1.0)
+    sparse.model.attention.normalizer = "sparsemax"
+    with pytest.raises(ConfigError, match="normalizer=sparsemax: a gold link on a weight of exactly zero"):
+        check_train(sparse)
     assert TrainConfig().trainer.guided_alignment == 0.0  # off by default
 
 

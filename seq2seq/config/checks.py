@@ -346,6 +346,11 @@ def check_train(cfg: Any) -> None:
             f"trainer.guided_alignment teaches attention where to look; model.decoder={cfg.model.decoder} has "
             "none (a fixed context): use an attention decoder, or trainer.guided_alignment=0"
         )
+    if cfg.trainer.guided_alignment > 0 and cfg.model.attention.normalizer != "softmax":
+        raise ConfigError(
+            f"trainer.guided_alignment with model.attention.normalizer={cfg.model.attention.normalizer}: a gold "
+            "link on a weight of exactly zero gets no gradient, so the guidance cannot move it; use softmax"
+        )
 
 
 @_command_check("eval")
@@ -423,6 +428,6 @@ def check_serve(cfg: Any) -> None:
         raise ConfigError(f"beam={cfg.beam} is over max_beam={cfg.max_beam}")
     if cfg.checkpoint is not None:
         checkpoint_files("checkpoint", cfg.checkpoint)
-    models = [tuple(checkpoint_files(f"checkpoints[{i}]", c)) for i, c in enumerate(cfg.checkpoints)]
+    models = [frozenset(checkpoint_files(f"checkpoints[{i}]", c)) for i, c in enumerate(cfg.checkpoints)]
     if len(set(models)) < len(models):
         raise ConfigError(f"checkpoints={OmegaConf.to_container(cfg.checkpoints)} names a model twice")

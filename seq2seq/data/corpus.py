@@ -111,13 +111,16 @@ class PairStream:
     :class:`TextStream` checks lines; iterate it again to read them again. Line counts that differ
     are an error when the shorter file ends. A pair with an empty side is an error, or with
     ``drop_empty`` left out and counted; after a full pass, ``notes`` says what reading changed
-    (CR line endings normalised, pairs left out) and ``pairs`` how many were yielded."""
+    (CR line endings normalised, pairs left out) and ``pairs`` how many were yielded. While it is
+    read, ``line`` is the line number of the pair just yielded (a file beside it, such as
+    alignments, follows it by that number)."""
 
     def __init__(self, src_path: str | Path, tgt_path: str | Path, drop_empty: bool = False) -> None:
         self.src_path, self.tgt_path, self.drop_empty = Path(src_path), Path(tgt_path), drop_empty
         TextStream(src_path), TextStream(tgt_path)  # both exist: said before anything is read
         self.notes: tuple[str, ...] = ()
         self.pairs = 0
+        self.line = 0
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         src, tgt = TextStream(self.src_path), TextStream(self.tgt_path)
@@ -138,6 +141,7 @@ class PairStream:
                 empty, first_empty = empty + 1, first_empty or src.lines
                 continue
             pairs += 1
+            self.line = src.lines
             yield s, t
         if not pairs:
             raise CorpusError(f"{self.src_path} and {self.tgt_path} hold no sentences")

@@ -19,6 +19,7 @@ from seq2seq.config import check_prepare, train_splits
 from seq2seq.data.corpus import ParallelCorpus, load_split, split_paths
 from seq2seq.data.store import Store, StoreInfo, TokenIds, open_store
 from seq2seq.data.toy import write_corpus
+from seq2seq.errors import CorpusError
 from seq2seq.tokenizer import Tokenizer
 
 log = logging.getLogger("seq2seq")
@@ -86,16 +87,23 @@ def ensure_toy_corpus(data: Any) -> None:
     log.info("no toy corpus at %s: wrote one (%s pairs)", data.root, ", ".join(f"{k} {n:,}" for k, n in counts.items()))
 
 
-def prepare_store(data: Any) -> Store:
+def prepare_store(data: Any, links: bool = False) -> Store:
     """``data``'s training corpora in their store (:func:`seq2seq.data.store.open_store`): mapped
     when prepared before, else prepared now (the toy corpus written first where it is missing);
-    with the gold links of ``{split}.align`` when every training corpus has that file."""
+    with ``links``, the gold links of each corpus's ``{split}.align`` too (guided alignment: a
+    store of its own, so that runs without it never read those files)."""
     ensure_toy_corpus(data)
     paths = [split_paths(data.root, name, data.src_lang, data.tgt_lang) for name in train_splits(data)]
     sources = [(name, src, tgt) for name, (src, tgt, _) in zip(train_splits(data), paths, strict=True)]
-    aligns = [align for _, _, align in paths]
-    every = all(a.is_file() for a in aligns)  # gold links are stored when every corpus has its .align file
-    return open_store(data, sources, lambda src, tgt: train_tokenizers(data, src, tgt), aligns if every else None)
+    aligns = [align for _, _, align in paths] if links else None
+    missing = [str(a) for a in aligns or [] if not a.is_file()]
+    if missing:
+        raise CorpusError(
+            f"trainer.guided_alignment needs gold links: {', '.join(missing)}: file not found (Pharaoh 'i-j' "
+            "links, source word i to target word j, a line per line of the corpus; scripts/align.py makes "
+            "them with eflomal)"
+        )
+    return open_store(data, sources, lambda src, tgt: train_tokenizers(data, src, tgt), aligns)
 
 
 def run_prepare(cfg: Any) -> StoreInfo:
@@ -103,11 +111,12 @@ def run_prepare(cfg: Any) -> StoreInfo:
     return prepare_store(check_prepare(cfg).data).info
 
 
-def prepare_data(data: Any, valid_max_sentences: int = 0) -> PreparedData:
-    """The training pairs of ``data`` from their store (:func:`prepare_store`), the tokenizers
-    made with them, and the valid split (``data``: a checked ``DataConfig``), cut to its first
-    ``valid_max_sentences`` pairs when that is > 0."""
-    store = prepare_store(data)
+def prepare_data(data: Any, valid_max_sentences: int = 0, links: bool = False) -> PreparedData:
+    """The training pairs of ``data`` from their store (:func:`prepare_store`; with ``links``, the
+    gold links for guided alignment), the tokenizers made with them, and the valid split
+    (``data``: a checked ``DataConfig``), cut to its first ``valid_max_sentences`` pairs when
+    that is > 0."""
+    store = prepare_store(data, links)
     valid = load_split(data.root, data.valid, data.src_lang, data.tgt_lang)
     if valid_max_sentences > 0:
         n = valid_max_sentences

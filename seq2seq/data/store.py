@@ -11,8 +11,8 @@ every setting that changes their ids (languages, tokenizer settings, ``max_len``
   with the lengths, the index: 10 bytes a pair and side on disk, mapped like the ids;
 - ``by_length.idx``: the pairs sorted by source, then target length, the batches' sort done once
   (``int32``, 4 bytes a pair);
-- ``links.ids``, ``links.len``, ``links.off`` (only when every training corpus has its Pharaoh
-  ``.align`` file beside it, as the toy corpus does): each pair's gold links as piece links
+- ``links.ids``, ``links.len``, ``links.off`` (only for guided alignment, from the Pharaoh
+  ``.align`` file beside each training corpus): each pair's gold links as piece links
   (:mod:`seq2seq.data.links`), flat ``uint16`` source, target piece numbers, for guided alignment;
 - ``src.model``, ``tgt.model``: the SentencePiece models the ids were made with;
 - ``meta.json``: the corpora (their names and pair ranges: several training corpora stay apart),
@@ -130,10 +130,11 @@ def file_stamp(path: Path) -> dict[str, Any]:
 
 
 def index_digest(folder: Path) -> str:
-    """sha256 of the length and offset files and the tokenizer models: what every batch and id
-    depends on (the id files, the bulk, are checked by size)."""
+    """sha256 of the length and offset files (the links' too, where stored) and the tokenizer
+    models: what every batch and id depends on (the id files, the bulk, are checked by size)."""
     digest = hashlib.sha256()
-    for name in ("src.len", "tgt.len", "src.off", "tgt.off", ORDER, "src.model", "tgt.model"):
+    links = [name for name in ("links.len", "links.off") if (folder / name).exists()]
+    for name in ("src.len", "tgt.len", "src.off", "tgt.off", ORDER, "src.model", "tgt.model", *links):
         with (folder / name).open("rb") as f:
             while block := f.read(1 << 20):
                 digest.update(block)
@@ -238,13 +239,14 @@ def write_store(
         for c, (name, stream) in enumerate(corpora):
             kept = long = 0
             links = AlignReader(aligns[c], stream) if aligns else None
-            for chunk in chunks(stream, CHUNK):
+            pairs = ((s, t, stream.line) for s, t in stream)  # each with its line, which the links follow
+            for chunk in chunks(pairs, CHUNK):
                 ids = [tok.encode_batch([p[k] for p in chunk], threads) for k, tok in enumerate(tokenizers)]
                 keep, _ = filter_long(ids[0], ids[1], limit)  # the corpus's note is written once, below
                 for k, side in enumerate(SIDES):
                     tokens[k] += append(files[f"{side}.ids"], files[f"{side}.len"], [ids[k][i] for i in keep], dtype)
                 if links is not None:
-                    rows = links.piece_links(ids, tokenizers)
+                    rows = links.piece_links(chunk, tokenizers)
                     kept_rows = [rows[i] for i in keep]
                     n_links += append(files["links.ids"], files["links.len"], kept_rows, np.uint16, np.uint32)
                 kept, long = kept + len(keep), long + len(chunk) - len(keep)
@@ -300,8 +302,8 @@ def append(ids: BinaryIO, lengths: BinaryIO, rows: list[list[int]], dtype: type,
     return len(flat)
 
 
-def chunks(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    chunk: list[tuple[str, str]] = []
+def chunks(pairs: Iterable[tuple[str, str, int]], size: int) -> Iterator[list[tuple[str, str, int]]]:
+    chunk: list[tuple[str, str, int]] = []
     for pair in pairs:
         chunk.append(pair)
         if len(chunk) == size:
@@ -382,8 +384,7 @@ def open_store(
             shutil.rmtree(left, ignore_errors=True)
         tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
         try:
-            # they exist; with alignment files, a pair a line: an empty line is an error, not left out
-            streams = [(name, PairStream(s, t, drop_empty=not aligns)) for name, s, t in sources]
+            streams = [(name, PairStream(s, t, drop_empty=True)) for name, s, t in sources]  # they exist
             stamps = [file_stamp(p) for p in read]  # before reading: a change later is seen
             tokenizers = train_tokenizers(*joint_sample(streams, data.tokenizer.sample_size))
             meta = write_store(tmp, streams, tokenizers, data.max_len, aligns)
@@ -406,36 +407,48 @@ def open_store(
 
 
 class AlignReader:
-    """A corpus's Pharaoh file read in step with its pairs (a line per pair, checked at the end)."""
+    """A corpus's Pharaoh file read in step with its pairs: line ``n`` holds the links of the pair
+    on line ``n`` of the corpus files (the lines of pairs left out, empty ones, are skipped)."""
 
     def __init__(self, path: Path, stream: PairStream) -> None:
         self.path, self.stream = path, stream
-        self.lines = iter(TextStream(path))
+        self.lines = iter(TextStream(path, max_chars=1 << 20))  # a long pair has many links
         self.line = 0
 
-    def piece_links(self, ids: list[list[list[int]]], tokenizers: tuple[Tokenizer, Tokenizer]) -> list[list[int]]:
-        """The next ``len(ids[0])`` lines' links, as piece links of those pairs' ids."""
+    def piece_links(
+        self, chunk: list[tuple[str, str, int]], tokenizers: tuple[Tokenizer, Tokenizer]
+    ) -> list[list[int]]:
+        """The links of the ``chunk``'s pairs (source, target, line number) as piece links: word
+        numbers from the pieces as written (an unknown word keeps its ``▁``, unlike ``<unk>``)."""
         rows = []
-        for src, tgt in zip(*ids, strict=True):
-            line = next(self.lines, None)
-            self.line += 1
-            if line is None:
-                raise CorpusError(
-                    f"{self.path} has {self.line - 1:,} lines but {self.stream.src_path} has more pairs: "
-                    "an alignment file needs a line for every pair"
-                )
+        for src, tgt, number in chunk:
+            line = None
+            while self.line < number:
+                line = next(self.lines, None)
+                self.line += 1
+                if line is None:
+                    raise CorpusError(
+                        f"{self.path} has {self.line - 1:,} lines but {self.stream.src_path} has more: "
+                        "an alignment file needs a line for every line of the corpus"
+                    )
             where = f"{self.path}:{self.line}"
-            pieces = [tok.id_to_piece(x) for tok, x in zip(tokenizers, (src, tgt), strict=True)]
-            rows.append(piece_links(*pieces, parse_links(line, where), where))
+            pieces = [tok.pieces(text) for tok, text in zip(tokenizers, (src, tgt), strict=True)]
+            rows.append(piece_links(*pieces, parse_links(line or "", where), where))
         return rows
 
     def check_end(self) -> None:
+        """The file ends with the corpus: as many lines as its source file."""
         extra = sum(1 for _ in self.lines)
-        if extra:
+        total = self.stream_lines()
+        if self.line + extra != total:
             raise CorpusError(
-                f"{self.path} has {self.line + extra:,} lines but {self.stream.src_path} has {self.line:,} pairs: "
-                "an alignment file needs a line for every pair"
+                f"{self.path} has {self.line + extra:,} lines but {self.stream.src_path} has {total:,}: "
+                "an alignment file needs a line for every line of the corpus"
             )
+
+    def stream_lines(self) -> int:
+        with self.stream.src_path.open("rb") as f:
+            return sum(1 for _ in f)
 
 
 def logged_notes(store: Store) -> Store:
