@@ -121,6 +121,7 @@ class PairStream:
         self.notes: tuple[str, ...] = ()
         self.pairs = 0
         self.line = 0
+        self.lines = 0  # the source file's lines, after a full pass
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         src, tgt = TextStream(self.src_path), TextStream(self.tgt_path)
@@ -148,7 +149,7 @@ class PairStream:
         notes = [f"{p.path}: normalised {p.crlf:,} CR line endings" for p in (src, tgt) if p.crlf]
         if empty:
             notes.append(f"{self.src_path}: left out {empty:,} pairs with an empty side (first: line {first_empty})")
-        self.notes, self.pairs = tuple(notes), pairs
+        self.notes, self.pairs, self.lines = tuple(notes), pairs, src.lines
 
 
 def read_parallel(

@@ -93,8 +93,9 @@ def prepare_store(data: Any, links: bool = False) -> Store:
     with ``links``, the gold links of each corpus's ``{split}.align`` too (guided alignment: a
     store of its own, so that runs without it never read those files)."""
     ensure_toy_corpus(data)
-    paths = [split_paths(data.root, name, data.src_lang, data.tgt_lang) for name in train_splits(data)]
-    sources = [(name, src, tgt) for name, (src, tgt, _) in zip(train_splits(data), paths, strict=True)]
+    names = train_splits(data)
+    paths = [split_paths(data.root, name, data.src_lang, data.tgt_lang) for name in names]
+    sources = [(name, src, tgt) for name, (src, tgt, _) in zip(names, paths, strict=True)]
     aligns = [align for _, _, align in paths] if links else None
     missing = [str(a) for a in aligns or [] if not a.is_file()]
     if missing:

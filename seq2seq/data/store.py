@@ -439,16 +439,12 @@ class AlignReader:
     def check_end(self) -> None:
         """The file ends with the corpus: as many lines as its source file."""
         extra = sum(1 for _ in self.lines)
-        total = self.stream_lines()
+        total = self.stream.lines  # read by the pass just made
         if self.line + extra != total:
             raise CorpusError(
                 f"{self.path} has {self.line + extra:,} lines but {self.stream.src_path} has {total:,}: "
                 "an alignment file needs a line for every line of the corpus"
             )
-
-    def stream_lines(self) -> int:
-        with self.stream.src_path.open("rb") as f:
-            return sum(1 for _ in f)
 
 
 def logged_notes(store: Store) -> Store:

@@ -63,15 +63,15 @@ class EnsembleDecoder:
         1. every model steps from its own state over its own memory -> logits (N, V), weights (N, S);
         2. each model's logits become log-probabilities (float32), and those are averaged;
         3. the weights of the attending models are averaged."""
-        log_probs, states, weights = [], [], []
-        for d, s, m in zip(self.decoders, state.parts, memory.parts, strict=True):
-            logits, new_state, w = d.step(prev, s, m)
-            log_probs.append(torch.log_softmax(logits.float(), dim=-1))
-            states.append(new_state)
-            weights.append(w)
-        mean = torch.stack(log_probs).mean(dim=0)  # (N, V)
-        shown = torch.stack([weights[i].float() for i in self.shown]).mean(dim=0)  # (N, S)
-        return mean, EnsembleState(states), shown
+        steps = [d.step(prev, s, m) for d, s, m in zip(self.decoders, state.parts, memory.parts, strict=True)]
+        mean, shown = self.combine([logits for logits, _, _ in steps], [w for _, _, w in steps])
+        return mean, EnsembleState([new for _, new, _ in steps]), shown
+
+    def combine(self, logits: list[torch.Tensor], weights: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each model's ``logits (..., V)`` and ``weights (..., S)`` -> the mean log-probabilities
+        (float32) and the mean weights of the attending models."""
+        mean = torch.stack([torch.log_softmax(x.float(), dim=-1) for x in logits]).mean(dim=0)
+        return mean, torch.stack([weights[i].float() for i in self.shown]).mean(dim=0)
 
 
 class Ensemble(nn.Module):
@@ -102,9 +102,7 @@ class Ensemble(nn.Module):
         """Teacher forcing, as :meth:`Seq2Seq.forward`: the mean log-probabilities (B, T, vocab)
         and the attending models' mean weights (B, T, S)."""
         outputs = [m(src, src_mask, tgt_in) for m in self.members]
-        log_probs = torch.stack([torch.log_softmax(logits.float(), dim=-1) for logits, _ in outputs]).mean(dim=0)
-        weights = torch.stack([outputs[i][1].float() for i in self.decoder.shown]).mean(dim=0)
-        return log_probs, weights
+        return self.decoder.combine([logits for logits, _ in outputs], [w for _, w in outputs])
 
     def attention_maps(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> AttentionMaps:
         """The first model's maps, every layer (the models' layers need not match)."""
