@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import sentencepiece as spm
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, TOKENIZER_TYPES, UNK_ID
 
+SAMPLING = threading.Lock()  # one sampled encoding at a time: SentencePiece's seed is global
 WORD_START = "\u2581"  # "▁": SentencePiece's mark of a piece that starts a word
 
 
@@ -117,6 +119,29 @@ class Tokenizer:
     def encode_batch(self, texts: list[str], threads: int = 1) -> list[list[int]]:
         """Ids of each text; ``threads`` > 1 encodes on as many cores (the same ids)."""
         return self.sp.encode(texts, num_threads=threads)
+
+    def sample_batch(self, texts: list[str], alpha: float, nbest_size: int, seed: int) -> list[list[int]]:
+        """Ids of each text in a segmentation *sampled* from the model (subword regularisation,
+        Kudo 2018; for ``bpe`` models BPE-dropout with ``alpha`` the dropout rate): ``alpha``
+        sharpens the unigram model's distribution (smaller: more varied), ``nbest_size`` samples
+        among the best n (-1: every segmentation). The same ``seed`` gives the same ids.
+
+        SentencePiece draws from a generator per thread, seeded from its global seed when the
+        thread first samples, so each call samples in a thread of its own, made after the seed
+        is set: the result depends on ``seed`` alone, not on what was sampled before."""
+        out: list[list[list[int]]] = []
+
+        def draw() -> None:
+            out.append(self.sp.encode(texts, enable_sampling=True, alpha=alpha, nbest_size=nbest_size, num_threads=1))
+
+        with SAMPLING:  # the seed is global to the process
+            spm.set_random_generator_seed(seed)
+            thread = threading.Thread(target=draw, name="subword-sampling")
+            thread.start()
+            thread.join()
+        if not out:
+            raise RuntimeError("SentencePiece's sampling failed (see the thread's error above)")
+        return out[0]
 
     def pieces(self, text: str) -> list[str]:
         return self.sp.encode(text, out_type=str)

@@ -32,6 +32,7 @@ from seq2seq.config import TrainConfig, TrainerConfig, check_train, describe_mod
 from seq2seq.constants import WARMUP_SCHEDULES
 from seq2seq.data.batching import bucket_batches, collate, epoch_pairs
 from seq2seq.data.prepare import PreparedData, prepare_data
+from seq2seq.data.sampling import resegmenter
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.distributed import Processes, join, leave
 from seq2seq.errors import ConfigError, TrainingStopped
@@ -96,6 +97,7 @@ class Trainer:
         self.src_ids, self.tgt_ids = data.src_ids, data.tgt_ids
         self.links, self.guided = data.links, cfg.trainer.guided_alignment  # gold piece links, their loss weight
         self.corpora, self.weights, self.by_length = data.corpora, data.weights, data.by_length
+        self.resegment = resegmenter(cfg, (self.src_tok, self.tgt_tok))  # None: the stored segmentation
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
         self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
@@ -214,7 +216,8 @@ class Trainer:
         a list of corpus indices. The loss is averaged over the target tokens of them all, so N
         batches of B sentences give the update of one batch of N x B.
 
-        1. ``n``: the group's target tokens, each target with its EOS (every process's share);
+        1. the group's pairs as stored, or sampled anew (:meth:`batch_pairs`); ``n``: their target
+           tokens, each target with its EOS (every process's share);
         2. each batch: this process's share of its sentences (one process: all), padded
            (``collate``): ``src (B, S)`` and ``src_mask (B, S)``, ``tgt_in (B, T)`` (BOS y_1 .. y_n),
            ``tgt_out (B, T)`` (y_1 .. y_n EOS);
@@ -229,13 +232,14 @@ class Trainer:
         (False: skipped, nothing changed)."""
         self.model.train()
         world = self.processes.world
-        n_tokens = sum(int(self.tgt_ids.lengths[index].sum()) + len(index) for index in group)  # 1
+        pairs = [self.batch_pairs(index, j) for j, index in enumerate(group)]
+        n_tokens = sum(len(t) + 1 for _, tgt in pairs for t in tgt)  # 1
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for j, index in enumerate(group):
-            mine, weight = self.processes.share(index)  # 2; one process: the whole batch, weight 1
-            links = None if not self.guided else [self.links[i] for i in mine]  # type: ignore[index]
-            batch = collate([self.src_ids[i] for i in mine], [self.tgt_ids[i] for i in mine], links).to(self.device)
+        for j, (index, (src, tgt)) in enumerate(zip(group, pairs, strict=True)):
+            mine, weight = self.processes.share(range(len(index)))  # 2; one process: the whole batch, weight 1
+            links = None if not self.guided else [self.links[index[i]] for i in mine]  # type: ignore[index]
+            batch = collate([src[i] for i in mine], [tgt[i] for i in mine], links).to(self.device)
             exchange = self.ddp is None or j == len(group) - 1  # DDP: average the gradients once per update
             with contextlib.nullcontext() if exchange else self.ddp.no_sync():  # type: ignore[union-attr]
                 with torch.autocast(
@@ -252,6 +256,15 @@ class Trainer:
         total = self.processes.total(total)
         made, self.grad_norm = update(self.model, self.optimizer, self.scaler, total, self.cfg.trainer.grad_clip)  # 5
         return total, n_tokens, made
+
+    def batch_pairs(self, index: np.ndarray, j: int) -> tuple[list[list[int]], list[list[int]]]:
+        """The sources and targets (ids) of batch ``index``, the ``j``-th of the update: as stored,
+        or with ``data.tokenizer.sampling_alpha`` in segmentations sampled for this epoch and
+        batch (:mod:`seq2seq.data.sampling`)."""
+        src, tgt = [self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]
+        if self.resegment is None:
+            return src, tgt
+        return self.resegment(src, tgt, (self.state.epoch, self.state.batch_in_epoch + j))
 
     def count(self, loss: float, n_tokens: int, made: bool, window: Window) -> None:
         """An update made (the step, the window's figures, TensorBoard) or skipped."""

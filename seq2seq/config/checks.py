@@ -206,6 +206,7 @@ def check_data(data: Any) -> None:
     for name, least in (("sample_size", 1), ("threads", 0)):
         if tok[name] < least:
             raise ConfigError(f"data.tokenizer.{name}={tok[name]} must be >= {least}")
+    check_sampling(tok)
     if not data.store_dir:
         raise ConfigError("data.store_dir is empty: the prepared corpus needs a folder")
     corpora = train_splits(data)
@@ -217,6 +218,26 @@ def check_data(data: Any) -> None:
         )
     if not all(math.isfinite(w) and w > 0 for w in weights):
         raise ConfigError(f"data.train_weights={weights}: every weight must be a finite number > 0")
+
+
+def check_sampling(tok: Any) -> None:
+    """Subword regularisation's settings: a sampled segmentation needs a unigram or BPE model."""
+    if not 0.0 <= tok.sampling_alpha < math.inf:
+        raise ConfigError(f"data.tokenizer.sampling_alpha={tok.sampling_alpha} must be >= 0 (0: off)")
+    if tok.sampling_nbest_size == 0 or tok.sampling_nbest_size < -1:
+        raise ConfigError(
+            f"data.tokenizer.sampling_nbest_size={tok.sampling_nbest_size}: give n >= 1 (the best n) or -1 (all)"
+        )
+    if tok.sampling_alpha > 0 and tok.model_type not in ("unigram", "bpe"):
+        raise ConfigError(
+            f"data.tokenizer.sampling_alpha with model_type={tok.model_type}: a {tok.model_type} model has one "
+            "segmentation per text; sampling needs model_type=unigram (or bpe: BPE-dropout)"
+        )
+    if tok.sampling_alpha > 0 and tok.model_type == "bpe" and not tok.sampling_alpha < 1:
+        raise ConfigError(
+            f"data.tokenizer.sampling_alpha={tok.sampling_alpha} is BPE-dropout's rate with a bpe model: "
+            "give one in (0, 1)"
+        )
 
 
 def check_seed(seed: int) -> None:
@@ -345,6 +366,11 @@ def check_train(cfg: Any) -> None:
         raise ConfigError(
             f"trainer.guided_alignment teaches attention where to look; model.decoder={cfg.model.decoder} has "
             "none (a fixed context): use an attention decoder, or trainer.guided_alignment=0"
+        )
+    if cfg.trainer.guided_alignment > 0 and cfg.data.tokenizer.sampling_alpha > 0:
+        raise ConfigError(
+            "trainer.guided_alignment with data.tokenizer.sampling_alpha: the gold links are stored on the best "
+            "segmentation's pieces, not on sampled ones; use one of the two"
         )
     if cfg.trainer.guided_alignment > 0 and cfg.model.attention.normalizer != "softmax":
         raise ConfigError(

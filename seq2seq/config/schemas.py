@@ -29,6 +29,8 @@ class TokenizerConfig:
     cache_dir: str = ".cache/seq2seq/sentencepiece"  # trained models, by hash of data and settings; "": off
     sample_size: int = 1_000_000  # train on this many pairs drawn from the corpus (seeded); all when it has fewer
     threads: int = 1  # SentencePiece's training threads (1: the same pieces on every machine); 0: every core
+    sampling_alpha: float = 0.0  # > 0: subword regularisation, each training batch in a sampled segmentation; 0: off
+    sampling_nbest_size: int = -1  # sample among the best n segmentations; -1: all of them (unigram models)
 
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
