@@ -22,6 +22,7 @@ NORMALIZERS = ("softmax", "sparsemax", "entmax15")  # step 2: scores -> weights;
 POSITIONS = ("sinusoidal", "learned")  # the Transformer layers' positions
 NORMS = ("pre", "post")  # the Transformer layers' LayerNorm: before each sublayer, or after the residual sum
 TOKENIZER_TYPES = ("word", "unigram", "bpe", "char")  # SentencePiece model types
+SAMPLING_SIDES = ("both", "src", "tgt")  # data.tokenizer.sampling_side: which sides subword regularisation samples
 LENGTH_NORMS = ("gnmt", "length", "none")  # beam search length penalty
 LR_SCHEDULES = ("constant", "plateau", "anneal", "inverse_sqrt", "noam")
 WARMUP_SCHEDULES = ("inverse_sqrt", "noam")  # warm-up, then the inverse square root of the step

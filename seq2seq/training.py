@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import random
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from seq2seq.config import TrainConfig, TrainerConfig, check_train, describe_mod
 from seq2seq.constants import WARMUP_SCHEDULES
 from seq2seq.data.batching import bucket_batches, collate, epoch_pairs
 from seq2seq.data.prepare import PreparedData, prepare_data
-from seq2seq.data.sampling import resegmenter
+from seq2seq.data.sampling import resegmenter, sample_epoch
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.distributed import Processes, join, leave
 from seq2seq.errors import ConfigError, TrainingStopped
@@ -46,6 +47,7 @@ from seq2seq.threads import ThreadGovernor
 from seq2seq.train_state import RunFiles, TrainState, check_finite
 
 log = logging.getLogger("seq2seq")
+SAMPLED = "sampled-epoch"  # the run folder's this-epoch segmentations (subword regularisation), removed at the end
 
 
 def seed_everything(seed: int) -> None:
@@ -98,6 +100,7 @@ class Trainer:
         self.links, self.guided = data.links, cfg.trainer.guided_alignment  # gold piece links, their loss weight
         self.corpora, self.weights, self.by_length = data.corpora, data.weights, data.by_length
         self.resegment = resegmenter(cfg, (self.src_tok, self.tgt_tok))  # None: the stored segmentation
+        self.epoch_ids = (self.src_ids, self.tgt_ids)  # this epoch's: the stored ids, or sampled (epoch_batches)
         if cfg.trainer.tensorboard:
             check_tensorboard()  # before anything is written
         self.board = Board()  # fit() opens the run's TensorBoard log (rank 0)
@@ -131,6 +134,7 @@ class Trainer:
                     self.train_epoch(stop)
             finally:
                 self.board.close()
+                shutil.rmtree(self.sampled_folder(), ignore_errors=True)
             if main and not self.files.best.exists():  # a resumed run that had already finished
                 self.files.save_best(self.state)
         return TrainResult(self.out_dir, self.files.best, self.files.last, self.state, self.model.num_parameters)
@@ -216,8 +220,8 @@ class Trainer:
         a list of corpus indices. The loss is averaged over the target tokens of them all, so N
         batches of B sentences give the update of one batch of N x B.
 
-        1. the group's pairs as stored, or sampled anew (:meth:`batch_pairs`); ``n``: their target
-           tokens, each target with its EOS (every process's share);
+        1. ``n``: the group's target tokens (as sampled this epoch, with subword regularisation),
+           each target with its EOS (every process's share);
         2. each batch: this process's share of its sentences (one process: all), padded
            (``collate``): ``src (B, S)`` and ``src_mask (B, S)``, ``tgt_in (B, T)`` (BOS y_1 .. y_n),
            ``tgt_out (B, T)`` (y_1 .. y_n EOS);
@@ -232,14 +236,14 @@ class Trainer:
         (False: skipped, nothing changed)."""
         self.model.train()
         world = self.processes.world
-        pairs = [self.batch_pairs(index, j) for j, index in enumerate(group)]
-        n_tokens = sum(len(t) + 1 for _, tgt in pairs for t in tgt)  # 1
+        src_ids, tgt_ids = self.epoch_ids
+        n_tokens = sum(int(tgt_ids.lengths[index].sum()) + len(index) for index in group)  # 1
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for j, (index, (src, tgt)) in enumerate(zip(group, pairs, strict=True)):
-            mine, weight = self.processes.share(range(len(index)))  # 2; one process: the whole batch, weight 1
-            links = None if not self.guided else [self.links[index[i]] for i in mine]  # type: ignore[index]
-            batch = collate([src[i] for i in mine], [tgt[i] for i in mine], links).to(self.device)
+        for j, index in enumerate(group):
+            mine, weight = self.processes.share(index)  # 2; one process: the whole batch, weight 1
+            links = None if not self.guided else [self.links[i] for i in mine]  # type: ignore[index]
+            batch = collate([src_ids[i] for i in mine], [tgt_ids[i] for i in mine], links).to(self.device)
             exchange = self.ddp is None or j == len(group) - 1  # DDP: average the gradients once per update
             with contextlib.nullcontext() if exchange else self.ddp.no_sync():  # type: ignore[union-attr]
                 with torch.autocast(
@@ -256,15 +260,6 @@ class Trainer:
         total = self.processes.total(total)
         made, self.grad_norm = update(self.model, self.optimizer, self.scaler, total, self.cfg.trainer.grad_clip)  # 5
         return total, n_tokens, made
-
-    def batch_pairs(self, index: np.ndarray, j: int) -> tuple[list[list[int]], list[list[int]]]:
-        """The sources and targets (ids) of batch ``index``, the ``j``-th of the update: as stored,
-        or with ``data.tokenizer.sampling_alpha`` in segmentations sampled for this epoch and
-        batch (:mod:`seq2seq.data.sampling`)."""
-        src, tgt = [self.src_ids[i] for i in index], [self.tgt_ids[i] for i in index]
-        if self.resegment is None:
-            return src, tgt
-        return self.resegment(src, tgt, (self.state.epoch, self.state.batch_in_epoch + j))
 
     def count(self, loss: float, n_tokens: int, made: bool, window: Window) -> None:
         """An update made (the step, the window's figures, TensorBoard) or skipped."""
@@ -352,10 +347,18 @@ class Trainer:
         rng = np.random.default_rng([self.cfg.seed, epoch])
         t = self.cfg.trainer
         pairs = epoch_pairs(self.corpora, self.weights, rng)
-        src, tgt = self.src_ids.lengths, self.tgt_ids.lengths
+        by_length = self.by_length
+        if self.resegment is not None:  # subword regularisation: this epoch's segmentations, cut by their lengths
+            ids = (self.src_ids, self.tgt_ids)
+            self.epoch_ids, by_length = sample_epoch(ids, self.resegment, epoch, self.sampled_folder()), None
+        src, tgt = self.epoch_ids[0].lengths, self.epoch_ids[1].lengths
         if pairs is None:
-            return bucket_batches(src, t.batch_size, t.max_tokens, rng, tgt, self.by_length)
+            return bucket_batches(src, t.batch_size, t.max_tokens, rng, tgt, by_length)
         return [pairs[b] for b in bucket_batches(src[pairs], t.batch_size, t.max_tokens, rng, tgt[pairs])]
+
+    def sampled_folder(self) -> Path:
+        """Where this process keeps the epoch's sampled segmentations (subword regularisation)."""
+        return self.out_dir / (SAMPLED if self.processes.world == 1 else f"{SAMPLED}.{self.processes.rank}")
 
     def save(self) -> None:
         """``last.pt`` (and ``metrics.csv``): :meth:`seq2seq.train_state.RunFiles.save`."""

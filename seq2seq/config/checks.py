@@ -36,6 +36,7 @@ from seq2seq.constants import (
     RNN_ATTENTION_DECODERS,
     RNNS,
     SAME_SIZE_SCORES,
+    SAMPLING_SIDES,
     SCORES,
     TOKENIZER_TYPES,
 )
@@ -224,6 +225,7 @@ def check_sampling(tok: Any) -> None:
     """Subword regularisation's settings: a sampled segmentation needs a unigram or BPE model."""
     if not 0.0 <= tok.sampling_alpha < math.inf:
         raise ConfigError(f"data.tokenizer.sampling_alpha={tok.sampling_alpha} must be >= 0 (0: off)")
+    check_choice("data.tokenizer.sampling_side", tok.sampling_side, SAMPLING_SIDES)
     if tok.sampling_nbest_size == 0 or tok.sampling_nbest_size < -1:
         raise ConfigError(
             f"data.tokenizer.sampling_nbest_size={tok.sampling_nbest_size}: give n >= 1 (the best n) or -1 (all)"

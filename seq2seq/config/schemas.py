@@ -31,6 +31,7 @@ class TokenizerConfig:
     threads: int = 1  # SentencePiece's training threads (1: the same pieces on every machine); 0: every core
     sampling_alpha: float = 0.0  # > 0: subword regularisation, each training batch in a sampled segmentation; 0: off
     sampling_nbest_size: int = -1  # sample among the best n segmentations; -1: all of them (unigram models)
+    sampling_side: str = "both"  # both | src | tgt: the sides sampled (the other keeps its best segmentation)
 
     RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("cache_dir",)
 
