@@ -27,3 +27,7 @@ class TrainingStopped(Seq2SeqError):
 
 class RunFolderBusy(Seq2SeqError):
     """Another live run trains into the same folder."""
+
+
+class DecodingTimeout(Seq2SeqError, TimeoutError):
+    """A search ran past its deadline (``seq2seq-serve``'s ``max_seconds`` per request)."""

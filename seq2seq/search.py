@@ -13,12 +13,14 @@ only ones), as :func:`search` does, which picks greedy for ``beam == 1``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
+from seq2seq.errors import DecodingTimeout
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import Memory
@@ -92,12 +94,18 @@ def prefix_tensor(prefixes: Prefixes, rows: int, device: torch.device) -> torch.
 
 @torch.no_grad()
 def greedy_search(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    cfg: SearchConfig,
+    prefixes: Prefixes = None,
+    deadline: float | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
     ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
     a sentence's ``prefixes`` entry (token ids, may be empty) is written first, as given, and the
-    search goes on from it (its log-probabilities count in the score).
+    search goes on from it (its log-probabilities count in the score). Past ``deadline`` (a
+    ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`.
 
     1. encode the source once: the decoder's memory, its first state;
     2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
@@ -115,6 +123,7 @@ def greedy_search(
     alive = torch.ones(batch_size, dtype=torch.bool, device=src.device)  # (B,)
     tokens, weights, scores = [], [], torch.zeros(batch_size, device=src.device)
     for t in range(int(max_len.max()) + 1):
+        check_deadline(deadline)
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (B, V)
         prev = log_probs.argmax(dim=-1)  # (B,)
@@ -138,13 +147,19 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2Seq | Ensemble, src: torch.Tensor, src_mask: torch.Tensor, cfg: SearchConfig, prefixes: Prefixes = None
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    cfg: SearchConfig,
+    prefixes: Prefixes = None,
+    deadline: float | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
     ``cfg.length_penalty`` (α) and ``cfg.length_norm``, within ``cfg``'s lengths. A sentence's
     ``prefixes`` entry (token ids) is the start of every hypothesis: while it lasts, step 3
-    allows only its next token, so one beam carries it and the search widens after it.
+    allows only its next token, so one beam carries it and the search widens after it. Past
+    ``deadline`` (a ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`.
 
     The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
     sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.
@@ -186,6 +201,7 @@ def beam_search(
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
     src_lengths = src_mask.sum(dim=1).tolist()
     for t in range(int(max_len.max()) + 1):
+        check_deadline(deadline)
         if t == 0:  # a sentence's K beams are still one: step it once, on B rows, then copy
             logits, state, w = model.decoder.step(prev[:batch], state, first)  # (B, V), (B, S)
             logits, state, w = logits.index_select(0, beams), state.select(beams), w.index_select(0, beams)
@@ -238,12 +254,20 @@ def search(
     *,
     cfg: SearchConfig,
     prefixes: Prefixes = None,
+    deadline: float | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
-    each starting with its sentence's ``prefixes`` entry when given."""
+    each starting with its sentence's ``prefixes`` entry when given; stopped past ``deadline``
+    (``time.monotonic()``) with :class:`seq2seq.errors.DecodingTimeout`."""
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes)]
-    return beam_search(model, src, src_mask, cfg, prefixes)
+        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes, deadline)]
+    return beam_search(model, src, src_mask, cfg, prefixes, deadline)
+
+
+def check_deadline(deadline: float | None) -> None:
+    """A search step may start: no ``deadline``, or it has not passed."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise DecodingTimeout("the search ran past its time limit")
 
 
 def describe(cfg: SearchConfig) -> str:

@@ -15,37 +15,63 @@ word lights up the source words it looked at. The API is what the page uses:
 
 Every bad request is a 4xx with ``{"error": "..."}``: a body without a Content-Length (411) or
 over ``max_body_bytes`` (413), invalid JSON (400), a wrong type, an unknown key or model, an
-empty list, too many sentences, a sentence over ``max_chars`` characters, a beam or n-best out
-of range (422); a sentence over 400 pieces is cut there, as ``seq2seq-translate`` does. Models are loaded once
-(``weights_only=True``, as everywhere) and requests are decoded one at a time, so concurrent
-clients each get their own complete answer; before each, torch's threads are set to the cores
-other processes leave free (:mod:`seq2seq.threads`).
+empty list, too many sentences, a sentence over ``max_chars`` characters or that is not valid
+Unicode (a lone surrogate), a beam or n-best out of range, more than ``max_search_tokens``
+source pieces times the beam, an answer over ``max_response_bytes`` (422), an unknown address
+(404) or method (405); a sentence over 400 pieces is cut there, as ``seq2seq-translate`` does.
+Models are loaded once (``weights_only=True``, as everywhere) and requests are decoded one at a
+time, so concurrent clients each get their own complete answer; before each, torch's threads
+are set to the cores other processes leave free (:mod:`seq2seq.threads`).
+
+Safe on a shared machine (:class:`Guard`, in front of the app, and :func:`guarded_protocol`):
+
+- **DNS rebinding**: a page on 127.0.0.1 can be reached from any web site the user visits once
+  that site's name resolves to 127.0.0.1. Only a ``Host`` that is the bound address, a loopback
+  address, ``localhost`` or a name of ``allowed_hosts`` is answered (400 otherwise; when bound to
+  every network, any IP address); a POST whose ``Origin`` is not the page's own is refused (403).
+- **A token** (``token=``, or one generated and printed at start on any host but loopback): every
+  request carries it (``Authorization: Bearer ...``, or ``?token=`` in the page's address, which
+  the page then sends with each of its own requests); 401 otherwise.
+- **Bounded waiting**: one request decodes and at most ``max_queue`` wait; more get 503 with a
+  ``Retry-After``, and a client that leaves while waiting gives its place up. A decoding stops
+  after ``max_seconds`` (503).
+- **Slow clients**: a request's head must arrive within ``client_timeout`` seconds of connecting
+  (or of the previous answer), else the connection is closed; its body then within as long (408).
 
 FastAPI and uvicorn are the optional extra ``seq2seq-attention[serve]``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import html
+import ipaddress
+import json
 import logging
+import secrets
 import socket
-import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 try:
     import uvicorn
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from pydantic import BaseModel, ConfigDict, Field
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
 except ImportError as e:  # the optional extra
     raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import ServeConfig, check_serve, checkpoint_files
 from seq2seq.decoding import decoding_for
-from seq2seq.errors import ConfigError
+from seq2seq.errors import ConfigError, DecodingTimeout
 from seq2seq.search import describe
 from seq2seq.threads import ThreadGovernor
 from seq2seq.translator import Translator
@@ -54,6 +80,9 @@ log = logging.getLogger(__name__)
 
 
 LIMITS = ServeConfig.LIMITS  # what one request may ask for
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # hosts that serve this machine only: no token needed
+RETRY_AFTER = 5  # seconds a refused client is told to wait (503: the queue is full, or a decoding was too long)
+TOKEN_META = '<meta name="seq2seq-token" content="">'  # where the page carries the token
 
 
 class TranslateRequest(BaseModel):
@@ -72,10 +101,11 @@ class TranslateRequest(BaseModel):
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def model_names(models: list[list[str]]) -> list[str]:
@@ -88,43 +118,187 @@ def model_names(models: list[list[str]]) -> list[str]:
         return folders if len(files) == 1 else f"{folders} (ensemble of {len(files)})"
 
     def full(files: list[str]) -> str:
-        return "+".join(files)
+        return "+".join(shown_path(p) for p in files)
 
     names = [short(m) for m in models]
     return [n if names.count(n) == 1 else full(m) for n, m in zip(names, models, strict=True)]
 
 
-class BodyLimit:
-    """ASGI middleware: a request body must say its length (411 otherwise; the server then holds
-    the client to it) and stay within ``max_bytes`` (413), checked before anything is read."""
+def shown_path(path: str) -> str:
+    """A checkpoint's path as the page and the API show it: relative to the working folder where
+    it lies inside it, else its last three parts, never this machine's absolute path."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path("...", *resolved.parts[-3:]))
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+
+def host_name(host: str) -> str:
+    """The name or address of a ``Host`` header, without its port or IPv6 brackets, lower-cased."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def ip_address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+class Guard:
+    """ASGI middleware in front of the app: the ``Host`` and ``Origin`` checks, the token, and
+    the body (it must give its length, at most ``max_body_bytes``, and arrive within
+    ``client_timeout`` seconds; read here whole, then handed to the app)."""
+
+    def __init__(self, app: Any, cfg: Any, token: str) -> None:
+        self.app, self.token = app, token
+        self.max_bytes, self.timeout = cfg.max_body_bytes, cfg.client_timeout
+        self.bound = host_name(cfg.host)
+        self.names = {"localhost", self.bound, *(host_name(h) for h in cfg.allowed_hosts)}
+
+    def host_allowed(self, name: str) -> bool:
+        """A request for ``name`` (its ``Host``) is for this server, not for a name rebound to it."""
+        if "*" in self.names or name in self.names:
+            return True
+        ip = ip_address(name)
+        bound = ip_address(self.bound)
+        every = bound is not None and bound.is_unspecified  # 0.0.0.0 or ::
+        return ip is not None and (ip.is_loopback or every or ip == bound)
+
+    def token_given(self, scope: dict[str, Any], headers: dict[bytes, bytes]) -> str:
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return (query.get("token") or [""])[0]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host", b"").decode("latin-1")
+        refusal = None
+        if not self.host_allowed(host_name(host)):
+            refusal = (
+                400, f"Host {host!r} is not this server's (a guard against DNS rebinding): open it as "
+                f"http://localhost:PORT/, or start it with allowed_hosts=[{host_name(host) or 'NAME'}]",
+            )  # fmt: skip
+        elif scope["method"] not in ("GET", "HEAD", "OPTIONS") and b"origin" in headers:
+            origin = headers[b"origin"].decode("latin-1")
+            if origin != f"{scope.get('scheme', 'http')}://{host}":
+                refusal = (403, f"a request from another site ({origin}) is refused: use this server's own page")
+        if (
+            refusal is None
+            and self.token
+            and not hmac.compare_digest(self.token_given(scope, headers).encode(), self.token.encode())
+        ):
+            refusal = (401, "this server needs its token: open the address it printed at start (with ?token=...)")
+        if refusal is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            declared = headers.get(b"content-length", b"")
             if not declared.isdigit():
-                answer = JSONResponse({"error": "the request must give its Content-Length"}, status_code=411)
-                await answer(scope, receive, send)
-                return
-            if int(declared) > self.max_bytes:
-                answer = JSONResponse({"error": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
-                await answer(scope, receive, send)
-                return
+                refusal = (411, "the request must give its Content-Length")
+            elif int(declared) > self.max_bytes:
+                refusal = (413, f"the request body is over {self.max_bytes} bytes")
+            else:
+                body = await self.read_body(receive)
+                if body is None:
+                    refusal = (408, f"the request body did not arrive within {self.timeout} s")
+                else:
+                    receive = replay(body, receive)
+        if refusal is not None:
+            await JSONResponse({"error": refusal[1]}, status_code=refusal[0])(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
+    async def read_body(self, receive: Any) -> bytes | None:
+        """The whole body, or None when it is not in within ``client_timeout`` seconds."""
+        chunks, more = [], True
+        deadline = time.monotonic() + self.timeout
+        try:
+            while more:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+                if message["type"] == "http.disconnect":
+                    return None
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+        except TimeoutError:
+            return None
+        return b"".join(chunks)[: self.max_bytes + 1]
 
-def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: bool = True) -> Any:
+
+def replay(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` that gives ``body`` first, then what the client sends (its disconnect)."""
+    sent = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+def guarded_protocol(seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol with a clock on each request's head: a client that has not
+    sent a whole one within ``seconds`` of connecting, or of its previous answer, is
+    disconnected (uvicorn alone waits for it forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Guarded(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.arm()
+
+        def handle_events(self) -> None:
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request's head is in
+                self.disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.disarm()
+            super().connection_lost(exc)
+
+        def arm(self) -> None:
+            self.disarm()
+            self.head_timer = self.loop.call_later(seconds, self.too_slow)
+
+        def disarm(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def too_slow(self) -> None:
+            self.head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Guarded
+
+
+def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: bool = True, token: str = "") -> Any:
     """The app over ``translators`` (name -> a loaded :class:`Translator`, whose search is the
     default of a request that names none); ``cfg``: the checked :class:`ServeConfig` whose limits
     (:data:`LIMITS`) a request must keep; ``follow_load``: set torch's CPU threads from the
-    machine's load before each request."""
+    machine's load before each request; ``token``: what every request must carry ("": nothing)."""
     if not translators:
         raise ConfigError("seq2seq-serve needs at least one checkpoint")
     names = list(translators)
-    one_at_a_time = threading.Lock()  # one decoding at a time: every request gets a whole answer
+    one_at_a_time = asyncio.Lock()  # one decoding at a time: every request gets a whole answer
+    admitted = 0  # the request decoding and those waiting for it
     cpu = any(t.device.type == "cpu" for t in translators.values())
     governor = ThreadGovernor(0, interval=2.0) if cpu and follow_load else None
     app = FastAPI(
@@ -133,10 +307,12 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
         version="1",
     )
     add_error_handlers(app)
+    page_html = resources.files("seq2seq").joinpath("static/index.html").read_text(encoding="utf-8")
+    page_html = page_html.replace(TOKEN_META, TOKEN_META.replace('content=""', f'content="{html.escape(token)}"'))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:  # async: answered while a translation holds the worker threads
-        return resources.files("seq2seq").joinpath("static/index.html").read_text(encoding="utf-8")
+        return page_html
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -152,23 +328,71 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
         }
 
     @app.post("/translate")
-    def translate(request: TranslateRequest) -> dict[str, Any]:
-        translator = request_translator(request, translators, cfg)
-        text = [translator.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(request.text)]
-        with one_at_a_time:
-            if governor is not None:
-                governor.update()
+    async def translate(body: TranslateRequest, request: Request) -> Response:
+        nonlocal admitted
+        translator = request_translator(body, translators, cfg)
+        text = [translator.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(body.text)]
+        work = sum(len(ids) for ids in translator.loaded.src_tokenizer.encode_batch(text)) * translator.search.beam
+        if work > cfg.max_search_tokens:
+            raise BadRequest(
+                422, f"{work} source pieces times the beam: at most max_search_tokens={cfg.max_search_tokens} "
+                "(send fewer or shorter sentences, or a smaller beam)",
+            )  # fmt: skip
+        if admitted > cfg.max_queue:  # one decoding, max_queue waiting
+            raise BadRequest(503, "busy: too many requests wait for the model; try again", retry_after())
+        admitted += 1
+        try:
+            if not await wait_for_turn(one_at_a_time, request):
+                return JSONResponse({"error": "the client left while it waited"}, status_code=503)
             try:
-                out = translator.translate(text, prefixes=request.prefix)
+                if governor is not None:
+                    governor.update()
+                deadline = time.monotonic() + cfg.max_seconds
+                out = await run_in_threadpool(translator.translate, text, prefixes=body.prefix, deadline=deadline)
             except ValueError as e:  # a prefix word the model cannot write
                 raise BadRequest(422, str(e)) from None
-        return {
-            "model": request.model or names[0],
-            "search": describe(translator.search),
-            "translations": [t.to_dict(attention=request.attention) for t in out],
-        }
+            except DecodingTimeout:
+                raise BadRequest(
+                    503, f"decoding ran past max_seconds={cfg.max_seconds}: send fewer or shorter sentences, "
+                    "or a smaller beam", retry_after(),
+                ) from None  # fmt: skip
+            finally:
+                one_at_a_time.release()
+        finally:
+            admitted -= 1
+        answer = json.dumps(
+            {
+                "model": body.model or names[0],
+                "search": describe(translator.search),
+                "translations": [t.to_dict(attention=body.attention) for t in out],
+            },
+            ensure_ascii=False,
+        ).encode()
+        if len(answer) > cfg.max_response_bytes:
+            raise BadRequest(
+                422, f"the answer is {len(answer):,} bytes, over max_response_bytes={cfg.max_response_bytes:,}: "
+                'ask with "attention": false, or for fewer sentences',
+            )  # fmt: skip
+        return Response(answer, media_type="application/json")
 
-    return BodyLimit(app, cfg.max_body_bytes) if cfg.max_body_bytes > 0 else app
+    return Guard(app, cfg, token)
+
+
+def retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER)}
+
+
+async def wait_for_turn(lock: asyncio.Lock, request: Request) -> bool:
+    """Hold ``lock`` (True), or give the place up when the client disconnects while it waits (False)."""
+    turn = asyncio.ensure_future(lock.acquire())
+    while True:
+        done, _ = await asyncio.wait({turn}, timeout=0.2)
+        if done:
+            return True
+        if await request.is_disconnected():
+            if not turn.cancel():  # it got the lock just now
+                lock.release()
+            return False
 
 
 def request_translator(request: TranslateRequest, translators: dict[str, Translator], cfg: Any) -> Translator:
@@ -185,11 +409,13 @@ def request_translator(request: TranslateRequest, translators: dict[str, Transla
     for i, sentence in enumerate(request.text):
         if len(sentence) > cfg.max_chars:
             raise BadRequest(422, f"text[{i}] has {len(sentence)} characters: at most {cfg.max_chars}")
+        check_unicode(sentence, f"text[{i}]")
     if request.prefix is not None and len(request.prefix) != len(request.text):
         raise BadRequest(422, f"prefix has {len(request.prefix)} items for {len(request.text)} sentences: one each")
     for i, start in enumerate(request.prefix or []):
         if len(start) > cfg.max_chars:
             raise BadRequest(422, f"prefix[{i}] has {len(start)} characters: at most {cfg.max_chars}")
+        check_unicode(start, f"prefix[{i}]")
     base = translators[name]
     beam = base.search.beam if request.beam is None else request.beam
     if not 1 <= beam <= cfg.max_beam:
@@ -200,9 +426,21 @@ def request_translator(request: TranslateRequest, translators: dict[str, Transla
     return Translator.using(base.loaded, base.decoding.with_search(beam=beam, nbest=nbest))
 
 
+def check_unicode(text: str, where: str) -> None:
+    """``text`` is valid Unicode: JSON's ``\\ud800`` escapes can carry a lone surrogate, which no
+    encoding can write (422, not a 500 from deep inside the tokenizer)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadRequest(
+            422, f"{where} is not valid Unicode: a lone surrogate U+{ord(text[e.start]):04X} at character {e.start}"
+        ) from None
+
+
 def add_error_handlers(app: Any) -> None:
     """Every error answers ``{"error": "..."}``: 400 for invalid JSON, 422 for a body of the wrong
-    shape or a :class:`BadRequest`, 500 (logged, no traceback sent) for anything else."""
+    shape, a :class:`BadRequest`'s own status, 404 and 405 as they are, 500 (logged, no traceback
+    sent) for anything else."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -215,7 +453,11 @@ def add_error_handlers(app: Any) -> None:
 
     @app.exception_handler(BadRequest)
     async def bad(request: Request, exc: BadRequest) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http(request: Request, exc: HTTPException) -> JSONResponse:  # 404, 405: the same shape
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def broken(request: Request, exc: Exception) -> JSONResponse:  # no traceback in a response
@@ -252,16 +494,21 @@ def run_serve(cfg: ServeConfig) -> None:
         name: Translator.using(load_model(files, decoding.device), decoding)
         for name, files in zip(model_names(models), models, strict=True)
     }
-    app = create_app(translators, cfg)
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    token = cfg.token or ("" if cfg.host in LOOPBACK else secrets.token_urlsafe(18))
+    app = create_app(translators, cfg, token=token)
+    if cfg.host not in LOOPBACK:
         print(
-            f"warning: host={cfg.host} serves every network this machine is on, without a password; "
-            "anyone who reaches it can use it (host=127.0.0.1 keeps it to this machine)",
+            f"warning: host={cfg.host} serves every network this machine is on: only who has the token "
+            "below can use it (host=127.0.0.1 keeps it to this machine)",
             flush=True,
         )
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-    print(f"seq2seq-serve: http://{shown}:{cfg.port}/ ({', '.join(translators)}); Ctrl-C stops", flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    address = f"http://{shown}:{cfg.port}/" + (f"?token={token}" if token else "")
+    print(f"seq2seq-serve: {address} ({', '.join(translators)}); Ctrl-C stops", flush=True)
+    uvicorn.run(
+        app, host=cfg.host, port=cfg.port, log_level="warning", http=guarded_protocol(cfg.client_timeout),
+        timeout_keep_alive=min(5, cfg.client_timeout),
+    )  # fmt: skip
 
 
 def check_port(host: str, port: int) -> None:

@@ -108,10 +108,12 @@ def translate_sentences(
     device: torch.device | str = "cpu",
     autocast: torch.dtype | None = None,
     prefixes: list[str] | None = None,
+    deadline: float | None = None,
 ) -> list[Translation]:
     """Translate many sentences: batched by length, returned in input order; under ``autocast``
     (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given. ``prefixes`` (one per
-    sentence, "" for none): the start of each translation, which the search continues.
+    sentence, "" for none): the start of each translation, which the search continues. Past
+    ``deadline`` (``time.monotonic()``): :class:`seq2seq.errors.DecodingTimeout`.
 
     1. encode every sentence to ids, and group them into batches of similar length;
     2. for each batch, pad it (``collate``) and search (greedy or beam, as ``cfg`` says);
@@ -127,7 +129,7 @@ def translate_sentences(
         batch = collate([ids[i] for i in index]).to(device)
         starts = None if forced is None else [forced[i] for i in index]
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts)
+            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline)
         for i, hyps in zip(index, found, strict=True):
             best = hyps[0]
             results[i] = Translation(
@@ -216,13 +218,19 @@ class Translator:
         return "".join(pieces[:MAX_SOURCE_TOKENS]).replace(WORD_START, " ").strip()  # the pieces as text
 
     def translate(
-        self, sentences: list[str], progress: bool = False, prefixes: list[str] | None = None
+        self,
+        sentences: list[str],
+        progress: bool = False,
+        prefixes: list[str] | None = None,
+        deadline: float | None = None,
     ) -> list[Translation]:
         """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
         translation without running the model. Sentences go to the search in chunks of 16
         batches, so a progress bar (``progress``) moves while a long file is translated.
         ``prefixes``, one per sentence ("" for none), fix how each translation starts: the search
-        continues from it (interactive translation: fix a word, see the rest change)."""
+        continues from it (interactive translation: fix a word, see the rest change). Past
+        ``deadline`` (a ``time.monotonic()`` value) the search stops with
+        :class:`seq2seq.errors.DecodingTimeout` (``seq2seq-serve``'s limit per request)."""
         if isinstance(sentences, str):
             raise TypeError("translate() takes a list of sentences; wrap one sentence in a list")
         if prefixes is not None and len(prefixes) != len(sentences):
@@ -238,6 +246,7 @@ class Translator:
                 done += translate_sentences(
                     self.loaded.model, self.loaded.src_tokenizer, self.loaded.tgt_tokenizer, chunk,
                     batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast, prefixes=starts,
+                    deadline=deadline,
                 )  # fmt: skip
                 bar.update(len(chunk))
         results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]

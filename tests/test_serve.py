@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,12 +31,19 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny(tmp_path_factory.mktemp("serve"))
 
 
-@pytest.fixture(scope="module")
-def client(checkpoint: Path) -> TestClient:
+LIMITS = {"max_sentences": 12, "max_chars": 60, "max_beam": 8, "max_body_bytes": 4000, "max_search_tokens": 300}
+
+
+def make_app(checkpoint: Path, token: str = "", **settings: object) -> object:
     translators = {name: Translator.from_checkpoint(checkpoint, device="cpu", beam=1) for name in ("tiny", "again")}
-    limits = {"max_sentences": 12, "max_chars": 60, "max_beam": 8, "max_body_bytes": 4000}
-    cfg = check_serve(ServeConfig(checkpoint=str(checkpoint), **limits))
-    return TestClient(create_app(translators, cfg, follow_load=False))
+    cfg = check_serve(ServeConfig(checkpoint=str(checkpoint), **{**LIMITS, "max_queue": 32, **settings}))
+    return create_app(translators, cfg, follow_load=False, token=token)
+
+
+@pytest.fixture(scope="module")
+def client(checkpoint: Path) -> Iterator[TestClient]:
+    with TestClient(make_app(checkpoint), base_url="http://127.0.0.1:8000") as c:  # one event loop, as uvicorn's
+        yield c
 
 
 def test_the_tiny_model_has_learned_its_sentences(client: TestClient) -> None:
@@ -107,6 +115,17 @@ def test_models_and_health(client: TestClient) -> None:
         ('{"text": ["Tom", "Jerry"], "prefix": ["汤姆"]}', 422, "prefix has 1 items for 2 sentences: one each"),
         (json.dumps({"text": ["Tom"], "prefix": ["y" * 61]}), 422, "prefix[0] has 61 characters: at most 60"),
         (json.dumps({"text": ["Tom"], "prefix": ["Spike"]}), 422, "'▁Spike' is not in the target vocabulary"),
+        (
+            '{"text": ["Tom \\ud800 Jerry"]}',
+            422,
+            "text[0] is not valid Unicode: a lone surrogate U+D800 at character 4",
+        ),
+        ('{"text": ["Tom"], "prefix": ["\\udfff"]}', 422, "prefix[0] is not valid Unicode: a lone surrogate U+DFFF"),
+        (
+            json.dumps({"text": ["Tom chase Jerry " * 3] * 12, "beam": 8}),
+            422,
+            "times the beam: at most max_search_tokens=300",
+        ),
     ],
 )
 def test_every_bad_request_is_a_4xx_with_a_json_error(client: TestClient, body: str, status: int, message: str) -> None:

@@ -450,8 +450,10 @@ def check_serve(cfg: Any) -> None:
     if not 0 < cfg.port < 65536:
         raise ConfigError(f"port={cfg.port} is not a port: give 1 to 65535")
     for key in ServeConfig.LIMITS:
-        if cfg[key] < 1:
-            raise ConfigError(f"{key}={cfg[key]} must be >= 1")
+        if cfg[key] < (0 if key == "max_queue" else 1):
+            raise ConfigError(f"{key}={cfg[key]} must be >= {0 if key == 'max_queue' else 1}")
+    if cfg.token and (len(cfg.token) < 8 or not cfg.token.isascii() or not cfg.token.isprintable() or " " in cfg.token):
+        raise ConfigError("token= must be at least 8 printable ASCII characters without spaces")
     if cfg.beam > cfg.max_beam:
         raise ConfigError(f"beam={cfg.beam} is over max_beam={cfg.max_beam}")
     if cfg.checkpoint is not None:

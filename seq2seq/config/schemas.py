@@ -238,8 +238,20 @@ class ServeConfig(DecodingConfig):  # the search keys: a request's defaults (it 
     max_chars: int = 1000  # per sentence
     max_beam: int = 16
     max_body_bytes: int = 65536  # a request body over this is refused (413)
+    max_search_tokens: int = 20000  # a request's source pieces times its beam, summed over its sentences (422 over)
+    max_seconds: int = 30  # one request's decoding time: past it the search stops (503)
+    max_response_bytes: int = 8_000_000  # a larger answer is refused (422: ask without attention, or for less)
+    max_queue: int = 8  # requests waiting for the model (one decodes at a time); more get 503 with Retry-After
+    client_timeout: int = 10  # seconds a client has to send a request's head, and then its body (else closed / 408)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names answered besides the bound address and
+    # localhost (a guard against DNS rebinding); ["*"]: any
+    token: str = ""  # every request must carry it (Authorization: Bearer, or ?token= in the page's address);
+    # "": none on 127.0.0.1/localhost/::1, a generated one (printed at start) on any other host
 
-    LIMITS: ClassVar[tuple[str, ...]] = ("max_sentences", "max_chars", "max_beam", "max_body_bytes")  # per request
+    LIMITS: ClassVar[tuple[str, ...]] = (
+        "max_sentences", "max_chars", "max_beam", "max_body_bytes", "max_search_tokens", "max_seconds",
+        "max_response_bytes", "max_queue", "client_timeout",
+    )  # fmt: skip  # what one request may ask for, and how long it may take
 
 
 SCHEMAS: dict[str, type] = {
