@@ -2,6 +2,7 @@
 
     python benchmarks/decode.py                              # the peers' reference configuration
     python benchmarks/decode.py --src test.src --beams 1,5,10 --threads 2 --device cuda
+    python benchmarks/decode.py --quantize none,int8 --repeat 3    # fp32 and int8 rows in one run
 
 The reference configuration (``../shared/peers``): 1-layer biGRU encoder 256 per direction, GRU
 512 decoder, 256-dim embeddings, additive attention, 2,000-word vocabularies, batch 64, every
@@ -21,6 +22,7 @@ import torch
 from seq2seq.config import AttentionConfig, ModelConfig, SearchConfig
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.models.seq2seq import build_model
+from seq2seq.quantization import quantize_int8
 from seq2seq.search import search
 
 
@@ -39,6 +41,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeat", type=int, default=1, help="best of N runs")
+    p.add_argument("--quantize", default="none", help="none, int8 or both (none,int8): a row each, alternating")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -64,25 +67,30 @@ def main() -> None:
         f"device {device} ({where}), torch {torch.__version__}; {len(sources)} sentences, batch {args.batch_size}, "
         f"{model.num_parameters:,} params ({args.decoder}, {args.score}), outputs fixed at {args.out_len} words"
     )
-    print("| search | sentences/s | target tokens/s | seconds |")
-    print("|---|---:|---:|---:|")
+    models = {q: model if q == "none" else quantize_int8(model) for q in args.quantize.split(",")}
+    print("| search | weights | sentences/s | target tokens/s | seconds |")
+    print("|---|---|---:|---:|---:|")
     for beam in (int(b) for b in args.beams.split(",")):
         search_cfg = SearchConfig(beam=beam, max_len_a=0.0, max_len_b=args.out_len, min_len=args.out_len)
-        best = float("inf")
+        best = dict.fromkeys(models, float("inf"))
         for _ in range(args.repeat):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            tokens = 0
-            for batch in batches:
-                b = batch.to(device)
-                tokens += sum(len(hyps[0].tokens) + 1 for hyps in search(model, b.src, b.src_mask, cfg=search_cfg))
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        assert tokens == len(sources) * (args.out_len + 1)
+            for quantize, decoding in models.items():  # alternating: a noisy machine hits each alike
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                tokens = 0
+                for batch in batches:
+                    b = batch.to(device)
+                    hyps = search(decoding, b.src, b.src_mask, cfg=search_cfg)
+                    tokens += sum(len(h[0].tokens) + 1 for h in hyps)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                best[quantize] = min(best[quantize], time.perf_counter() - start)
+                assert tokens == len(sources) * (args.out_len + 1)
         name = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"| {name} | {len(sources) / best:,.1f} | {tokens / best:,.0f} | {best:.2f} |")
+        for quantize, seconds in best.items():
+            weights = "fp32" if quantize == "none" else quantize
+            print(f"| {name} | {weights} | {len(sources) / seconds:,.1f} | {tokens / seconds:,.0f} | {seconds:.2f} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ plain data, never code.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -23,6 +24,7 @@ from seq2seq.config import check_model, saved_model_config, uses_attention
 from seq2seq.errors import CheckpointError
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq, build_model
+from seq2seq.quantization import quantize_int8
 from seq2seq.runfolder import BEST, KEPT
 from seq2seq.tokenizer import Tokenizer
 
@@ -259,6 +261,7 @@ class Loaded:
     config: dict[str, Any]
     paths: list[str] = field(default_factory=list)  # the checkpoint files (several: an ensemble)
     configs: list[dict[str, Any]] = field(default_factory=list)  # each file's config, in that order
+    quantize: str = "none"  # int8: the model's linear and RNN layers are int8 (seq2seq.quantization)
 
     @property
     def attends(self) -> bool:
@@ -268,10 +271,21 @@ class Loaded:
         return any(uses_attention(c.get("model", {}).get("decoder", "")) for c in configs)
 
 
-def load_model(path: str | Path | Sequence[str | Path], device: str | torch.device = "cpu") -> Loaded:
+def load_model(
+    path: str | Path | Sequence[str | Path], device: str | torch.device = "cpu", quantize: str = "none"
+) -> Loaded:
     """Everything needed to translate, from the checkpoint file alone; several files (a list of
     two or more) load as one :class:`Ensemble`, refused unless they share both tokenizers. The
-    model is in eval mode."""
+    model is in eval mode; with ``quantize="int8"``, its linear and RNN layers are int8
+    (:func:`seq2seq.quantization.quantize_int8`, on the CPU)."""
+    loaded = load_checkpoints(path, device)
+    if quantize == "none":
+        return loaded
+    return dataclasses.replace(loaded, model=quantize_int8(loaded.model), quantize=quantize)
+
+
+def load_checkpoints(path: str | Path | Sequence[str | Path], device: str | torch.device = "cpu") -> Loaded:
+    """:func:`load_model` before any quantization."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         raise CheckpointError("no checkpoint given")

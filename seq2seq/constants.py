@@ -26,6 +26,7 @@ SAMPLING_SIDES = ("both", "src", "tgt")  # data.tokenizer.sampling_side: which s
 LENGTH_NORMS = ("gnmt", "length", "none")  # beam search length penalty
 LR_SCHEDULES = ("constant", "plateau", "anneal", "inverse_sqrt", "noam")
 WARMUP_SCHEDULES = ("inverse_sqrt", "noam")  # warm-up, then the inverse square root of the step
+QUANTIZE = ("none", "int8")  # decoding: int8 is dynamic quantization of the linear and RNN layers (CPU)
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast (training: with fp32 master weights)
 EARLY_STOP_METRICS = ("valid_bleu", "valid_loss")
 DEVICES = ("auto", "cpu", "cuda")

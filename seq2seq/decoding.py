@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from seq2seq.config import DecodingConfig, SearchConfig, check_choice, check_search
-from seq2seq.constants import PRECISIONS
+from seq2seq.constants import PRECISIONS, QUANTIZE
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError
 from seq2seq.threads import threads_for_the_load
@@ -57,13 +57,20 @@ class Decoding:
     batch_size: int
     device: torch.device | str
     precision: str  # fp32 | bf16 | fp16 (DecodingConfig's precision)
+    quantize: str = "none"  # none | int8 (DecodingConfig's quantize)
     autocast: torch.dtype | None = field(init=False)  # from precision: None (fp32), bf16 or fp16
 
     def __post_init__(self) -> None:
         self.search = search_config(**search_settings(self.search))
         self.device = torch.device(self.device)
         check_choice("precision", self.precision, PRECISIONS)  # given by name to the Translator: unchecked
+        check_choice("quantize", self.quantize, QUANTIZE)
         self.autocast = autocast_dtype(self.precision, self.device)
+        if self.quantize != "none" and (self.device.type != "cpu" or self.autocast is not None):
+            raise ConfigError(
+                f"quantize={self.quantize} decodes on the CPU in fp32 around the int8 products: "
+                f"give device=cpu and precision=fp32 (not {self.device.type}, {self.precision})"
+            )
 
     def with_search(self, **changes: Any) -> Decoding:
         """The same set-up with some search settings changed (``beam=3``), checked."""
@@ -74,10 +81,12 @@ def decoding_for(cfg: Any, *, batch_size: int | None = None, device: str | None 
     """The decoding set-up of a command (``seq2seq-eval``, ``-translate``, ``-serve``, ``-gather``):
     its search keys and :class:`~seq2seq.config.DecodingConfig`'s ``batch_size``, ``device`` and
     ``precision`` (its default where the schema has none: seq2seq-compare's), each of the first two
-    overridable by keyword; torch's CPU threads are set from the machine's load first."""
+    overridable by keyword, and ``quantize``; all checked first, then torch's CPU threads are set
+    from the machine's load."""
     precision = cfg.precision if "precision" in cfg else DecodingConfig.precision
+    quantize = cfg.quantize if "quantize" in cfg else DecodingConfig.quantize
     resolved = resolve_device(device or cfg.device)
-    autocast_dtype(precision, resolved)  # refused before the threads are looked at or a model loads
+    checked = Decoding(cfg, batch_size or cfg.batch_size, resolved, precision, quantize)  # refused before a model loads
     if resolved.type == "cpu":
         threads_for_the_load()
-    return Decoding(cfg, batch_size or cfg.batch_size, resolved, precision)
+    return checked

@@ -341,7 +341,9 @@ def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
         model = (
             f"ensemble{len(files)}-{hashlib.sha256(' '.join(str(f.resolve()) for f in files).encode()).hexdigest()[:8]}"
         )
-    precision = "" if cfg.precision == "fp32" else f"-{cfg.precision}"
+    precision = ("" if cfg.precision == "fp32" else f"-{cfg.precision}") + (
+        "" if cfg.quantize == "none" else f"-{cfg.quantize}"
+    )
     name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{model}-{search_slug(cfg)}{precision}")
     return files[0].parent / f"{name}.json"
 
@@ -351,7 +353,7 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     the JSON report and the hypotheses (``.hyp``) beside it."""
     cfg = check_eval(cfg)
     decoding = decoding_for(cfg)
-    loaded = load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device)
+    loaded = load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device, decoding.quantize)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test

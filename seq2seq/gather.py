@@ -57,7 +57,7 @@ def run_gather(cfg: GatherConfig, out_dir: Path) -> dict[str, Any]:
     runs = find_runs(run_folders(cfg.runs))
     checkpoints = pick_checkpoints(runs, list(cfg.checkpoints))  # all found before any is loaded
     decoding = decoding_for(cfg)
-    loaded = load_runs(runs, checkpoints, decoding.device)  # type: ignore[arg-type]
+    loaded = load_runs(runs, checkpoints, decoding.device, decoding.quantize)  # type: ignore[arg-type]
     short = {name: short_name(saved_model_config(run.loaded.config["model"])) for name, run in loaded.items()}
     if len(set(short.values())) == len(short):  # name runs by their model when that tells them apart
         loaded = {short[name]: run for name, run in loaded.items()}

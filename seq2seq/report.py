@@ -49,12 +49,15 @@ class ReportedRun:
     loaded: Loaded
 
 
-def load_runs(runs: dict[str, Path], checkpoints: dict[str, Path], device: torch.device) -> dict[str, ReportedRun]:
-    """Each run's checkpoint (``checkpoints[name]``, else its ``best.pt``), loaded once."""
+def load_runs(
+    runs: dict[str, Path], checkpoints: dict[str, Path], device: torch.device, quantize: str = "none"
+) -> dict[str, ReportedRun]:
+    """Each run's checkpoint (``checkpoints[name]``, else its ``best.pt``), loaded once (int8 with
+    ``quantize="int8"``)."""
     out = {}
     for name, folder in runs.items():
         checkpoint = checkpoints.get(name, folder / BEST)
-        out[name] = ReportedRun(folder, checkpoint, load_model(checkpoint, device))
+        out[name] = ReportedRun(folder, checkpoint, load_model(checkpoint, device, quantize))
     return out
 
 

@@ -174,6 +174,7 @@ class Translator:
         device: str = "auto",
         batch_size: int = 64,
         precision: str = "fp32",
+        quantize: str = "none",
         **search_settings: Any,
     ) -> Translator:
         """Load a checkpoint file (it holds the model, the tokenizers and its config), or a list of
@@ -181,9 +182,10 @@ class Translator:
         averaged at every step; they must share their tokenizers), and keep the
         search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
         ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``).
-        ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA)."""
-        decoding = Decoding(search_settings, batch_size, resolve_device(device), precision)  # checked first
-        return cls.using(load_model(path, decoding.device), decoding)
+        ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA);
+        ``quantize="int8"`` with int8 linear and RNN layers (:mod:`seq2seq.quantization`, CPU)."""
+        decoding = Decoding(search_settings, batch_size, resolve_device(device), precision, quantize)  # checked first
+        return cls.using(load_model(path, decoding.device, quantize), decoding)
 
     @classmethod
     def using(cls, loaded: Loaded, decoding: Decoding) -> Translator:

@@ -33,6 +33,7 @@ from seq2seq.constants import (
     OUTPUT_FORMATS,
     POSITIONS,
     PRECISIONS,
+    QUANTIZE,
     RNN_ATTENTION_DECODERS,
     RNNS,
     SAME_SIZE_SCORES,
@@ -312,6 +313,9 @@ def check_decoding(cfg: Any) -> None:
         raise ConfigError(f"batch_size={cfg.batch_size} must be >= 1")
     check_choice("device", cfg.device, DEVICES)
     check_choice("precision", cfg.precision, PRECISIONS)
+    check_choice("quantize", cfg.quantize, QUANTIZE)
+    if cfg.quantize != "none" and cfg.precision != "fp32":
+        raise ConfigError(f"quantize={cfg.quantize} with precision={cfg.precision}: int8 decoding runs in fp32 around")
 
 
 def compared_models(cfg: Any) -> dict[str, Any]:

@@ -164,6 +164,7 @@ class DecodingConfig(SearchConfig):  # what every command that decodes a checkpo
     batch_size: int = 64  # sentences per batch
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
+    quantize: str = "none"  # none | int8: int8 linear and GRU/LSTM layers (dynamic quantization, CPU only)
 
 
 @dataclass

@@ -70,6 +70,7 @@ class RNNDecoder(nn.Module):
         self.dropout = nn.Dropout(s.dropout)
         self.bridge = nn.Linear(s.context_size, s.hidden_size * s.num_layers) if s.bridge == "linear" else None
         self.rnn = make_rnn(s.rnn, rnn_input_size, s.hidden_size, s.num_layers, s.dropout, bidirectional=False)
+        self.lstm = s.rnn == "lstm"  # (an int8 copy's RNN is no longer an nn.LSTM)
 
     def set_output(self, readout: nn.Module, readout_size: int, tie_embeddings: bool) -> None:
         """The readout and the output layer over the vocabulary (sharing the target embeddings
@@ -101,7 +102,7 @@ class RNNDecoder(nn.Module):
             hidden = context.unsqueeze(0).repeat(self.num_layers, 1, 1)  # (L, B, H)
         else:
             hidden = context.new_zeros(self.num_layers, context.size(0), self.hidden_size)  # (L, B, H)
-        cell = hidden.clone() if isinstance(self.rnn, nn.LSTM) else None  # as JoeyNMT: c_0 = h_0
+        cell = hidden.clone() if self.lstm else None  # as JoeyNMT: c_0 = h_0
         return DecoderState(hidden, cell)
 
     def run_rnn(self, inputs: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
