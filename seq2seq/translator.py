@@ -164,7 +164,7 @@ class Translator:
         precision: str = "fp32",
     ) -> None:
         self.loaded = loaded
-        self.decoding = Decoding(search, batch_size, device, precision)
+        self.decoding = Decoding(search, batch_size, device, precision, loaded.quantize)  # int8: as loaded
 
     @classmethod
     def from_checkpoint(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from seq2seq.data.store import CHUNK, MAX_TOKENS, TokenIds, append, mapped, write_offsets
+from seq2seq.data.store import CHUNK, MAX_TOKENS, TokenIds, append, ids_dtype, mapped, write_offsets
 from seq2seq.tokenizer import Tokenizer
 
 Rows = list[list[int]]
@@ -89,7 +89,7 @@ def sample_epoch(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     n = len(ids[0])
-    dtype = np.uint16 if max(len(t) for t in resegment.tokenizers) <= 1 << 16 else np.int32
+    dtype = ids_dtype(resegment.tokenizers)
     tokens = [0, 0]
     files = {name: (folder / name).open("wb") for name in ("src.ids", "src.len", "tgt.ids", "tgt.len")}
     try:

@@ -228,7 +228,7 @@ def write_store(
     per corpus, a line per pair), each pair's links are stored as piece links too. Returns
     ``meta.json``'s content."""
     limit = max_len if 0 < max_len <= MAX_TOKENS else MAX_TOKENS
-    dtype = np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
+    dtype = ids_dtype(tokenizers)
     folder.mkdir(parents=True)
     threads = training_threads(0)  # every core
     files: dict[str, BinaryIO] = {}
@@ -276,6 +276,11 @@ def write_store(
             "order_dtype": by_length.dtype.name, "corpora": parts, "notes": notes,
             "index_sha256": index_digest(folder)}  # fmt: skip
     return meta | ({"links": n_links} if aligns else {})
+
+
+def ids_dtype(tokenizers: tuple[Tokenizer, Tokenizer]) -> type:
+    """The ids' type on disk: ``uint16`` when both vocabularies have at most 65,536 pieces."""
+    return np.uint16 if max(len(t) for t in tokenizers) <= 1 << 16 else np.int32
 
 
 def write_offsets(lengths: Path, offsets: Path, dtype: type = np.uint16) -> None:
