@@ -8,7 +8,11 @@ precomputed attention keys at every step, sets finished hypotheses aside and sto
 once it has ``K`` of them; the final ranking uses the length penalty.
 
 Both take their settings from one :class:`~seq2seq.config.SearchConfig` (whose defaults are the
-only ones), as :func:`search` does, which picks greedy for ``beam == 1``.
+only ones), as :func:`search` does, which picks greedy for ``beam == 1``. On request (``record``)
+either one writes down the candidates of every step (:class:`Candidate`: the beam as a tree, kept
+and pruned, for the page); nothing is recorded otherwise. :func:`alternatives` reads, for a
+finished output, the tokens the model found most probable at each of its positions (the page's
+"what if": pick another word and the search continues from there, as a prefix).
 """
 
 from __future__ import annotations
@@ -26,6 +30,25 @@ from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import Memory
 
 Prefixes = list[list[int]] | None  # per sentence, the token ids its output must start with ([]: none)
+KEPT, FINISHED, PRUNED = "kept", "finished", "pruned"  # what became of a recorded candidate
+
+
+@dataclass
+class Candidate:
+    """One candidate of a search step, as recorded on request (``record``): a beam's hypothesis
+    extended by one ``token``. At step ``t`` the beam slots are ``0..K-1``; ``parent`` is the slot
+    at step ``t - 1`` that this candidate extends (None at step 0), ``slot`` its own slot at step
+    ``t`` when it goes on. ``state``: ``kept`` (one of the K that go on), ``finished`` (EOS among
+    the K best: a finished hypothesis) or ``pruned`` (among the 2K best, but not kept)."""
+
+    parent: int | None
+    token: int
+    score: float  # the hypothesis' summed log-probability with this token
+    state: str  # KEPT | FINISHED | PRUNED
+    slot: int | None = None
+
+
+Steps = list[list[Candidate]]  # one sentence's recorded search: its candidates at each step
 
 
 @dataclass
@@ -100,12 +123,15 @@ def greedy_search(
     cfg: SearchConfig,
     prefixes: Prefixes = None,
     deadline: float | None = None,
+    record: list[Steps] | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
     ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
     a sentence's ``prefixes`` entry (token ids, may be empty) is written first, as given, and the
     search goes on from it (its log-probabilities count in the score). Past ``deadline`` (a
-    ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`.
+    ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`. With
+    ``record`` (one empty list per sentence), each step's chosen token (kept, or finished at
+    EOS) and the runner-up (pruned) are appended to the sentence's list while it is alive.
 
     1. encode the source once: the decoder's memory, its first state;
     2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
@@ -127,6 +153,8 @@ def greedy_search(
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (B, V)
         prev = log_probs.argmax(dim=-1)  # (B,)
+        if record is not None:
+            _record_greedy(record, t, alive, scores, log_probs)
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
         tokens.append(prev)
@@ -153,6 +181,7 @@ def beam_search(
     cfg: SearchConfig,
     prefixes: Prefixes = None,
     deadline: float | None = None,
+    record: list[Steps] | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
@@ -160,6 +189,8 @@ def beam_search(
     ``prefixes`` entry (token ids) is the start of every hypothesis: while it lasts, step 3
     allows only its next token, so one beam carries it and the search widens after it. Past
     ``deadline`` (a ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`.
+    With ``record`` (one empty list per sentence), each step's ``2K`` candidates of every
+    sentence still searching are appended to its list (:class:`Candidate`: kept, finished, pruned).
 
     The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
     sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.
@@ -215,6 +246,7 @@ def beam_search(
         is_eos = token == EOS_ID  # (B, 2K)
         # 4. EOS among the K best candidates: a finished hypothesis, set aside
         ends = is_eos[:, :k] & ~done.unsqueeze(1) & (top_scores[:, :k] > float("-inf"))  # (B, K)
+        searching = ~done  # (B,) the sentences this step was for
         if bool(ends.any()):
             for b, j in ends.nonzero().tolist():
                 row = b * k + int(origin[b, j])
@@ -222,12 +254,14 @@ def beam_search(
                     _finished(history[row], attn[row, :, : src_lengths[b]], float(top_scores[b, j]), cfg)
                 )
             done |= torch.tensor([len(f) >= k for f in finished], device=device)
-            if bool(done.all()):
-                break
         # 5. the K best candidates that go on
         go_on = top_scores.masked_fill(is_eos, float("-inf"))  # (B, 2K)
         scores, pick = go_on.topk(k, dim=1)  # (B, K)
         scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
+        if record is not None:
+            _record_beam(record, t, searching, top_scores, origin, token, ends, pick, scores)
+        if bool(done.all()):
+            break
         rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) the beam each continues
         prev = token.gather(1, pick).view(-1)  # (B*K,)
         state = state.select(rows)
@@ -238,6 +272,99 @@ def beam_search(
         f.sort(key=lambda h: h.norm_score, reverse=True)
         out.append(f[: max(cfg.nbest, 1)])
     return out
+
+
+def _record_beam(
+    record: list[Steps],
+    t: int,
+    searching: torch.Tensor,
+    top_scores: torch.Tensor,
+    origin: torch.Tensor,
+    token: torch.Tensor,
+    ends: torch.Tensor,
+    pick: torch.Tensor,
+    scores: torch.Tensor,
+) -> None:
+    """Append step ``t``'s candidates (the ``2K`` best, ``top_scores``/``origin``/``token``
+    ``(B, 2K)``) of each sentence still ``searching`` to its ``record``: ``ends (B, K)`` marks
+    the finished ones, ``pick (B, K)`` the candidates that went on into slots ``0..K-1`` (those
+    whose ``scores (B, K)`` is finite)."""
+    top, orig, tok = top_scores.tolist(), origin.tolist(), token.tolist()
+    ended, picked, going = ends.tolist(), pick.tolist(), (scores > float("-inf")).tolist()
+    for b, steps in enumerate(record):
+        if not bool(searching[b]):
+            continue
+        slots = {c: s for s, c in enumerate(picked[b]) if going[b][s]}
+        step = []
+        for c, score in enumerate(top[b]):
+            if score == float("-inf"):
+                continue
+            state = FINISHED if c < len(ended[b]) and ended[b][c] else KEPT if c in slots else PRUNED
+            step.append(Candidate(None if t == 0 else orig[b][c], tok[b][c], score, state, slots.get(c)))
+        steps.append(step)
+
+
+def _record_greedy(
+    record: list[Steps], t: int, alive: torch.Tensor, scores: torch.Tensor, log_probs: torch.Tensor
+) -> None:
+    """Append greedy step ``t`` of each ``alive`` sentence to its ``record``: the chosen token
+    (the argmax of ``log_probs (B, V)``; kept in slot 0, or finished at EOS) and the runner-up
+    (pruned), scored from the sentences' ``scores (B,)`` so far."""
+    top, index = log_probs.topk(2, dim=1)  # (B, 2)
+    total = (scores.unsqueeze(1) + top).tolist()
+    for b, steps in enumerate(record):
+        if not bool(alive[b]):
+            continue
+        parent = None if t == 0 else 0
+        chosen, runner_up = int(index[b, 0]), int(index[b, 1])
+        step = [
+            Candidate(
+                parent, chosen, total[b][0], FINISHED if chosen == EOS_ID else KEPT, None if chosen == EOS_ID else 0
+            )
+        ]
+        if total[b][1] > float("-inf"):
+            step.append(Candidate(parent, runner_up, total[b][1], PRUNED))
+        steps.append(step)
+
+
+@torch.no_grad()
+def alternatives(
+    model: Seq2Seq | Ensemble,
+    src: torch.Tensor,
+    src_mask: torch.Tensor,
+    outputs: list[list[int]],
+    k: int,
+    cfg: SearchConfig,
+) -> list[list[list[tuple[int, float]]]]:
+    """What else the model could have written: for each sentence of ``src (B, S)`` and its
+    finished output (``outputs``, token ids without EOS), at each position ``t``, the ``k``
+    tokens most probable given the output before ``t`` (its own token among them, unless the
+    masks of the search ruled it in), as ``(token id, log-probability)``, best first.
+
+    The output is stepped through as the search stepped it (teacher forcing, one token at a
+    time, the same :func:`_allowed` masks), so the numbers are those the search saw; an
+    alternative ``a`` at ``t`` is the prefix ``output[:t] + [a]`` for a new search."""
+    memory = model.encode(src, src_mask)
+    state = model.decoder.init_state(memory)
+    batch, device = src.size(0), src.device
+    longest = max((len(o) for o in outputs), default=0)
+    forced = torch.full((batch, longest), EOS_ID, dtype=torch.long, device=device)  # (B, T)
+    for b, out in enumerate(outputs):
+        forced[b, : len(out)] = torch.tensor(out, dtype=torch.long)
+    max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix_tensor(outputs, batch, device))
+    prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)  # (B,)
+    found: list[list[list[tuple[int, float]]]] = [[] for _ in range(batch)]
+    for t in range(longest):
+        logits, state, _ = model.decoder.step(prev, state, memory)  # (B, V)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len)
+        top, index = log_probs.topk(min(k, log_probs.size(1)), dim=1)  # (B, k)
+        for b, out in enumerate(outputs):
+            if t < len(out):
+                found[b].append(
+                    [(i, s) for i, s in zip(index[b].tolist(), top[b].tolist(), strict=True) if s > float("-inf")]
+                )
+        prev = forced[:, t]
+    return found
 
 
 def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: SearchConfig) -> Hypothesis:
@@ -255,13 +382,15 @@ def search(
     cfg: SearchConfig,
     prefixes: Prefixes = None,
     deadline: float | None = None,
+    record: list[Steps] | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
     each starting with its sentence's ``prefixes`` entry when given; stopped past ``deadline``
-    (``time.monotonic()``) with :class:`seq2seq.errors.DecodingTimeout`."""
+    (``time.monotonic()``) with :class:`seq2seq.errors.DecodingTimeout`; each step's candidates
+    appended to ``record`` (one list per sentence) when it is given."""
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes, deadline)]
-    return beam_search(model, src, src_mask, cfg, prefixes, deadline)
+        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes, deadline, record)]
+    return beam_search(model, src, src_mask, cfg, prefixes, deadline, record)
 
 
 def check_deadline(deadline: float | None) -> None:
