@@ -31,7 +31,7 @@ KEPT = re.compile(r"step(\d+)\.pt")  # the weights at a validation (trainer.keep
 METRICS = "metrics.csv"  # one row per validation
 CONFIG = "config.yaml"  # the resolved config
 ENVIRONMENT = "environment.json"  # the software that trained
-ATTENTION = "attention"  # trainer.attention_examples' heatmaps: example_name(step, i)
+ATTENTION = "attention"  # trainer.attention_examples' heatmaps and their data: example_name(step, i, suffix)
 TENSORBOARD = "tensorboard"  # trainer.tensorboard's log
 LOCK_NAME = "train.lock"
 TEMPORARY = re.compile(r"\.(last|best|averaged|step\d+)\.pt\..+\.tmp")  # save_atomic's names for the above
@@ -42,9 +42,13 @@ def kept_name(step: int) -> str:
     return f"step{step:08d}.pt"
 
 
-def example_name(step: int, sentence: int) -> str:
-    """The file name, in ``attention/``, of valid sentence ``sentence``'s heatmap at update ``step``."""
-    return f"step{step:08d}-{sentence}.png"
+EXAMPLE = re.compile(r"step(\d+)-(\d+)\.json")  # an attention example's data: example_name(step, i, ".json")
+
+
+def example_name(step: int, sentence: int, suffix: str = ".png") -> str:
+    """The file name, in ``attention/``, of valid sentence ``sentence``'s heatmap at update
+    ``step`` (``.png``), or of its data (``.json``: what ``seq2seq-serve``'s training view reads)."""
+    return f"step{step:08d}-{sentence}{suffix}"
 
 
 class RunLock:

@@ -6,7 +6,9 @@ what each file holds and how it is written (atomically, never with non-finite we
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,15 +305,22 @@ class RunFiles:
             writer.writerows(history)
 
     def draw_examples(self, step: int, translations: list[Translation], chosen: list[int]) -> None:
-        """``trainer.attention_examples``: each ``chosen`` valid sentence's heatmap at ``step``,
-        as ``attention/stepNNNNNNNN-I.png``."""
+        """``trainer.attention_examples``: each ``chosen`` valid sentence's translation and
+        attention at ``step`` as data, ``attention/stepNNNNNNNN-I.json`` (what ``seq2seq-serve``'s
+        training view reads; written whole or not at all), and as a heatmap beside it (``.png``)."""
+        folder = self.folder / ATTENTION
+        folder.mkdir(exist_ok=True)
+        for i in chosen:
+            data = {"step": step, "sentence": i, **translations[i].to_dict()}
+            path = folder / example_name(step, i, ".json")
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, path)
         try:
             from seq2seq import plots  # matplotlib only when pictures are asked for
         except ImportError:
             log.warning("matplotlib is not installed: no %s/ pictures (pip install matplotlib)", ATTENTION)
             return
-        folder = self.folder / ATTENTION
-        folder.mkdir(exist_ok=True)
         for i in chosen:
             t = translations[i]
             if t.tokens:  # (an empty translation has no rows to draw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -257,8 +258,14 @@ def test_a_transformer_warms_up_resumes_exactly_and_draws_its_attention_examples
         [0.005 * (8 / 10) ** 0.5, 0.005 * (8 / 20) ** 0.5]
     )
     assert all(0.0 <= row["valid_alignment_accuracy"] <= 1.0 for row in whole.state.history)  # toy: gold links
-    pictures = sorted(p.name for p in (tmp_path / "whole" / "attention").iterdir())
+    pictures = sorted(p.name for p in (tmp_path / "whole" / "attention").glob("*.png"))
     assert pictures == ["step00000010-0.png", "step00000010-3.png", "step00000020-0.png", "step00000020-3.png"]
+    data = sorted((tmp_path / "whole" / "attention").glob("*.json"))  # beside each picture, its numbers
+    assert [p.stem for p in data] == [Path(p).stem for p in pictures]
+    example = json.loads(data[-1].read_text(encoding="utf-8"))
+    assert (example["step"], example["sentence"]) == (20, 3)
+    assert len(example["attention"]) == len(example["tokens"])
+    assert all(len(row) == len(example["source_tokens"]) for row in example["attention"])
 
     train_run(config(max_steps=13), tmp_path / "split")  # stopped in the middle of epoch 2, then run again
     resumed = train_run(config(), tmp_path / "split")
