@@ -72,9 +72,12 @@ from seq2seq.checkpoint import load_model
 from seq2seq.config import ServeConfig, check_serve, checkpoint_files
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError, DecodingTimeout
+from seq2seq.models.transformer import alignment_layer
+from seq2seq.runfolder import BEST
 from seq2seq.search import describe
 from seq2seq.threads import ThreadGovernor
 from seq2seq.translator import Translator
+from seq2seq.views import GoldSplit, auto_gold, has_examples, training_view
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ LIMITS = ServeConfig.LIMITS  # what one request may ask for
 LOOPBACK = ("127.0.0.1", "localhost", "::1")  # hosts that serve this machine only: no token needed
 RETRY_AFTER = 5  # seconds a refused client is told to wait (503: the queue is full, or a decoding was too long)
 TOKEN_META = '<meta name="seq2seq-token" content="">'  # where the page carries the token
+MAX_ALTERNATIVES = 10  # tokens offered per output position (the page's "what if")
 
 
 class TranslateRequest(BaseModel):
@@ -98,6 +102,22 @@ class TranslateRequest(BaseModel):
     prefix: list[str] | None = Field(
         None, description='the start of each translation, one per sentence ("" for none): the search goes on from it'
     )
+    layers: bool = Field(False, description="every attention map: each layer and head (encoder, decoder, cross)")
+    return_beam: bool = Field(False, description="the search step by step: each step's kept, finished, pruned")
+    alternatives: int = Field(
+        0, description=f"the k (0 to {MAX_ALTERNATIVES}) most probable tokens at each output position, each "
+        "with the prefix that writes it there",
+    )  # fmt: skip
+
+
+class GoldRequest(BaseModel):
+    """The body of ``POST /gold``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    index: int = Field(description="a sentence of GET /gold's split (from 0)")
+    model: str | None = Field(None, description="one of GET /models; default: the first")
+    layers: bool = Field(False, description="every attention map: each layer and head")
 
 
 class BadRequest(Exception):
@@ -289,11 +309,21 @@ def guarded_protocol(seconds: float) -> type:
     return Guarded
 
 
-def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: bool = True, token: str = "") -> Any:
+def create_app(
+    translators: dict[str, Translator],
+    cfg: Any,
+    *,
+    follow_load: bool = True,
+    token: str = "",
+    runs: dict[str, Path] | None = None,
+    gold: GoldSplit | None = None,
+) -> Any:
     """The app over ``translators`` (name -> a loaded :class:`Translator`, whose search is the
     default of a request that names none); ``cfg``: the checked :class:`ServeConfig` whose limits
     (:data:`LIMITS`) a request must keep; ``follow_load``: set torch's CPU threads from the
-    machine's load before each request; ``token``: what every request must carry ("": nothing)."""
+    machine's load before each request; ``token``: what every request must carry ("": nothing);
+    ``runs``: run folders with attention examples (name -> folder) for the training view;
+    ``gold``: a split with gold alignments for the view against gold."""
     if not translators:
         raise ConfigError("seq2seq-serve needs at least one checkpoint")
     names = list(translators)
@@ -327,28 +357,21 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
             "limits": {key: cfg[key] for key in LIMITS},
         }
 
-    @app.post("/translate")
-    async def translate(body: TranslateRequest, request: Request) -> Response:
+    async def in_turn(request: Request, work: Any) -> Any:
+        """``work()`` run in a worker thread once it is this request's turn: one at a time, at
+        most ``max_queue`` waiting (503 beyond), none for a client that left (503), stopped
+        past ``max_seconds`` (``work`` takes the deadline; 503)."""
         nonlocal admitted
-        translator = request_translator(body, translators, cfg)
-        text = [translator.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(body.text)]
-        work = sum(len(ids) for ids in translator.loaded.src_tokenizer.encode_batch(text)) * translator.search.beam
-        if work > cfg.max_search_tokens:
-            raise BadRequest(
-                422, f"{work} source pieces times the beam: at most max_search_tokens={cfg.max_search_tokens} "
-                "(send fewer or shorter sentences, or a smaller beam)",
-            )  # fmt: skip
         if admitted > cfg.max_queue:  # one decoding, max_queue waiting
             raise BadRequest(503, "busy: too many requests wait for the model; try again", retry_after())
         admitted += 1
         try:
             if not await wait_for_turn(one_at_a_time, request):
-                return JSONResponse({"error": "the client left while it waited"}, status_code=503)
+                raise BadRequest(503, "the client left while it waited")
             try:
                 if governor is not None:
                     governor.update()
-                deadline = time.monotonic() + cfg.max_seconds
-                out = await run_in_threadpool(translator.translate, text, prefixes=body.prefix, deadline=deadline)
+                return await run_in_threadpool(work, time.monotonic() + cfg.max_seconds)
             except ValueError as e:  # a prefix word the model cannot write
                 raise BadRequest(422, str(e)) from None
             except DecodingTimeout:
@@ -360,20 +383,63 @@ def create_app(translators: dict[str, Translator], cfg: Any, *, follow_load: boo
                 one_at_a_time.release()
         finally:
             admitted -= 1
-        answer = json.dumps(
-            {
-                "model": body.model or names[0],
-                "search": describe(translator.search),
-                "translations": [t.to_dict(attention=body.attention) for t in out],
-            },
-            ensure_ascii=False,
-        ).encode()
+
+    def json_answer(obj: dict[str, Any], hint: str) -> Response:
+        answer = json.dumps(obj, ensure_ascii=False).encode()
         if len(answer) > cfg.max_response_bytes:
             raise BadRequest(
-                422, f"the answer is {len(answer):,} bytes, over max_response_bytes={cfg.max_response_bytes:,}: "
-                'ask with "attention": false, or for fewer sentences',
-            )  # fmt: skip
+                422, f"the answer is {len(answer):,} bytes, over max_response_bytes={cfg.max_response_bytes:,}: {hint}"
+            )
         return Response(answer, media_type="application/json")
+
+    @app.post("/translate")
+    async def translate(body: TranslateRequest, request: Request) -> Response:
+        translator = request_translator(body, translators, cfg)
+        text = [translator.clip(sentence, f"text[{i}]: ") for i, sentence in enumerate(body.text)]
+        work = sum(len(ids) for ids in translator.loaded.src_tokenizer.encode_batch(text)) * translator.search.beam
+        if work > cfg.max_search_tokens:
+            raise BadRequest(
+                422, f"{work} source pieces times the beam: at most max_search_tokens={cfg.max_search_tokens} "
+                "(send fewer or shorter sentences, or a smaller beam)",
+            )  # fmt: skip
+
+        def decode(deadline: float) -> list[dict[str, Any]]:
+            out = translator.translate(
+                text, prefixes=body.prefix, deadline=deadline, beam_tree=body.return_beam, top_k=body.alternatives
+            )
+            maps = [translator.attention_maps(t) if body.layers and t.tokens else None for t in out]
+            return [t.to_dict(attention=body.attention, layers=m, heads=True) for t, m in zip(out, maps, strict=True)]
+
+        translations = await in_turn(request, decode)
+        return json_answer(
+            {"model": body.model or names[0], "search": describe(translator.search), "translations": translations},
+            'ask with "attention": false (and without layers, return_beam, alternatives), or for fewer sentences',
+        )
+
+    @app.get("/training")
+    async def training() -> Response:
+        """Each run folder's validations with their attention examples (the training view)."""
+        found = await run_in_threadpool(lambda: [{"name": n, **training_view(f)} for n, f in (runs or {}).items()])
+        return json_answer({"runs": found}, "the run has too many attention examples for one answer")
+
+    @app.get("/gold")
+    async def gold_list() -> dict[str, Any]:
+        """The split with gold alignments, and its first sentences (the view against gold)."""
+        if gold is None:
+            raise BadRequest(404, "no split with gold alignments is served (gold=ROOT/SPLIT)")
+        return gold.listing()
+
+    @app.post("/gold")
+    async def gold_view(body: GoldRequest, request: Request) -> Response:
+        if gold is None:
+            raise BadRequest(404, "no split with gold alignments is served (gold=ROOT/SPLIT)")
+        name = body.model or names[0]
+        if name not in translators:
+            raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
+        if not 0 <= body.index < len(gold.src):
+            raise BadRequest(422, f"index={body.index}: the split has sentences 0 to {len(gold.src) - 1}")
+        view = await in_turn(request, lambda deadline: gold.view(translators[name], body.index, heads=body.layers))
+        return json_answer({"model": name, "split": gold.name, **view}, "ask without layers")
 
     return Guard(app, cfg, token)
 
@@ -416,6 +482,8 @@ def request_translator(request: TranslateRequest, translators: dict[str, Transla
         if len(start) > cfg.max_chars:
             raise BadRequest(422, f"prefix[{i}] has {len(start)} characters: at most {cfg.max_chars}")
         check_unicode(start, f"prefix[{i}]")
+    if not 0 <= request.alternatives <= MAX_ALTERNATIVES:
+        raise BadRequest(422, f"alternatives={request.alternatives}: give 0 (none) to {MAX_ALTERNATIVES}")
     base = translators[name]
     beam = base.search.beam if request.beam is None else request.beam
     if not 1 <= beam <= cfg.max_beam:
@@ -478,13 +546,42 @@ def describe_translator(name: str, translator: Translator) -> dict[str, Any]:
         "score": (model.get("attention") or {}).get("score"),
         "src_lang": data.get("src_lang"),
         "tgt_lang": data.get("tgt_lang"),
+        "layers": model.get("decoder") == "transformer" or model.get("encoder") == "self_attention",
+        "alignment_layer": (  # 0-based: the cross-attention layer whose heads' mean is "where it looked"
+            alignment_layer(model.get("alignment_layer", 0), model.get("decoder_layers", 1))
+            if model.get("decoder") == "transformer"
+            else 0
+        ),
         "parameters": translator.loaded.model.num_parameters,
         "models": max(1, len(translator.loaded.paths)),  # 2 or more: an ensemble
     }
 
 
+def run_folders(cfg: Any, models: list[list[str]]) -> dict[str, Path]:
+    """The run folders of the training view: ``run=``, then each served model's own folder (its
+    first checkpoint's), those that hold attention examples, each under a short name."""
+    folders = [Path(cfg.run)] if cfg.run else []
+    folders += [Path(files[0]).parent for files in models]
+    kept = [f for f in dict.fromkeys(f.resolve() for f in folders) if has_examples(f)]
+    names = model_names([[str(f / BEST)] for f in kept])
+    return dict(zip(names, kept, strict=True))
+
+
+def gold_split(cfg: Any, translator: Translator) -> GoldSplit | None:
+    """The split of the view against gold: ``gold=ROOT/SPLIT``, the first model's own test split
+    where it has gold alignments (``auto``), or none."""
+    path = auto_gold(translator) if cfg.gold == "auto" else None if cfg.gold == "none" else cfg.gold
+    if path is None:
+        return None
+    data = translator.config.get("data", {})
+    return GoldSplit.read(path, data.get("src_lang"), data.get("tgt_lang"), shown_path(path))
+
+
 def run_serve(cfg: ServeConfig) -> None:
-    """``seq2seq-serve``: load the checkpoints once, then serve until Ctrl-C."""
+    """``seq2seq-serve``: load the checkpoints once, then serve until Ctrl-C (``run=DIR`` alone:
+    that run's ``best.pt``)."""
+    if cfg.run is not None and cfg.checkpoint is None and not cfg.checkpoints:
+        cfg.checkpoint = str(Path(cfg.run) / BEST)
     cfg = check_serve(cfg)
     given = [cfg.checkpoint] if cfg.checkpoint is not None else list(cfg.checkpoints)
     models = [checkpoint_files("checkpoint", c) for c in given]  # each: one file, or an ensemble's
@@ -495,7 +592,8 @@ def run_serve(cfg: ServeConfig) -> None:
         for name, files in zip(model_names(models), models, strict=True)
     }
     token = cfg.token or ("" if cfg.host in LOOPBACK else secrets.token_urlsafe(18))
-    app = create_app(translators, cfg, token=token)
+    first = next(iter(translators.values()))
+    app = create_app(translators, cfg, token=token, runs=run_folders(cfg, models), gold=gold_split(cfg, first))
     if cfg.host not in LOOPBACK:
         print(
             f"warning: host={cfg.host} serves every network this machine is on: only who has the token "

@@ -22,7 +22,7 @@ from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
-from seq2seq.search import search
+from seq2seq.search import Steps, alternatives, search
 from seq2seq.tokenizer import WORD_START, Tokenizer, piece_word
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
@@ -44,6 +44,17 @@ def rounded(weights: torch.Tensor) -> list[list[float | None]]:
 
 
 @dataclass
+class Alternative:
+    """A token the model could have written at one output position, and the translation's
+    beginning it makes (``prefix``: the output before that position, then this token), which a
+    new search may start from."""
+
+    piece: str
+    score: float  # its log-probability there
+    prefix: str
+
+
+@dataclass
 class Translation:
     """One translated sentence and where the model looked while writing it."""
 
@@ -55,15 +66,24 @@ class Translation:
     score: float  # log-probability of the output (EOS included)
     nbest: list[tuple[str, float]] = field(default_factory=list)  # (text, ranking score), best first
     token_ids: list[int] = field(default_factory=list)  # the output tokens' ids (without BOS/EOS)
+    beam: Steps | None = None  # the search, step by step, when asked for (beam_tree=True)
+    alternatives: list[list[Alternative]] | None = None  # per output token, the k most probable there
+    beam_pieces: dict[int, str] = field(default_factory=dict)  # the pieces of the beam's token ids
 
-    def to_dict(self, attention: bool = True, layers: AttentionMaps | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, attention: bool = True, layers: AttentionMaps | None = None, heads: bool = False
+    ) -> dict[str, Any]:
         """The translation as JSON, the one shape every command and the server write: ``source``,
         ``text``, ``score``, ``tokens`` and ``source_tokens`` (as words: no ``▁``), ``nbest``
         (``text`` and ``score`` each) and, with ``attention``, the ``(tokens, source_tokens)``
         weights. With ``layers`` (:meth:`Translator.attention_maps`), every layer's maps, heads
-        averaged: ``encoder`` (source x source), ``decoder`` (output x ``<s>`` and the output
-        before it) and ``cross`` (output x source). Numbers are rounded to 4 places; one that
-        overflowed (bf16/fp16) is null."""
+        averaged (``heads``: kept, ``[layer][head]``): ``encoder`` (source x source), ``decoder``
+        (output x ``<s>`` and the output before it) and ``cross`` (output x source). Where the
+        translation has them: ``beam``, the search step by step (each step's candidates: ``token``,
+        ``parent`` and ``slot`` (beam slots), ``score``, ``state``: kept, finished or pruned), and
+        ``alternatives``, per output token the tokens most probable there (``token``, ``score``,
+        ``prefix``: the start of a translation that writes it there). Numbers are rounded to 4
+        places; one that overflowed (bf16/fp16) is null."""
         out: dict[str, Any] = {
             "source": self.source,
             "text": self.text,
@@ -75,12 +95,37 @@ class Translation:
         if attention:
             out["attention"] = rounded(self.attention)
         if layers is not None:
+            shown = (lambda m: [rounded(h) for h in m]) if heads else (lambda m: rounded(m.mean(0)))
             out["layers"] = {
-                "encoder": [rounded(m.mean(0)) for m in layers.encoder],
-                "decoder": [rounded(m.mean(0)) for m in layers.decoder],
-                "cross": [rounded(m.mean(0)) for m in layers.cross],
+                "encoder": [shown(m) for m in layers.encoder],
+                "decoder": [shown(m) for m in layers.decoder],
+                "cross": [shown(m) for m in layers.cross],
             }
+        if self.beam is not None:
+            word = self.piece_word
+            out["beam"] = [
+                [
+                    {
+                        "token": word(c.token),
+                        "parent": c.parent,
+                        "slot": c.slot,
+                        "score": finite(c.score),
+                        "state": c.state,
+                    }
+                    for c in step
+                ]
+                for step in self.beam
+            ]
+        if self.alternatives is not None:
+            out["alternatives"] = [
+                [{"token": piece_word(a.piece), "score": finite(a.score), "prefix": a.prefix} for a in position]
+                for position in self.alternatives
+            ]
         return out
+
+    def piece_word(self, token: int) -> str:
+        """One of the beam's token ids as the page shows it (a word or piece, no ``▁``)."""
+        return piece_word(self.beam_pieces.get(token, str(token)))
 
 
 def prefix_ids(tokenizer: Tokenizer, prefixes: list[str]) -> list[list[int]]:
@@ -109,11 +154,15 @@ def translate_sentences(
     autocast: torch.dtype | None = None,
     prefixes: list[str] | None = None,
     deadline: float | None = None,
+    beam_tree: bool = False,
+    top_k: int = 0,
 ) -> list[Translation]:
     """Translate many sentences: batched by length, returned in input order; under ``autocast``
     (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given. ``prefixes`` (one per
     sentence, "" for none): the start of each translation, which the search continues. Past
-    ``deadline`` (``time.monotonic()``): :class:`seq2seq.errors.DecodingTimeout`.
+    ``deadline`` (``time.monotonic()``): :class:`seq2seq.errors.DecodingTimeout`. ``beam_tree``:
+    each translation keeps its search step by step (``Translation.beam``); ``top_k`` > 0: the
+    ``top_k`` most probable tokens at each of its output positions (``Translation.alternatives``).
 
     1. encode every sentence to ids, and group them into batches of similar length;
     2. for each batch, pad it (``collate``) and search (greedy or beam, as ``cfg`` says);
@@ -128,9 +177,15 @@ def translate_sentences(
     for index in bucket_batches([len(s) for s in ids], batch_size):
         batch = collate([ids[i] for i in index]).to(device)
         starts = None if forced is None else [forced[i] for i in index]
+        record: list[Steps] | None = [[] for _ in index] if beam_tree else None
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline)
-        for i, hyps in zip(index, found, strict=True):
+            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline, record=record)
+            others = (
+                alternatives(model, batch.src, batch.src_mask, [h[0].tokens for h in found], top_k, cfg)
+                if top_k > 0
+                else None
+            )
+        for n, (i, hyps) in enumerate(zip(index, found, strict=True)):
             best = hyps[0]
             results[i] = Translation(
                 source=sentences[i],
@@ -141,8 +196,28 @@ def translate_sentences(
                 score=best.score,
                 nbest=[(tgt_tokenizer.decode(h.tokens), h.norm_score) for h in hyps],
                 token_ids=list(best.tokens),
+                beam=None if record is None else record[n],
+                alternatives=None if others is None else alternatives_of(tgt_tokenizer, best.tokens, others[n]),
+                beam_pieces={} if record is None else pieces_of(tgt_tokenizer, record[n]),
             )
     return results  # type: ignore[return-value]
+
+
+def pieces_of(tokenizer: Tokenizer, steps: Steps) -> dict[int, str]:
+    """The piece of every token id in a recorded search."""
+    ids = sorted({c.token for step in steps for c in step})
+    return dict(zip(ids, tokenizer.id_to_piece(ids), strict=True))
+
+
+def alternatives_of(
+    tokenizer: Tokenizer, tokens: list[int], found: list[list[tuple[int, float]]]
+) -> list[list[Alternative]]:
+    """Each output position's ``found`` (token id, log-probability) as :class:`Alternative`\\ s,
+    each with the translation's start it makes: the output before it, then the token."""
+    return [
+        [Alternative(tokenizer.id_to_piece([a])[0], score, tokenizer.decode(tokens[:t] + [a])) for a, score in top]
+        for t, top in enumerate(found)
+    ]
 
 
 class Translator:
@@ -225,6 +300,8 @@ class Translator:
         progress: bool = False,
         prefixes: list[str] | None = None,
         deadline: float | None = None,
+        beam_tree: bool = False,
+        top_k: int = 0,
     ) -> list[Translation]:
         """One :class:`Translation` per sentence, in input order; a blank sentence gives an empty
         translation without running the model. Sentences go to the search in chunks of 16
@@ -232,7 +309,11 @@ class Translator:
         ``prefixes``, one per sentence ("" for none), fix how each translation starts: the search
         continues from it (interactive translation: fix a word, see the rest change). Past
         ``deadline`` (a ``time.monotonic()`` value) the search stops with
-        :class:`seq2seq.errors.DecodingTimeout` (``seq2seq-serve``'s limit per request)."""
+        :class:`seq2seq.errors.DecodingTimeout` (``seq2seq-serve``'s limit per request).
+        ``beam_tree``: keep each search step by step (``Translation.beam``: kept, finished and
+        pruned candidates, for drawing the beam as a tree; nothing is recorded otherwise);
+        ``top_k``: the ``top_k`` most probable tokens at each output position
+        (``Translation.alternatives``: pick one and translate again with its ``prefix``)."""
         if isinstance(sentences, str):
             raise TypeError("translate() takes a list of sentences; wrap one sentence in a list")
         if prefixes is not None and len(prefixes) != len(sentences):
@@ -248,13 +329,34 @@ class Translator:
                 done += translate_sentences(
                     self.loaded.model, self.loaded.src_tokenizer, self.loaded.tgt_tokenizer, chunk,
                     batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast, prefixes=starts,
-                    deadline=deadline,
+                    deadline=deadline, beam_tree=beam_tree, top_k=top_k,
                 )  # fmt: skip
                 bar.update(len(chunk))
         results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]
         for i, t in zip(todo, done, strict=True):
             results[i] = t
         return results
+
+    @torch.no_grad()
+    def read(self, source: str, target: str) -> Translation:
+        """``target`` as if the model had written it for ``source`` (teacher forcing): its pieces,
+        its log-probability (EOS included) and where the model looked while writing each piece
+        (``attention``, as a translation's). What the page's gold view draws: the reference's map
+        against the gold alignments."""
+        model = self.loaded.model.eval()
+        src_tok, tgt_tok = self.loaded.src_tokenizer, self.loaded.tgt_tokenizer
+        target_ids = tgt_tok.encode(target)
+        batch = collate(src_tok.encode_batch([source]), [target_ids]).to(self.device)
+        with torch.autocast(self.device.type, dtype=self.decoding.autocast, enabled=self.decoding.autocast is not None):
+            logits, weights = model(batch.src, batch.src_mask, batch.tgt_in)  # (1, T+1, V), (1, T+1, S)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)[0]
+        score = float(log_probs.gather(1, batch.tgt_out[0].unsqueeze(1)).sum())
+        n = len(target_ids)
+        return Translation(
+            source=source, text=tgt_tok.decode(target_ids), tokens=tgt_tok.id_to_piece(target_ids),
+            source_tokens=src_tok.pieces(source) + ["</s>"], attention=weights[0, :n].float().cpu(), score=score,
+            token_ids=target_ids,
+        )  # fmt: skip
 
     @torch.no_grad()
     def attention_maps(self, t: Translation) -> AttentionMaps:

@@ -28,8 +28,10 @@ PAIRS = [
 BIN = Path(sys.executable).parent
 
 
-def train_tiny(folder: Path) -> Path:
-    """Overfit a small attention model on :data:`PAIRS` (a few seconds); returns best.pt."""
+def train_tiny(folder: Path, examples: bool = False) -> Path:
+    """Overfit a small attention model on :data:`PAIRS` (a few seconds); returns best.pt. With
+    ``examples``, the corpus has gold alignments (word i to word i) and the run saves the
+    attention of valid sentences 0 and 1 at each of its 30 validations (the page's views)."""
     from seq2seq import train
 
     data = folder / "data"
@@ -37,6 +39,9 @@ def train_tiny(folder: Path) -> Path:
     for split in ("train", "valid", "test"):
         (data / f"{split}.en").write_text("".join(s + "\n" for s, _ in PAIRS), encoding="utf-8")
         (data / f"{split}.zh").write_text("".join(t + "\n" for _, t in PAIRS), encoding="utf-8")
+        if examples:
+            (data / f"{split}.align").write_text("0-0 1-1 2-2\n" * len(PAIRS), encoding="utf-8")
+    schedule = ["trainer.epochs=30", "trainer.batch_size=2", "trainer.attention_examples=[0,1]"]
     result = train(
         "toy",
         "attention",
@@ -44,6 +49,7 @@ def train_tiny(folder: Path) -> Path:
             f"data.root={data}", "data.name=tiny", "trainer.epochs=400", "trainer.max_steps=150",
             "trainer.batch_size=10", "trainer.lr=0.01", "trainer.progress=false", "trainer.threads=1",
             "model.embed_size=16", "model.hidden_size=32", "model.dropout=0.0", "model/attention=dot",
+            *(schedule if examples else []),
         ],
         run_dir=folder / "run",
     )  # fmt: skip

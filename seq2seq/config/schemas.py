@@ -258,6 +258,10 @@ class ServeConfig(DecodingConfig):  # the search keys: a request's defaults (it 
 SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
+    run: Any = None  # a run folder whose attention examples (trainer.attention_examples) the page's training
+    # view shows, as each served checkpoint's own folder is; with no checkpoint given, its best.pt is served
+    gold: str = "auto"  # ROOT/SPLIT with gold alignments (SPLIT.align) for the page's view against gold;
+    # auto: the first model's data root's test split where it has test.align; none: no such view
     "translate": TranslateConfig,
     "compare": CompareConfig,
     "gather": GatherConfig,
