@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import SearchConfig
-from seq2seq.constants import UNK_ID
+from seq2seq.constants import EOS_ID, UNK_ID
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
@@ -51,7 +51,7 @@ class Alternative:
 
     piece: str
     score: float  # its log-probability there
-    prefix: str
+    prefix: str | None  # None for EOS and the unknown piece: no prefix can force them
 
 
 @dataclass
@@ -213,9 +213,14 @@ def alternatives_of(
     tokenizer: Tokenizer, tokens: list[int], found: list[list[tuple[int, float]]]
 ) -> list[list[Alternative]]:
     """Each output position's ``found`` (token id, log-probability) as :class:`Alternative`\\ s,
-    each with the translation's start it makes: the output before it, then the token."""
+    each with the translation's start it makes: the output before it, then the token (none for
+    EOS, which would end the translation there, and the unknown piece)."""
+
+    def prefix(t: int, a: int) -> str | None:
+        return None if a in (EOS_ID, UNK_ID) else tokenizer.decode(tokens[:t] + [a])
+
     return [
-        [Alternative(tokenizer.id_to_piece([a])[0], score, tokenizer.decode(tokens[:t] + [a])) for a, score in top]
+        [Alternative(tokenizer.id_to_piece([a])[0], score, prefix(t, a)) for a, score in top]
         for t, top in enumerate(found)
     ]
 

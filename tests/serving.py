@@ -35,12 +35,7 @@ def train_tiny(folder: Path, examples: bool = False) -> Path:
     from seq2seq import train
 
     data = folder / "data"
-    data.mkdir(parents=True)
-    for split in ("train", "valid", "test"):
-        (data / f"{split}.en").write_text("".join(s + "\n" for s, _ in PAIRS), encoding="utf-8")
-        (data / f"{split}.zh").write_text("".join(t + "\n" for _, t in PAIRS), encoding="utf-8")
-        if examples:
-            (data / f"{split}.align").write_text("0-0 1-1 2-2\n" * len(PAIRS), encoding="utf-8")
+    train_corpus(data, examples)
     schedule = ["trainer.epochs=30", "trainer.batch_size=2", "trainer.attention_examples=[0,1]"]
     result = train(
         "toy",
@@ -54,6 +49,37 @@ def train_tiny(folder: Path, examples: bool = False) -> Path:
         run_dir=folder / "run",
     )  # fmt: skip
     return result.last
+
+
+def train_tiny_transformer(folder: Path) -> Path:
+    """A small Transformer (2 + 2 layers, 2 heads) trained a little on :data:`PAIRS` (its maps
+    by layer and head are the point, not its translations); returns its best.pt."""
+    from seq2seq import train
+
+    data = folder / "data"
+    if not data.is_dir():
+        train_corpus(data, examples=False)
+    result = train(
+        "toy",
+        "transformer",
+        [
+            f"data.root={data}", "data.name=tiny", "trainer.epochs=60", "trainer.batch_size=10", "trainer.lr=0.005",
+            "trainer.progress=false", "trainer.threads=1", "model.hidden_size=16", "model.self_attention.heads=2",
+            "model.dropout=0.0",
+        ],
+        run_dir=folder / "transformer",
+    )  # fmt: skip
+    return result.last
+
+
+def train_corpus(data: Path, examples: bool) -> None:
+    """:data:`PAIRS` as the train, valid and test splits (with ``examples``, and gold alignments)."""
+    data.mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.en").write_text("".join(s + "\n" for s, _ in PAIRS), encoding="utf-8")
+        (data / f"{split}.zh").write_text("".join(t + "\n" for _, t in PAIRS), encoding="utf-8")
+        if examples:
+            (data / f"{split}.align").write_text("0-0 1-1 2-2\n" * len(PAIRS), encoding="utf-8")
 
 
 def free_port() -> int:

@@ -120,7 +120,9 @@ def test_alternatives_and_the_prefix_each_makes(client: TestClient) -> None:
     assert [a[0]["token"] for a in t["alternatives"]] == t["tokens"]  # greedy wrote the most probable word
     for position in t["alternatives"]:
         assert [a["score"] for a in position] == sorted((a["score"] for a in position), reverse=True)
-    other = t["alternatives"][1][1]  # what if the second word were another one?
+    other = next(a for a in t["alternatives"][1][1:] if a["token"] != "</s>")  # what if the second word were another?
+    eos = [a for position in t["alternatives"] for a in position if a["token"] == "</s>"]
+    assert all(a["prefix"] is None for a in eos)  # no prefix can force the end
     assert other["prefix"] == f"汤姆 {other['token']}"
     (steered,) = post(client, "/translate", text=["Tom chase Jerry"], beam=1, prefix=[other["prefix"]])["translations"]
     assert steered["tokens"][:2] == ["汤姆", other["token"]]
