@@ -446,6 +446,8 @@ def check_prepare(cfg: Any) -> None:
 @_command_check("serve")
 def check_serve(cfg: Any) -> None:
     """Check a seq2seq-serve config; returns it as a typed DictConfig."""
+    if cfg.run is not None and (not isinstance(cfg.run, str) or not os.path.isdir(cfg.run)):
+        raise ConfigError(f"run={cfg.run}: not a run folder (the folder seq2seq-train wrote)")
     if (cfg.checkpoint is None) == (not cfg.checkpoints):
         raise ConfigError(
             "give checkpoint=FILE or 'checkpoints=[A,B]' (several side by side), e.g. "
@@ -460,8 +462,6 @@ def check_serve(cfg: Any) -> None:
     if cfg.token and (len(cfg.token) < 8 or not cfg.token.isascii() or not cfg.token.isprintable() or " " in cfg.token):
         raise ConfigError("token= must be at least 8 printable ASCII characters without spaces")
     if cfg.beam > cfg.max_beam:
-    if cfg.run is not None and (not isinstance(cfg.run, str) or not os.path.isdir(cfg.run)):
-        raise ConfigError(f"run={cfg.run}: not a run folder (the folder seq2seq-train wrote)")
         raise ConfigError(f"beam={cfg.beam} is over max_beam={cfg.max_beam}")
     if cfg.checkpoint is not None:
         checkpoint_files("checkpoint", cfg.checkpoint)

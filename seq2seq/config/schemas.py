@@ -248,6 +248,10 @@ class ServeConfig(DecodingConfig):  # the search keys: a request's defaults (it 
     # localhost (a guard against DNS rebinding); ["*"]: any
     token: str = ""  # every request must carry it (Authorization: Bearer, or ?token= in the page's address);
     # "": none on 127.0.0.1/localhost/::1, a generated one (printed at start) on any other host
+    run: Any = None  # a run folder whose attention examples (trainer.attention_examples) the page's training
+    # view shows, as each served checkpoint's own folder is; with no checkpoint given, its best.pt is served
+    gold: str = "auto"  # ROOT/SPLIT with gold alignments (SPLIT.align) for the page's view against gold;
+    # auto: the first model's data root's test split where it has test.align; none: no such view
 
     LIMITS: ClassVar[tuple[str, ...]] = (
         "max_sentences", "max_chars", "max_beam", "max_body_bytes", "max_search_tokens", "max_seconds",
@@ -258,10 +262,6 @@ class ServeConfig(DecodingConfig):  # the search keys: a request's defaults (it 
 SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
-    run: Any = None  # a run folder whose attention examples (trainer.attention_examples) the page's training
-    # view shows, as each served checkpoint's own folder is; with no checkpoint given, its best.pt is served
-    gold: str = "auto"  # ROOT/SPLIT with gold alignments (SPLIT.align) for the page's view against gold;
-    # auto: the first model's data root's test split where it has test.align; none: no such view
     "translate": TranslateConfig,
     "compare": CompareConfig,
     "gather": GatherConfig,
