@@ -3,24 +3,45 @@
     python benchmarks/decode.py                              # the peers' reference configuration
     python benchmarks/decode.py --src test.src --beams 1,5,10 --threads 2 --device cuda
     python benchmarks/decode.py --quantize none,int8 --repeat 3    # fp32 and int8 rows in one run
+    python benchmarks/decode.py --checkpoint runs/tatoeba-transformer/best.pt \
+        --src ../shared/corpora/tatoeba-cmn/valid.en --ref ../shared/corpora/tatoeba-cmn/valid.zh \
+        --ctranslate2 float32,int8 --threads 2 --repeat 3        # seq2seq's Transformer vs CTranslate2
 
 The reference configuration (``../shared/peers``): 1-layer biGRU encoder 256 per direction, GRU
 512 decoder, 256-dim embeddings, additive attention, 2,000-word vocabularies, batch 64, every
 output forced to exactly ``--out-len`` words (+ EOS), so each system does the same work whatever
 its weights; the weights here are untrained for that reason. Sources: ``--src`` (one sentence of
 space-separated words per line) or ``--sentences`` random ones of 3-30 words.
+
+With ``--checkpoint`` it decodes a trained model instead: ``--src`` is text (one sentence a
+line, the first ``--sentences`` of them, else all), read by the checkpoint's tokenizer, and every
+output runs to its own EOS. ``--ctranslate2 float32,int8`` adds a row per quantization for the
+same Transformer exported to CTranslate2 (:mod:`seq2seq.export`, the ``[export]`` extra), on as
+many threads as torch (``intra_threads``), batched alike (``max_batch_size``); both rank beams by
+``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``). With ``--ref``
+each row has its BLEU (sacreBLEU, the tokenizer that seq2seq-eval uses for the checkpoint's target
+language). Both are timed from source pieces to output pieces: SentencePiece's work on either side
+of them is left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import torch
+from sacrebleu.metrics import BLEU
 
-from seq2seq.config import AttentionConfig, ModelConfig, SearchConfig
+from seq2seq.checkpoint import Loaded, load_model
+from seq2seq.config import AttentionConfig, ModelConfig, SearchConfig, describe_model, saved_model_config
 from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.evaluation import bleu_tokenizer
 from seq2seq.models.seq2seq import build_model
 from seq2seq.quantization import quantize_int8
 from seq2seq.search import search
@@ -29,7 +50,9 @@ from seq2seq.search import search
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", help="source sentences, one per line (default: random)")
-    p.add_argument("--sentences", type=int, default=500)
+    p.add_argument(
+        "--sentences", type=int, default=None, help="random sources (default 500); with --checkpoint: the first N"
+    )
     p.add_argument("--vocab", type=int, default=2000)
     p.add_argument("--embed", type=int, default=256)
     p.add_argument("--hidden", type=int, default=512, help="decoder size; the biGRU has half per direction")
@@ -42,10 +65,29 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeat", type=int, default=1, help="best of N runs")
     p.add_argument("--quantize", default="none", help="none, int8 or both (none,int8): a row each, alternating")
+    p.add_argument("--checkpoint", help="decode this trained model (--src: text) instead of the reference one")
+    p.add_argument("--ref", help="with --checkpoint: the references of --src, for a BLEU column")
+    p.add_argument("--ctranslate2", default="", help="with a Transformer --checkpoint: CTranslate2 rows (float32,int8)")
+    p.add_argument(
+        "--length-norm", default="length", help="with --checkpoint: seq2seq's beam ranking (gnmt, length, none)"
+    )
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        if not args.src:
+            p.error("--checkpoint needs --src (text, one sentence a line)")
+        checkpoint_rows(args)
+        return
+    if args.ctranslate2 or args.ref:
+        p.error("--ctranslate2 and --ref need --checkpoint (a trained model)")
+    reference_rows(args)
+
+
+def reference_rows(args: argparse.Namespace) -> None:
+    """The peers' reference configuration, untrained, every output forced to ``--out-len`` words."""
     device = torch.device(args.device)
+    args.sentences = 500 if args.sentences is None else args.sentences
     rng = random.Random(1)
     if args.src:
         words = [line.split() for line in open(args.src, encoding="utf-8")]
@@ -91,6 +133,110 @@ def main() -> None:
         for quantize, seconds in best.items():
             weights = "fp32" if quantize == "none" else quantize
             print(f"| {name} | {weights} | {len(sources) / seconds:,.1f} | {tokens / seconds:,.0f} | {seconds:.2f} |")
+
+
+Decoder = Callable[[int], Callable[[], list[list[str]]]]  # beam -> decode every sentence once: each output's pieces
+
+
+def checkpoint_rows(args: argparse.Namespace) -> None:
+    """A trained checkpoint's decoding speed (and BLEU with ``--ref``): seq2seq's own search (fp32,
+    and int8 with ``--quantize``), then CTranslate2 at each ``--ctranslate2`` quantization."""
+    loaded = load_model(args.checkpoint, args.device)
+    lines = [line.strip() for line in open(args.src, encoding="utf-8")][: args.sentences or None]
+    refs = [line.strip() for line in open(args.ref, encoding="utf-8")][: len(lines)] if args.ref else None
+    data = loaded.config.get("data", {})
+    bleu = BLEU(tokenize=bleu_tokenizer(data.get("bleu_tokenize", "auto"), data.get("tgt_lang", "")))
+    threads = torch.get_num_threads()
+    systems: dict[tuple[str, str], Callable[[list[str]], Decoder]] = {}  # a system's decoder of some lines
+    for quantize in args.quantize.split(","):
+        model = loaded.model if quantize == "none" else quantize_int8(loaded.model)
+        systems["seq2seq", "fp32" if quantize == "none" else quantize] = partial(seq2seq_decoder, model, loaded, args)
+    engines = [q for q in args.ctranslate2.split(",") if q]
+    versions = f"torch {torch.__version__}"
+    with tempfile.TemporaryDirectory(prefix="decode-bench-") as work:
+        if engines:
+            import ctranslate2  # the [export] extra, needed for these rows only
+
+            from seq2seq.export import export_ctranslate2
+
+            versions += f", ctranslate2 {ctranslate2.__version__}"
+        for quantization in engines:
+            folder = export_ctranslate2(args.checkpoint, Path(work) / quantization, quantization=quantization)
+            translator = ctranslate2.Translator(str(folder), device=args.device, intra_threads=threads, inter_threads=1)
+            systems["CTranslate2", quantization] = partial(ctranslate2_decoder, translator, loaded, args)
+        for system in systems.values():  # warm-up, off the clock: the first calls set up kernels and memory
+            system(lines[: args.batch_size])(1)()
+        decoders = {key: system(lines) for key, system in systems.items()}
+        where = torch.cuda.get_device_name() if args.device == "cuda" else f"{threads} threads"
+        print(
+            f"device {args.device} ({where}), {versions}; {len(lines)} sentences, batch {args.batch_size}, "
+            f"{loaded.model.num_parameters:,} params ({describe_model(saved_model_config(loaded.config['model']))}); "
+            f"beams ranked by {args.length_norm}"
+        )
+        print("| search | system | weights | sentences/s | target tokens/s | seconds | x seq2seq fp32 | BLEU |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for beam in (int(b) for b in args.beams.split(",")):
+            searches = {key: decoder(beam) for key, decoder in decoders.items()}
+            best = dict.fromkeys(searches, float("inf"))
+            outputs: dict[tuple[str, str], list[list[str]]] = {}
+            for _ in range(args.repeat):
+                for key, decode in searches.items():  # alternating: a noisy machine hits each alike
+                    start = time.perf_counter()
+                    outputs[key] = decode()
+                    best[key] = min(best[key], time.perf_counter() - start)
+            name = "greedy" if beam == 1 else f"beam {beam}"
+            base = best.get(("seq2seq", "fp32"))
+            for (system, weights), seconds in best.items():
+                found = outputs[system, weights]
+                tokens = sum(len(o) + 1 for o in found)  # + EOS
+                ratio = f"{base / seconds:.2f}x" if base else ""
+                texts = [loaded.tgt_tokenizer.sp.decode_pieces(o) for o in found]
+                score = f"{bleu.corpus_score(texts, [refs]).score:.2f}" if refs else ""
+                print(
+                    f"| {name} | {system} | {weights} | {len(lines) / seconds:,.1f} | {tokens / seconds:,.0f} "
+                    f"| {seconds:.2f} | {ratio} | {score} |"
+                )
+
+
+def seq2seq_decoder(model: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str]) -> Decoder:
+    """seq2seq's search over length-bucketed batches of the encoded ``lines``; the outputs as
+    pieces, as CTranslate2 gives them."""
+    ids = loaded.src_tokenizer.encode_batch(lines)
+    order = bucket_batches([len(s) for s in ids], args.batch_size)
+    batches = [(index, collate([ids[i] for i in index]).to(args.device)) for index in order]
+
+    def at(beam: int) -> Callable[[], list[list[str]]]:
+        cfg = SearchConfig(beam=beam, length_norm=args.length_norm)
+
+        def decode() -> list[list[str]]:
+            found: list[list[int]] = [[] for _ in lines]
+            for index, batch in batches:
+                for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
+                    found[i] = hyps[0].tokens
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            return [loaded.tgt_tokenizer.id_to_piece(t) for t in found]  # as CTranslate2 answers
+
+        return decode
+
+    return at
+
+
+def ctranslate2_decoder(translator: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str]) -> Decoder:
+    """CTranslate2's search over the same sentences as pieces, ``max_batch_size`` at a time
+    (sorted by length, as seq2seq's buckets); beams ranked by ``score / |Y|``."""
+    pieces = [loaded.src_tokenizer.pieces(line) for line in lines]
+
+    def at(beam: int) -> Callable[[], list[list[str]]]:
+        def decode() -> list[list[str]]:
+            found = translator.translate_batch(
+                pieces, max_batch_size=args.batch_size, beam_size=beam, length_penalty=1, min_decoding_length=0
+            )  # seq2seq's length_norm=length, min_len=0
+            return [r.hypotheses[0] for r in found]
+
+        return decode
+
+    return at
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The console entry points: ``seq2seq-train``, ``-eval``, ``-translate``, ``-compare``, ``-gather``,
-``-average`` and ``-serve`` (whose module, :mod:`seq2seq.serve`, is imported only when it runs: it
-needs the ``[serve]`` extra).
+``-average``, ``-prepare``, ``-serve`` and ``-export`` (whose modules, :mod:`seq2seq.serve` and
+:mod:`seq2seq.export`, are imported only when they run: they need the ``[serve]`` and ``[export]``
+extras).
 
 Each composes its own primary config (``configs/<command>.yaml`` over the schema that
 :func:`seq2seq.config.register_configs` registers) with Hydra, calls one library function, and
@@ -205,6 +206,18 @@ def _serve(cfg: Any) -> None:
     run_serve(cfg)
 
 
+def _export(cfg: Any) -> None:
+    try:
+        from seq2seq.export import run_export  # the optional extra: CTranslate2
+    except ImportError as e:
+        raise ConfigError(str(e)) from None
+    output = run_export(cfg)
+    files = sorted(output.iterdir())
+    size = sum(p.stat().st_size for p in files) / 2**20
+    names = ", ".join(p.name for p in files)
+    print(f"exported {cfg.checkpoint} -> {output}/ (CTranslate2, {cfg.quantization}, {size:,.1f} MB): {names}")
+
+
 train = entry_point("train", _train, makes_run_dir=True)
 evaluate = entry_point("eval", _eval, makes_run_dir=False)
 translate = entry_point("translate", run_translate, makes_run_dir=False)
@@ -213,3 +226,4 @@ gather = entry_point("gather", _gather, makes_run_dir=True)
 average = entry_point("average", _average, makes_run_dir=False)
 serve = entry_point("serve", _serve, makes_run_dir=False)
 prepare = entry_point("prepare", _prepare, makes_run_dir=False)
+export = entry_point("export", _export, makes_run_dir=False)

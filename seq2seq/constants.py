@@ -31,3 +31,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # autocast (training: with fp32 master we
 EARLY_STOP_METRICS = ("valid_bleu", "valid_loss")
 DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_FORMATS = ("text", "json")  # seq2seq-translate's batch output
+EXPORT_FORMATS = ("ctranslate2",)  # seq2seq-export: the inference engines a Transformer checkpoint goes to
+# seq2seq-export quantization=: CTranslate2's weight types (int8_X: int8 weights, computed in X)
+EXPORT_QUANTIZATIONS = (
+    "float32", "int8", "int16", "float16", "bfloat16", "int8_float32", "int8_float16", "int8_bfloat16",
+)  # fmt: skip

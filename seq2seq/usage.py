@@ -125,6 +125,16 @@ USAGE: dict[str, Usage] = {
             "seq2seq-serve 'checkpoints=[runs/demo/attention/best.pt,runs/demo/fixed_context/best.pt]' port=8080",
         ),
     ),
+    "export": Usage(
+        "Write a Transformer checkpoint (model=transformer) as a CTranslate2 model folder, the SentencePiece "
+        "models beside it as source.model and target.model, for deployment with CTranslate2 "
+        "(pip install 'seq2seq-attention[export]').",
+        "checkpoint output quantization force",
+        (
+            "seq2seq-export checkpoint=runs/tatoeba-transformer/best.pt output=ct2-tatoeba",
+            "seq2seq-export checkpoint=runs/tatoeba-transformer/best.pt output=ct2-int8 quantization=int8",
+        ),
+    ),
 }
 
 NOTES = {"hydra.run.dir": "the run folder; the same command with the same folder resumes"}  # Hydra's, not a schema's

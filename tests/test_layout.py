@@ -80,13 +80,13 @@ def test_no_library_module_imports_the_cli() -> None:
             assert "seq2seq.cli" not in package_imports(path), module_name(path)
 
 
-def test_no_function_level_imports_of_the_package_but_the_optional_plots_and_server() -> None:
-    """plots (matplotlib) and serve (the [serve] extra) are imported where they are used, so the
-    package works without them."""
+def test_no_function_level_imports_of_the_package_but_the_optional_plots_server_and_export() -> None:
+    """plots (matplotlib), serve (the [serve] extra) and export (the [export] extra) are imported
+    where they are used, so the package works without them."""
     for path in MODULES:
         inner = {n for n in imports(path, in_functions_only=True) if n.startswith("seq2seq")}
-        serve = {"seq2seq.serve", "seq2seq.serve.run_serve"} if path.name == "cli.py" else set()
-        optional = {"seq2seq.plots"} | serve
+        extras = {"seq2seq.serve", "seq2seq.serve.run_serve", "seq2seq.export", "seq2seq.export.run_export"}
+        optional = {"seq2seq.plots"} | (extras if path.name == "cli.py" else set())
         assert inner <= {"seq2seq"} | optional, (module_name(path), inner)
 
 
@@ -94,6 +94,13 @@ def test_nothing_but_the_cli_imports_the_server() -> None:
     for path in MODULES:
         if path.name not in ("cli.py", "serve.py"):
             assert not {n for n in imports(path) if n.startswith("seq2seq.serve")}, module_name(path)
+
+
+def test_nothing_but_the_cli_imports_the_export_or_ctranslate2() -> None:
+    for path in MODULES:
+        if path.name not in ("cli.py", "export.py"):
+            found = {n for n in imports(path) if n.startswith("seq2seq.export") or n.split(".")[0] == "ctranslate2"}
+            assert not found, module_name(path)
 
 
 def test_importing_the_package_registers_no_configs() -> None:

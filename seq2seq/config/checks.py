@@ -27,6 +27,8 @@ from seq2seq.constants import (
     DEVICES,
     EARLY_STOP_METRICS,
     ENCODERS,
+    EXPORT_FORMATS,
+    EXPORT_QUANTIZATIONS,
     LENGTH_NORMS,
     LR_SCHEDULES,
     NORMALIZERS,
@@ -435,6 +437,18 @@ def check_average(cfg: Any) -> None:
         raise ConfigError(f"last={cfg.last} must be >= 1")
     if cfg.checkpoints and not cfg.output:
         raise ConfigError("output=FILE is required with checkpoints=[...]")
+
+
+@_command_check("export")
+def check_export(cfg: Any) -> None:
+    """Check a seq2seq-export config; returns it as a typed DictConfig."""
+    require(cfg, "checkpoint", "seq2seq-export checkpoint=runs/tatoeba-transformer/best.pt output=ct2-model")
+    require(cfg, "output", "seq2seq-export checkpoint=runs/tatoeba-transformer/best.pt output=ct2-model")
+    checkpoint_files("checkpoint", cfg.checkpoint)
+    if not cfg.output:
+        raise ConfigError("output= is empty: give the folder to write, e.g. output=ct2-model")
+    check_choice("format", cfg.format, EXPORT_FORMATS)
+    check_choice("quantization", cfg.quantization, EXPORT_QUANTIZATIONS)
 
 
 @_command_check("prepare")

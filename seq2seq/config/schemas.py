@@ -219,6 +219,16 @@ class AverageConfig:
 
 
 @dataclass
+class ExportConfig:
+    checkpoint: str = MISSING  # a checkpoint of a Transformer (model=transformer)
+    output: str = MISSING  # the folder to write: the CTranslate2 model, source.model and target.model
+    format: str = "ctranslate2"  # the inference engine (CTranslate2, the only one)
+    quantization: str = "float32"  # float32 | int8 | int16 | float16 | bfloat16 | int8_float32 | int8_float16 |
+    # int8_bfloat16: the weights' type in the written model (int8: smallest, fastest on a CPU)
+    force: bool = False  # replace an earlier export in output (it has export.json); other files are never replaced
+
+
+@dataclass
 class GatherConfig(DecodingConfig):
     runs: Any = MISSING  # a folder, or a list of them: run folders or folders holding them (best.pt + last.pt)
     data: DataConfig = field(default_factory=DataConfig)  # default: the first run's data
@@ -268,6 +278,7 @@ SCHEMAS: dict[str, type] = {
     "average": AverageConfig,
     "prepare": PrepareConfig,
     "serve": ServeConfig,
+    "export": ExportConfig,
 }  # the command (and its primary config's name) -> its schema
 
 
