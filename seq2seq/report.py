@@ -136,7 +136,9 @@ def encoder_map(loaded: Loaded, t: Translation, device: torch.device) -> tuple[s
     """The self-attention encoder's last layer, heads averaged, on ``t``'s source: a title, the
     source tokens and the map (S, S)."""
     batch = collate(loaded.src_tokenizer.encode_batch([t.source])).to(device)
-    weights = loaded.model.eval().encoder(batch.src, batch.src_mask).self_weights  # (1, h, S, S) per layer
+    weights = (
+        loaded.model.eval().encoder(batch.src, batch.src_mask, weights=True).self_weights
+    )  # (1, h, S, S) per layer
     title = f"encoder self-attention, layer {len(weights)} of {len(weights)}, mean of {weights[-1].size(1)} heads"
     return title, t.source_tokens, weights[-1][0].mean(0).float().cpu()
 

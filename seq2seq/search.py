@@ -141,14 +141,17 @@ def greedy_search(
     3. a sentence that wrote EOS writes EOS from then on; stop when every one has.
     """
     memory = model.encode(src, src_mask)
-    state = model.decoder.init_state(memory)
-    batch_size = src.size(0)
-    prefix = prefix_tensor(prefixes, batch_size, src.device)  # (B, P) or None
+    batch_size, device = src.size(0), src.device
+    prefix = prefix_tensor(prefixes, batch_size, device)  # (B, P) or None
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
-    prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=src.device)  # (B,)
-    alive = torch.ones(batch_size, dtype=torch.bool, device=src.device)  # (B,)
-    tokens, weights, scores = [], [], torch.zeros(batch_size, device=src.device)
-    for t in range(int(max_len.max()) + 1):
+    steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
+    state = model.decoder.init_state(memory, steps)
+    prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)  # (B,)
+    alive = torch.ones(batch_size, dtype=torch.bool, device=device)  # (B,)
+    scores = torch.zeros(batch_size, device=device)  # (B,)
+    tokens = torch.full((batch_size, steps), EOS_ID, dtype=torch.long, device=device)  # (B, steps), written at t
+    weights: torch.Tensor | None = None  # (B, steps, S) once the first step says the weights' type
+    for t in range(steps):
         check_deadline(deadline)
         logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (B, V)
@@ -157,13 +160,16 @@ def greedy_search(
             _record_greedy(record, t, alive, scores, log_probs)
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
-        tokens.append(prev)
-        weights.append(w)
+        if weights is None:
+            weights = w.new_zeros(batch_size, steps, w.size(1))
+        tokens[:, t] = prev
+        weights[:, t] = w
         alive &= prev != EOS_ID
         if not alive.any():
             break
-    tokens_t = torch.stack(tokens, dim=1).cpu()  # (B, T)
-    weights_t = torch.stack(weights, dim=1).float().cpu()  # (B, T, S)
+    assert weights is not None
+    tokens_t = tokens[:, : t + 1].cpu()  # (B, T)
+    weights_t = weights[:, : t + 1].float().cpu()  # (B, T, S)
     lengths = src_mask.sum(dim=1).tolist()
     out = []
     for b in range(batch_size):
@@ -209,35 +215,40 @@ def beam_search(
        tokens, weights and length-penalised score; a sentence with ``K`` finished ones is done,
        and the search stops when every sentence is;
     5. the ``K`` best candidates that are not EOS go on: the decoder state, the token history
-       (B*K, t+1) and the weights (B*K, t+1, S) are reordered to the rows they continue.
+       (B*K, t+1) and the weights (B*K, t+1, S) are reordered to the rows they continue, into
+       buffers allocated once for the search's length limit (:class:`Rows`; the Transformer's
+       key/value cache likewise), so a step allocates no history.
 
     Finally each sentence's finished hypotheses are sorted by normalised score.
     """
     batch, k, device = src.size(0), cfg.beam, src.device
     first: Memory = model.encode(src, src_mask)
-    state = model.decoder.init_state(first)  # (B rows until the first step is taken)
     beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
     memory = first.select(beams)  # encoder output and keys, once
     prefix = prefix_tensor(prefixes, batch, device)  # (B, P) or None
     row_prefix = None if prefix is None else prefix.index_select(0, beams)  # (B*K, P)
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
+    steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
+    state = model.decoder.init_state(first, steps)  # (B rows until the first step is taken)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam per sentence at the start
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)  # (B*K,)
-    history = torch.empty(batch * k, 0, dtype=torch.long, device=device)  # (B*K, t)
-    attn = torch.empty(batch * k, 0, src.size(1), device=device)  # (B*K, t, S)
+    history = Rows(torch.zeros(batch * k, steps, dtype=torch.long, device=device))  # (B*K, t) filled
+    attn: Rows | None = None  # (B*K, t, S) filled, once the first step says the weights' type
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # set aside, per sentence
     done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
     src_lengths = src_mask.sum(dim=1).tolist()
-    for t in range(int(max_len.max()) + 1):
+    for t in range(steps):
         check_deadline(deadline)
         if t == 0:  # a sentence's K beams are still one: step it once, on B rows, then copy
             logits, state, w = model.decoder.step(prev[:batch], state, first)  # (B, V), (B, S)
             logits, state, w = logits.index_select(0, beams), state.select(beams), w.index_select(0, beams)
         else:
             logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
+        if attn is None:
+            attn = Rows(w.new_zeros(batch * k, steps, w.size(1)))
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, cfg.min_len, row_prefix)
         vocab = log_probs.size(1)
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
@@ -251,7 +262,7 @@ def beam_search(
             for b, j in ends.nonzero().tolist():
                 row = b * k + int(origin[b, j])
                 finished[b].append(
-                    _finished(history[row], attn[row, :, : src_lengths[b]], float(top_scores[b, j]), cfg)
+                    _finished(history.now[row, :t], attn.now[row, :t, : src_lengths[b]], float(top_scores[b, j]), cfg)
                 )
             done |= torch.tensor([len(f) >= k for f in finished], device=device)
         # 5. the K best candidates that go on
@@ -265,13 +276,29 @@ def beam_search(
         rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) the beam each continues
         prev = token.gather(1, pick).view(-1)  # (B*K,)
         state = state.select(rows)
-        history = torch.cat([history[rows], prev.unsqueeze(1)], dim=1)  # (B*K, t+1)
-        attn = torch.cat([attn[rows], w[rows].unsqueeze(1)], dim=1)  # (B*K, t+1, S)
+        history.reorder(rows, t, prev)  # (B*K, t+1)
+        attn.reorder(rows, t, w.index_select(0, rows))  # (B*K, t+1, S)
     out = []
     for f in finished:
         f.sort(key=lambda h: h.norm_score, reverse=True)
         out.append(f[: max(cfg.nbest, 1)])
     return out
+
+
+class Rows:
+    """A beam's history, ``(B*K, steps, ...)`` allocated once for the whole search, of which the
+    first ``t`` positions are filled (``now``). :meth:`reorder` gathers the rows the beams go on
+    from into a second buffer of the same size, writes position ``t``, and swaps the two: no
+    allocation per step, and no copy of the positions not yet written."""
+
+    def __init__(self, buffer: torch.Tensor) -> None:
+        self.now, self.spare = buffer, torch.empty_like(buffer)
+
+    def reorder(self, rows: torch.Tensor, t: int, new: torch.Tensor) -> None:
+        """Row ``i`` becomes old row ``rows[i]``, and its position ``t`` is ``new[i]``."""
+        torch.index_select(self.now[:, :t], 0, rows, out=self.spare[:, :t])
+        self.spare[:, t] = new
+        self.now, self.spare = self.spare, self.now
 
 
 def _record_beam(
@@ -371,7 +398,8 @@ def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: Se
     """A hypothesis ended by EOS: its ``tokens (t,)`` (EOS left out, counted by the penalty), the
     ``weights (t, source length)`` they were written with, and its summed log-probability."""
     penalty = length_penalty(tokens.numel() + 1, cfg.length_penalty, cfg.length_norm)
-    return Hypothesis(tokens.tolist(), weights.float().cpu(), score, score / penalty)
+    return Hypothesis(tokens.tolist(), weights.float().cpu().clone(), score, score / penalty)  # (its own copy:
+    # the buffers it is read from are written again)
 
 
 def search(

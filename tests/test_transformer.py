@@ -60,6 +60,37 @@ def test_cross_attention_equals_torch_with_a_padding_mask() -> None:
     assert torch.all(weights[1, :, :, 2:] == 0)
 
 
+def test_without_weights_the_fused_kernel_gives_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    self_layer = MultiHeadSelfAttention(size=16, heads=4)
+    cross_layer = MultiHeadCrossAttention(size=16, heads=4, memory_size=16, normalizer="softmax")
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 4, 16)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()[None, None]
+    mask = torch.tensor([[True] * 4, [True, True, False, False]])[:, None, None, :]
+    formed, weights, _ = self_layer(x, causal)
+    fused, none, _ = self_layer(x, causal, weights=False)
+    assert weights is not None and none is None
+    torch.testing.assert_close(fused, formed, atol=1e-6, rtol=1e-5)
+    keys, values = cross_layer.project_keys(memory)
+    formed, weights = cross_layer(x, keys, values, mask)
+    fused, none = cross_layer(x, keys, values, mask, weights=False)
+    assert none is None
+    torch.testing.assert_close(fused, formed, atol=1e-6, rtol=1e-5)
+    # a whole model: training and decoding form only the alignment layer's cross weights, and its
+    # outputs are those of the model that forms every map
+    model = transformer()
+    batch = collate(SRC, TGT)
+    with torch.no_grad():
+        memory_ = model.encode(batch.src, batch.src_mask)
+        features, self_w, cross_w, _ = model.decoder.run(batch.tgt_in, memory_, None)
+        every, self_all, cross_all, _ = model.decoder.run(batch.tgt_in, memory_, None, weights=True)
+    assert self_w == [None] * 3 and [w is None for w in cross_w] == [True, False, True]  # layer 2 of 3 aligns
+    assert all(w is not None for w in [*self_all, *cross_all])
+    torch.testing.assert_close(features, every, atol=1e-5, rtol=1e-5)
+    assert model.encoder(batch.src, batch.src_mask).self_weights == []  # the encoder forms none unless asked
+    assert len(model.encoder(batch.src, batch.src_mask, weights=True).self_weights) == 2
+
+
 @pytest.mark.parametrize("norm", ["pre", "post"])
 def test_a_position_never_sees_the_future(norm: str) -> None:
     model = transformer(self_attention=SelfAttentionConfig(norm=norm, positions="learned"))
@@ -79,16 +110,25 @@ def test_the_cache_grows_one_position_per_step_and_the_step_sees_only_the_prefix
     batch = collate(SRC, TGT)
     with torch.no_grad():
         memory = model.encode(batch.src, batch.src_mask)
-        state = model.decoder.init_state(memory)
-        assert state.length == 0
-        for t in range(3):
+        state = model.decoder.init_state(memory, 2)  # room for 2 positions, allocated once
+        assert state.length == 0 and state.keys[0].shape == (3, 4, 2, 4)  # (B, h, capacity, d)
+        buffer = state.keys[0]
+        _, state, _ = model.decoder.step(batch.tgt_in[:, 0], state, memory)
+        assert state.keys[0] is buffer  # a step writes its position in place
+        for t in range(1, 3):
             _, state, _ = model.decoder.step(batch.tgt_in[:, t], state, memory)
         assert state.length == 3 and len(state.keys) == 3  # one cache per layer
-        assert state.keys[0].shape == (3, 4, 3, 4)  # (B, h, t, d)
+        assert state.keys[0].shape == (3, 4, 4, 4)  # the third position doubled the capacity
         assert len(memory.cross) == 3  # every layer's cross-attention keys and values, projected once
         assert all(k.shape == v.shape == (3, 4, 5, 4) for k, v in memory.cross)  # (B, h, S, d)
         rows = torch.tensor([2, 2, 0])  # beam search repeats and reorders the memory's rows
         assert all(torch.equal(k, memory.cross[i][0][rows]) for i, (k, _) in enumerate(memory.select(rows).cross))
+        # and the cache's: gathered into a spare set of buffers, then the two swap (none allocated after)
+        before = [k[:, :, :3].clone() for k in state.keys]
+        once = state.select(rows)
+        twice = once.select(rows)
+        assert twice.keys[0].data_ptr() == state.keys[0].data_ptr() and twice.length == 3
+        assert all(torch.equal(k[:, :, :3], b[rows][rows]) for k, b in zip(twice.keys, before, strict=True))
 
 
 def test_attention_maps_are_the_weights_search_reports() -> None:

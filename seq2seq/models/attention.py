@@ -212,18 +212,29 @@ class MultiHeadAttention(nn.Module):
         keys: torch.Tensor,  # (B, h, S, d)
         values: torch.Tensor,  # (B, h, S, d)
         mask: torch.Tensor | None,  # broadcasts to (B, h, T, S); None: every key
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The shared three steps on every head -> output (B, T, D) and weights (B, h, T, S)."""
-        context, weights = self.attention(query, keys, values, mask)  # (B, h, T, d), (B, h, T, S)
+        weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The shared three steps on every head -> output (B, T, D) and weights (B, h, T, S).
+
+        Where the weights are not wanted (``weights=False``: training and decoding read only the
+        layer that feeds heatmaps and alignment) and the normalizer is softmax, the three steps
+        run as one fused kernel, ``scaled_dot_product_attention`` (the same numbers up to
+        rounding; the weights are never formed) -> output, None."""
+        if weights or self.attention.normalizer != "softmax":
+            context, found = self.attention(query, keys, values, mask)  # (B, h, T, d), (B, h, T, S)
+        else:
+            context, found = nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask), None
         b, h, t, d = context.shape
-        return self.out(context.transpose(1, 2).reshape(b, t, h * d)), weights  # (B, T, D)
+        return self.out(context.transpose(1, 2).reshape(b, t, h * d)), found  # (B, T, D)
 
 
 class MultiHeadSelfAttention(MultiHeadAttention):
     """Queries, keys and values from one sequence: any two positions are one step apart.
 
-    ``past`` holds the keys and values of earlier positions (a decoder's cache): a step then
-    projects only its new positions and attends over the past and itself."""
+    ``past`` holds the keys and values of earlier positions (a decoder's cache,
+    :class:`~seq2seq.models.state.TransformerState`): a step then projects only its new positions,
+    writes their keys and values into the cache at positions ``t ... t + T - 1`` (in place: the
+    cache was allocated for the whole search) and attends over the past and itself."""
 
     def __init__(self, size: int, heads: int) -> None:
         super().__init__(
@@ -235,15 +246,20 @@ class MultiHeadSelfAttention(MultiHeadAttention):
         self,
         x: torch.Tensor,  # (B, T, D)
         mask: torch.Tensor | None,  # (B, 1, 1, S) padding or (1, 1, T, S) causal, S = past + T
-        past: tuple[torch.Tensor, torch.Tensor] | None = None,  # (B, h, t, d) keys and values
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """-> output (B, T, D), weights (B, h, T, S), and the keys and values (B, h, S, d) to cache."""
+        past: tuple[torch.Tensor, torch.Tensor, int] | None = None,  # (B, h, capacity, d) keys, values; t filled
+        weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        """-> output (B, T, D), weights (B, h, T, S) (None when not ``weights``: fused), and the
+        keys and values (B, h, S, d) seen (with ``past``: views of its cache, now ``t + T`` filled)."""
         query, keys, values = (self.split(t) for t in self.qkv(x).chunk(3, dim=-1))  # each (B, h, T, d)
         if past is not None:
-            keys = torch.cat([past[0], keys], dim=2)  # (B, h, t + T, d)
-            values = torch.cat([past[1], values], dim=2)  # (B, h, t + T, d)
-        output, weights = self.attend(query, keys, values, mask)
-        return output, weights, (keys, values)
+            cache_keys, cache_values, t = past
+            end = t + keys.size(2)
+            cache_keys[:, :, t:end] = keys
+            cache_values[:, :, t:end] = values
+            keys, values = cache_keys[:, :, :end], cache_values[:, :, :end]  # (B, h, t + T, d)
+        output, found = self.attend(query, keys, values, mask, weights)
+        return output, found, (keys, values)
 
 
 class MultiHeadCrossAttention(MultiHeadAttention):
@@ -266,10 +282,11 @@ class MultiHeadCrossAttention(MultiHeadAttention):
         keys: torch.Tensor,  # (B, h, S, d) from project_keys
         values: torch.Tensor,  # (B, h, S, d) from project_keys
         mask: torch.Tensor,  # (B, 1, 1, S) True on real source tokens
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> output (B, T, D), weights (B, h, T, S)."""
+        weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> output (B, T, D), weights (B, h, T, S) (None when not ``weights``: fused)."""
         query = self.split(self.query(x))  # (B, h, T, d)
-        return self.attend(query, keys, values, mask)
+        return self.attend(query, keys, values, mask, weights)
 
 
 def build_score(

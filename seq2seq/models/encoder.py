@@ -60,7 +60,7 @@ class RNNEncoder(nn.Module):
         self.rnn = make_rnn(rnn, embed_size, hidden_size, num_layers, dropout, bidirectional=bidirectional)
         self.output_size = hidden_size * (2 if bidirectional else 1)
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, weights: bool = False) -> Encoded:
         embedded = self.dropout(self.embedding(src))  # (B, S, E)
         lengths = src_mask.sum(dim=1).cpu()  # (B,)
         packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
@@ -89,15 +89,20 @@ class SelfAttentionLayer(nn.Module):
         self.dropout = nn.Dropout(settings.dropout)
         self.pre_norm = settings.pre_norm
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``hidden (B, S, D)``, ``mask (B, 1, 1, S)`` -> hidden (B, S, D), weights (B, h, S, S)."""
-        hidden, weights = residual(hidden, self.norm1, self.dropout, self.pre_norm, lambda x: self.attend(x, mask))
+    def forward(
+        self, hidden: torch.Tensor, mask: torch.Tensor, weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``hidden (B, S, D)``, ``mask (B, 1, 1, S)`` -> hidden (B, S, D), and with ``weights`` the
+        self-attention weights (B, h, S, S) (else None: the fused kernel)."""
+        hidden, found = residual(
+            hidden, self.norm1, self.dropout, self.pre_norm, lambda x: self.attend(x, mask, weights)
+        )
         hidden, _ = residual(hidden, self.norm2, self.dropout, self.pre_norm, lambda x: (self.feed_forward(x), None))
-        return hidden, weights
+        return hidden, found
 
-    def attend(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output, weights, _ = self.self_attention(x, mask)  # (B, S, D), (B, h, S, S)
-        return output, weights
+    def attend(self, x: torch.Tensor, mask: torch.Tensor, weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        output, found, _ = self.self_attention(x, mask, weights=weights)  # (B, S, D), (B, h, S, S) or None
+        return output, found
 
 
 class SelfAttentionEncoder(TransformerStack):
@@ -116,15 +121,17 @@ class SelfAttentionEncoder(TransformerStack):
         )
         self.output_size = settings.size
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor) -> Encoded:
-        """``src (B, S)``, ``src_mask (B, S)`` -> annotations (B, S, D), summary (B, D), weights."""
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, weights: bool = False) -> Encoded:
+        """``src (B, S)``, ``src_mask (B, S)`` -> annotations (B, S, D), summary (B, D), and with
+        ``weights`` every layer's self-attention weights (B, h, S, S) (without: none are formed)."""
         hidden = self.embed(src, 0)  # (B, S, D)
         mask = src_mask[:, None, None, :]  # (B, 1, 1, S)
-        weights = []
+        found = []
         for layer in self.layers:
-            hidden, layer_weights = layer(hidden, mask)  # (B, S, D), (B, h, S, S)
-            weights.append(layer_weights)
+            hidden, layer_weights = layer(hidden, mask, weights)  # (B, S, D), (B, h, S, S) or None
+            if weights:
+                found.append(layer_weights)
         values = self.norm(hidden)  # (B, S, D)
         real = src_mask.unsqueeze(-1).to(values.dtype)  # (B, S, 1)
         summary = (values * real).sum(1) / real.sum(1)  # (B, D)
-        return Encoded(self.dropout(values), src_mask, summary, weights)
+        return Encoded(self.dropout(values), src_mask, summary, found)

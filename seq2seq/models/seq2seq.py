@@ -51,7 +51,7 @@ class Seq2Seq(nn.Module):
     @torch.no_grad()
     def attention_maps(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> AttentionMaps:
         """Every attention map while reading ``src (B, S)`` and writing ``tgt_in (B, T)`` (BOS + output)."""
-        encoded = self.encoder(src, src_mask)
+        encoded = self.encoder(src, src_mask, weights=True)
         memory = self.decoder.memory(encoded)
         if isinstance(self.decoder, TransformerDecoder):
             decoder, cross = self.decoder.attention_maps(tgt_in, memory)

@@ -167,22 +167,25 @@ class TransformerDecoderLayer(nn.Module):
         causal: torch.Tensor | None,  # (1, 1, T, T) for a whole target; None for one step over the cache
         cross: tuple[torch.Tensor, torch.Tensor],  # (B, h, S, d) this layer's cross-attention keys and values
         mask: torch.Tensor,  # (B, 1, 1, S)
-        past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, h, t, d) cached keys and values
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """-> x (B, T, D), self weights (B, h, T, t + T), cross weights (B, h, T, S), keys and values to cache."""
+        past: tuple[torch.Tensor, torch.Tensor, int] | None,  # (B, h, capacity, d) cache, t positions filled
+        self_weights: bool = True,  # form the self-attention weights (else the fused kernel, None)
+        cross_weights: bool = True,  # form the cross-attention weights
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
+        """-> x (B, T, D), self weights (B, h, T, t + T), cross weights (B, h, T, S) (each None
+        where not asked for), the keys and values seen (B, h, t + T, d)."""
         cache: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-        def attend_self(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            output, weights, kv = self.self_attention(h, causal, past)
+        def attend_self(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            output, weights, kv = self.self_attention(h, causal, past, self_weights)
             cache.append(kv)
             return output, weights
 
-        x, self_weights = residual(x, self.norm1, self.dropout, self.pre_norm, attend_self)
-        x, cross_weights = residual(
-            x, self.norm2, self.dropout, self.pre_norm, lambda h: self.cross_attention(h, *cross, mask)
+        x, found_self = residual(x, self.norm1, self.dropout, self.pre_norm, attend_self)
+        x, found_cross = residual(
+            x, self.norm2, self.dropout, self.pre_norm, lambda h: self.cross_attention(h, *cross, mask, cross_weights)
         )
         x, _ = residual(x, self.norm3, self.dropout, self.pre_norm, lambda h: (self.feed_forward(h), None))
-        return x, self_weights, cross_weights, cache[0]
+        return x, found_self, found_cross, cache[0]
 
 
 def alignment_layer(chosen: int, layers: int) -> int:
@@ -230,15 +233,20 @@ class TransformerDecoder(TransformerStack):
         cross = [layer.cross_attention.project_keys(encoded.values) for layer in self.layers]  # (B, h, S, d) x 2
         return Memory(encoded.values, encoded.values, encoded.mask.unsqueeze(1), encoded.summary, cross)
 
-    def init_state(self, memory: Memory) -> TransformerState:
-        """An empty cache: no target position yet."""
+    def init_state(self, memory: Memory, capacity: int = 0) -> TransformerState:
+        """An empty cache (no target position yet) with room for ``capacity`` positions in every
+        layer, allocated once: the search's length limit (it grows, doubling, past it)."""
         keys = memory.cross[0][0]  # (B, h, S, d)
-        empty = keys.new_zeros(keys.size(0), self.heads, 0, keys.size(-1))  # (B, h, 0, d)
-        return TransformerState([empty] * len(self.layers), [empty] * len(self.layers))
+        room = max(capacity, 1)
+
+        def buffer() -> torch.Tensor:
+            return keys.new_zeros(keys.size(0), self.heads, room, keys.size(-1))  # (B, h, capacity, d)
+
+        return TransformerState([buffer() for _ in self.layers], [buffer() for _ in self.layers], 0)
 
     def run(
-        self, tokens: torch.Tensor, memory: Memory, past: TransformerState | None
-    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], TransformerState]:
+        self, tokens: torch.Tensor, memory: Memory, past: TransformerState | None, weights: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None], TransformerState | None]:
         """Read ``tokens (B, T)`` after the ``past`` prefix of ``t`` positions (None: from the start).
 
         1. embed the tokens at positions ``t ... t + T - 1``: ``x (B, T, D)``;
@@ -250,9 +258,14 @@ class TransformerDecoder(TransformerStack):
         4. the final LayerNorm (pre-norm).
 
         -> features (B, T, D), every layer's self weights (B, h, T, t + T) and cross weights
-        (B, h, T, S), and the new cache (``t + T`` positions).
+        (B, h, T, S), and the cache, now ``t + T`` positions long (None from the start). Without
+        ``weights`` only layer ``alignment_layer``'s cross weights are formed (what the search,
+        the heatmaps and guided alignment read); every other attention runs as one fused kernel
+        and its weights are None.
         """
         start = 0 if past is None else past.length
+        if past is not None:
+            past = past.room_for(start + tokens.size(1))
         x = self.embed(tokens, start)  # (B, T, D)
         causal = None
         if past is None:  # position i sees positions 0..i only
@@ -260,15 +273,17 @@ class TransformerDecoder(TransformerStack):
             causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()  # (T, T)
             causal = causal[None, None]  # (1, 1, T, T)
         mask = memory.mask.unsqueeze(1)  # (B, 1, 1, S)
-        self_weights, cross_weights, keys, values = [], [], [], []
+        self_weights: list[torch.Tensor | None] = []
+        cross_weights: list[torch.Tensor | None] = []
         for i, layer in enumerate(self.layers):
-            layer_past = None if past is None else (past.keys[i], past.values[i])
-            x, w_self, w_cross, (k, v) = layer(x, causal, memory.cross[i], mask, layer_past)
-            self_weights.append(w_self)  # (B, h, T, t + T)
-            cross_weights.append(w_cross)  # (B, h, T, S)
-            keys.append(k)  # (B, h, t + T, d)
-            values.append(v)
-        return self.norm(x), self_weights, cross_weights, TransformerState(keys, values)
+            layer_past = None if past is None else (past.keys[i], past.values[i], start)
+            x, w_self, w_cross, _ = layer(
+                x, causal, memory.cross[i], mask, layer_past, weights, weights or i == self.alignment_layer
+            )
+            self_weights.append(w_self)  # (B, h, T, t + T) or None
+            cross_weights.append(w_cross)  # (B, h, T, S) or None
+        state = None if past is None else TransformerState(past.keys, past.values, start + tokens.size(1))
+        return self.norm(x), self_weights, cross_weights, state
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.generator(features)  # (B, T, vocab)
@@ -285,14 +300,14 @@ class TransformerDecoder(TransformerStack):
 
         -> logits (B, vocab), the new state (``t + 1`` positions), weights (B, S).
         """
-        features, _, cross, state = self.run(prev.unsqueeze(1), memory, state)  # (B, 1, D)
-        weights = cross[self.alignment_layer].mean(dim=1)  # (B, 1, S): heads averaged
-        return self.logits(features).squeeze(1), state, weights.squeeze(1)
+        features, _, cross, new = self.run(prev.unsqueeze(1), memory, state)  # (B, 1, D)
+        weights = cross[self.alignment_layer].mean(dim=1)  # type: ignore[union-attr]  # (B, 1, S): heads averaged
+        return self.logits(features).squeeze(1), new, weights.squeeze(1)  # type: ignore[return-value]
 
     def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing, every position at once: ``tgt_in (B, T)`` -> features (B, T, D), weights (B, T, S)."""
         features, _, cross, _ = self.run(tgt_in, memory, None)
-        return features, cross[self.alignment_layer].mean(dim=1)  # (B, T, D), (B, T, S)
+        return features, cross[self.alignment_layer].mean(dim=1)  # type: ignore[union-attr]  # (B, T, D), (B, T, S)
 
     def forward(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing: ``tgt_in (B, T)`` -> logits (B, T, vocab), weights (B, T, S)."""
@@ -302,5 +317,5 @@ class TransformerDecoder(TransformerStack):
     def attention_maps(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Every layer's self-attention (B, h, T, T) and cross-attention (B, h, T, S) weights while
         reading ``tgt_in``: those of the steps that wrote it (the cache gives the same numbers)."""
-        _, self_weights, cross_weights, _ = self.run(tgt_in, memory, None)
-        return self_weights, cross_weights
+        _, self_weights, cross_weights, _ = self.run(tgt_in, memory, None, weights=True)
+        return self_weights, cross_weights  # type: ignore[return-value]
