@@ -17,7 +17,7 @@ What it does (the peers' reference configuration, ``../shared/peers/README.md``)
    whole seconds, and seq2seq's own timer) and the process's peak RSS;
 3. decodes the 500 test sentences with each system's trained model, batch 64, greedy and beam 5,
    every output forced to 16 words (as the peers' ``run_decode_fixed.sh``), with each toolkit's
-   own decoding timer;
+   own decoding timer; seq2seq also with int8 weights (``--quantize none,int8``, the default);
 4. with ``--multi30k N``: the README's Multi30k recipe against ``fairseq-train --arch lstm`` with
    the peers' Multi30k settings (joint BPE 8k pieces written by seq2seq's own SentencePiece model,
    so both read the same pieces), N updates each: target tokens/s.
@@ -117,7 +117,8 @@ def worker_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def worker_decode(args: argparse.Namespace) -> dict[str, Any]:
-    """Decode ``args.src`` with the trained model, outputs forced to ``FIXED_LEN`` words."""
+    """Decode ``args.src`` with the trained model, outputs forced to ``FIXED_LEN`` words: with
+    its fp32 weights, then (``--quantize int8``) with int8 linear and LSTM layers."""
     import torch
 
     from seq2seq.checkpoint import load_model
@@ -127,22 +128,23 @@ def worker_decode(args: argparse.Namespace) -> dict[str, Any]:
     from seq2seq.search import search
 
     torch.set_num_threads(args.threads)
-    loaded = load_model(Path(args.out) / LAST, torch.device("cpu"))
-    model, src_tok = loaded.model, loaded.src_tokenizer
-    sources = src_tok.encode_batch([line.rstrip("\n") for line in open(args.src, encoding="utf-8")])
-    batches = [collate([sources[i] for i in idx]) for idx in bucket_batches([len(s) for s in sources], BATCH)]
     result: dict[str, Any] = {}
-    for beam in (1, 5):
-        cfg = SearchConfig(beam=beam, max_len_a=0.0, max_len_b=FIXED_LEN, min_len=FIXED_LEN)
-        start = time.perf_counter()
-        tokens = 0
-        with torch.inference_mode():
-            for batch in batches:
-                hyps = search(model, batch.src, batch.src_mask, cfg=cfg)
-                tokens += sum(len(h[0].tokens) for h in hyps)
-        seconds = time.perf_counter() - start
-        assert tokens == len(sources) * FIXED_LEN, (tokens, len(sources))
-        result[f"beam{beam}"] = {"seconds": seconds, "sentences_per_s": len(sources) / seconds}
+    for quantize in args.quantize.split(","):
+        loaded = load_model(Path(args.out) / LAST, torch.device("cpu"), quantize)
+        model, src_tok = loaded.model, loaded.src_tokenizer
+        sources = src_tok.encode_batch([line.rstrip("\n") for line in open(args.src, encoding="utf-8")])
+        batches = [collate([sources[i] for i in idx]) for idx in bucket_batches([len(s) for s in sources], BATCH)]
+        for beam in (1, 5):
+            cfg = SearchConfig(beam=beam, max_len_a=0.0, max_len_b=FIXED_LEN, min_len=FIXED_LEN)
+            start = time.perf_counter()
+            tokens = 0
+            with torch.inference_mode():
+                for batch in batches:
+                    hyps = search(model, batch.src, batch.src_mask, cfg=cfg)
+                    tokens += sum(len(h[0].tokens) for h in hyps)
+            seconds = time.perf_counter() - start
+            assert tokens == len(sources) * FIXED_LEN, (tokens, len(sources))
+            result[f"{quantize}-beam{beam}"] = {"seconds": seconds, "sentences_per_s": len(sources) / seconds}
     return result
 
 
@@ -304,7 +306,7 @@ def seq2seq_worker(task: str, out: Path, overrides: list[str], args: argparse.Na
     cmd += ["--threads", str(args.threads), "--steps", str(extra.get("steps", args.steps))]
     cmd += ["--skip", str(extra.get("skip", args.skip)), "--precision", extra.get("precision", "fp32")]
     if "src" in extra:
-        cmd += ["--src", str(extra["src"])]
+        cmd += ["--src", str(extra["src"]), "--quantize", args.quantize]
     return cmd + ["--", *overrides]
 
 
@@ -368,6 +370,7 @@ def main() -> None:
     p.add_argument("--archs", default="lstm-general,gru-additive", help="seq2seq architectures (comma-separated)")
     p.add_argument("--precision", default="fp32", help="fp32, bf16 or both (fp32,bf16) for seq2seq")
     p.add_argument("--no-decode", action="store_true", help="training only")
+    p.add_argument("--quantize", default="none,int8", help="seq2seq's decoding: fp32 weights (none), int8 or both")
     p.add_argument("--no-reference", action="store_true", help="skip the reference configuration (with --multi30k)")
     p.add_argument("--multi30k", type=int, default=0, metavar="N", help="also the Multi30k recipe, N updates each")
     p.add_argument("--multi30k-root", type=Path, default=ROOT.parent / "shared" / "corpora" / "multi30k")
@@ -465,8 +468,11 @@ def main() -> None:
                 rc, _, rss = run(cmd, dlog, env)
                 check(rc, dlog, "seq2seq decoding")
                 res = worker_result(dlog)
-                add("decode_greedy", system, arch, precision, res["beam1"]["sentences_per_s"], "sentences/s")
-                add("decode_beam5", system, arch, precision, res["beam5"]["sentences_per_s"], "sentences/s")
+                for quantize in args.quantize.split(","):
+                    shown = precision if quantize == "none" else quantize  # int8: decoding the fp32-trained model
+                    for beam, task in ((1, "decode_greedy"), (5, "decode_beam5")):
+                        value = res[f"{quantize}-beam{beam}"]["sentences_per_s"]
+                        add(task, system, arch, shown, value, "sentences/s")
         if args.multi30k and venv is not None:
             multi30k_round(args, venv, work, round_, env, add)
 

@@ -30,6 +30,7 @@ from seq2seq.translator import Translator, finite
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 500  # sentences of a gold split the page lists (the first ones)
+LISTED_CHARS = 120  # of each listed sentence (the whole one comes with its view)
 MAX_STEPS = 200  # validations a training view shows (evenly spread over the run when it has more)
 
 
@@ -109,12 +110,17 @@ class GoldSplit:
         return cls(name, corpus.src, corpus.tgt, corpus.alignments)
 
     def listing(self) -> dict[str, Any]:
-        """What the page lists: the split's name and its first :data:`MAX_LISTED` sentences."""
+        """What the page lists: the split's name and its first :data:`MAX_LISTED` sentences, each
+        cut at :data:`LISTED_CHARS` characters (with "…"), so the answer stays small."""
+
+        def cut(text: str) -> str:
+            return text if len(text) <= LISTED_CHARS else text[: LISTED_CHARS - 1] + "…"
+
         shown = range(min(len(self.src), MAX_LISTED))
         return {
             "name": self.name,
             "size": len(self.src),
-            "sentences": [{"index": i, "source": self.src[i]} for i in shown],
+            "sentences": [{"index": i, "source": cut(self.src[i])} for i in shown],
         }
 
     def view(self, translator: Translator, index: int, heads: bool = False) -> dict[str, Any]:

@@ -26,6 +26,8 @@ def test_peers_quick_measures_training_and_both_searches(tmp_path: Path) -> None
         ("train", "seq2seq", "lstm-general", "fp32", "words/s"),
         ("decode_greedy", "seq2seq", "lstm-general", "fp32", "sentences/s"),
         ("decode_beam5", "seq2seq", "lstm-general", "fp32", "sentences/s"),
+        ("decode_greedy", "seq2seq", "lstm-general", "int8", "sentences/s"),  # the same model with int8 weights
+        ("decode_beam5", "seq2seq", "lstm-general", "int8", "sentences/s"),
     }
     assert all(r["value"] > 0 for r in report["rows"])
     assert "| train | seq2seq | lstm-general | fp32 |" in proc.stdout  # the Markdown table

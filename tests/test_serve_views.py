@@ -197,3 +197,10 @@ def test_serve_run_folder_serves_its_best_weights_and_its_training(checkpoint: P
             assert len(json.load(r)["runs"][0]["steps"]) == 30
         with urllib.request.urlopen(url + "gold", timeout=30) as r:  # auto: the model's own test split
             assert json.load(r)["size"] == len(PAIRS)
+
+
+def test_the_gold_listing_stays_small() -> None:
+    split = GoldSplit("long", ["word " * 600] * 700, ["词"] * 700, [[(0, 0)]] * 700)
+    listing = split.listing()
+    assert listing["size"] == 700 and len(listing["sentences"]) == 500  # the first 500
+    assert all(len(s["source"]) == 120 and s["source"].endswith("…") for s in listing["sentences"])
