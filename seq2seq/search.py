@@ -161,7 +161,7 @@ def greedy_search(
         scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
         prev = torch.where(alive, prev, EOS_ID)
         if weights is None:
-            weights = w.new_zeros(batch_size, steps, w.size(1))
+            weights = w.new_empty(batch_size, steps, w.size(1))
         tokens[:, t] = prev
         weights[:, t] = w
         alive &= prev != EOS_ID
@@ -234,8 +234,8 @@ def beam_search(
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam per sentence at the start
     prev = torch.full((batch * k,), BOS_ID, dtype=torch.long, device=device)  # (B*K,)
-    history = Rows(torch.zeros(batch * k, steps, dtype=torch.long, device=device))  # (B*K, t) filled
-    attn: Rows | None = None  # (B*K, t, S) filled, once the first step says the weights' type
+    history = Rows(torch.empty(steps, batch * k, dtype=torch.long, device=device))  # (t, B*K) filled
+    attn: Rows | None = None  # (t, B*K, S) filled, once the first step says the weights' type
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # set aside, per sentence
     done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
@@ -248,7 +248,7 @@ def beam_search(
         else:
             logits, state, w = model.decoder.step(prev, state, memory)  # (B*K, V), (B*K, S)
         if attn is None:
-            attn = Rows(w.new_zeros(batch * k, steps, w.size(1)))
+            attn = Rows(w.new_empty(steps, batch * k, w.size(1)))  # (t, B*K, S) filled
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, row_max_len, cfg.min_len, row_prefix)
         vocab = log_probs.size(1)
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
@@ -262,7 +262,7 @@ def beam_search(
             for b, j in ends.nonzero().tolist():
                 row = b * k + int(origin[b, j])
                 finished[b].append(
-                    _finished(history.now[row, :t], attn.now[row, :t, : src_lengths[b]], float(top_scores[b, j]), cfg)
+                    _finished(history.row(row, t), attn.row(row, t)[:, : src_lengths[b]], float(top_scores[b, j]), cfg)
                 )
             done |= torch.tensor([len(f) >= k for f in finished], device=device)
         # 5. the K best candidates that go on
@@ -276,8 +276,8 @@ def beam_search(
         rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) the beam each continues
         prev = token.gather(1, pick).view(-1)  # (B*K,)
         state = state.select(rows)
-        history.reorder(rows, t, prev)  # (B*K, t+1)
-        attn.reorder(rows, t, w.index_select(0, rows))  # (B*K, t+1, S)
+        history.reorder(rows, t, prev)  # (t+1, B*K)
+        attn.reorder(rows, t, w.index_select(0, rows))  # (t+1, B*K, S)
     out = []
     for f in finished:
         f.sort(key=lambda h: h.norm_score, reverse=True)
@@ -286,19 +286,25 @@ def beam_search(
 
 
 class Rows:
-    """A beam's history, ``(B*K, steps, ...)`` allocated once for the whole search, of which the
-    first ``t`` positions are filled (``now``). :meth:`reorder` gathers the rows the beams go on
-    from into a second buffer of the same size, writes position ``t``, and swaps the two: no
-    allocation per step, and no copy of the positions not yet written."""
+    """A beam's history, allocated once for the whole search and time-major, ``(steps, B*K, ...)``,
+    of which the first ``t`` positions are filled (``now[:t]``, one contiguous block). :meth:`reorder`
+    gathers the rows the beams go on from into a second buffer of the same size, writes position
+    ``t``, and swaps the two: no allocation per step, and no copy of the positions not yet written.
+    (Row-major, ``(B*K, steps, ...)``, the filled part would be a strided view, which PyTorch's CPU
+    gather writes several times slower than the concatenation it replaces.)"""
 
     def __init__(self, buffer: torch.Tensor) -> None:
         self.now, self.spare = buffer, torch.empty_like(buffer)
 
     def reorder(self, rows: torch.Tensor, t: int, new: torch.Tensor) -> None:
         """Row ``i`` becomes old row ``rows[i]``, and its position ``t`` is ``new[i]``."""
-        torch.index_select(self.now[:, :t], 0, rows, out=self.spare[:, :t])
-        self.spare[:, t] = new
+        torch.index_select(self.now[:t], 1, rows, out=self.spare[:t])
+        self.spare[t] = new
         self.now, self.spare = self.spare, self.now
+
+    def row(self, i: int, t: int) -> torch.Tensor:
+        """Row ``i``'s first ``t`` positions, ``(t, ...)``."""
+        return self.now[:t, i]
 
 
 def _record_beam(

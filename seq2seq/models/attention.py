@@ -217,10 +217,13 @@ class MultiHeadAttention(nn.Module):
         """The shared three steps on every head -> output (B, T, D) and weights (B, h, T, S).
 
         Where the weights are not wanted (``weights=False``: training and decoding read only the
-        layer that feeds heatmaps and alignment) and the normalizer is softmax, the three steps
-        run as one fused kernel, ``scaled_dot_product_attention`` (the same numbers up to
-        rounding; the weights are never formed) -> output, None."""
-        if weights or self.attention.normalizer != "softmax":
+        layer that feeds heatmaps and alignment), the normalizer is softmax and there is more than
+        one query position (training, teacher forcing, the encoder), the three steps run as one
+        fused kernel, ``scaled_dot_product_attention`` (the same numbers up to rounding; the
+        weights are never formed) -> output, None. A decoding step's single query stays on the
+        three plain products: on the CPU the fused kernel's set-up (it fills its work buffers at
+        every call) made a beam-5 Transformer step slower, not faster (docs/speed.md)."""
+        if weights or self.attention.normalizer != "softmax" or query.size(2) == 1:
             context, found = self.attention(query, keys, values, mask)  # (B, h, T, d), (B, h, T, S)
         else:
             context, found = nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask), None
@@ -231,10 +234,11 @@ class MultiHeadAttention(nn.Module):
 class MultiHeadSelfAttention(MultiHeadAttention):
     """Queries, keys and values from one sequence: any two positions are one step apart.
 
-    ``past`` holds the keys and values of earlier positions (a decoder's cache,
-    :class:`~seq2seq.models.state.TransformerState`): a step then projects only its new positions,
-    writes their keys and values into the cache at positions ``t ... t + T - 1`` (in place: the
-    cache was allocated for the whole search) and attends over the past and itself."""
+    ``past`` holds the keys and values of earlier positions (a decoder's cache): a step then
+    projects only its new positions and attends over the past and itself. The cache grows by
+    concatenation, contiguous at every step: writing into a buffer allocated once for the search
+    measured slower on the CPU (the products and the beam's reorder over strided views cost more
+    than the allocations they save; docs/speed.md)."""
 
     def __init__(self, size: int, heads: int) -> None:
         super().__init__(
@@ -246,18 +250,15 @@ class MultiHeadSelfAttention(MultiHeadAttention):
         self,
         x: torch.Tensor,  # (B, T, D)
         mask: torch.Tensor | None,  # (B, 1, 1, S) padding or (1, 1, T, S) causal, S = past + T
-        past: tuple[torch.Tensor, torch.Tensor, int] | None = None,  # (B, h, capacity, d) keys, values; t filled
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,  # (B, h, t, d) keys and values
         weights: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
-        """-> output (B, T, D), weights (B, h, T, S) (None when not ``weights``: fused), and the
-        keys and values (B, h, S, d) seen (with ``past``: views of its cache, now ``t + T`` filled)."""
+        """-> output (B, T, D), weights (B, h, T, S) (None when not ``weights`` and fused), and the
+        keys and values (B, h, S, d) to cache."""
         query, keys, values = (self.split(t) for t in self.qkv(x).chunk(3, dim=-1))  # each (B, h, T, d)
         if past is not None:
-            cache_keys, cache_values, t = past
-            end = t + keys.size(2)
-            cache_keys[:, :, t:end] = keys
-            cache_values[:, :, t:end] = values
-            keys, values = cache_keys[:, :, :end], cache_values[:, :, :end]  # (B, h, t + T, d)
+            keys = torch.cat([past[0], keys], dim=2)  # (B, h, t + T, d)
+            values = torch.cat([past[1], values], dim=2)  # (B, h, t + T, d)
         output, found = self.attend(query, keys, values, mask, weights)
         return output, found, (keys, values)
 

@@ -68,42 +68,18 @@ class DecoderState:
 @dataclass
 class TransformerState:
     """The Transformer decoder's state: every layer's self-attention keys and values of the target
-    prefix so far, so a step projects only its new position. They live in buffers allocated once
-    per batch, ``(B, h, capacity, d)`` each, positions ``0 .. length - 1`` filled: a step writes
-    its position in place, and a beam's reorder (:meth:`select`) gathers the rows into a second
-    set of buffers (``spare``) and swaps the two, so a search allocates nothing per step."""
+    prefix so far, ``(B, h, t, d)`` each, so a step projects only its new position."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
-    length: int = 0  # how many target positions are filled (the next position's index)
-    spare: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # the buffers select() gathers into
 
-    def room_for(self, length: int) -> TransformerState:
-        """This cache, with room for ``length`` positions: the same buffers, or (past their
-        capacity) twice as long ones holding the same prefix."""
-        capacity = self.keys[0].size(2)
-        if length <= capacity:
-            return self
-        grown = max(length, 2 * capacity)
-
-        def larger(buffer: torch.Tensor) -> torch.Tensor:
-            out = buffer.new_zeros(*buffer.shape[:2], grown, buffer.size(3))
-            out[:, :, : self.length] = buffer[:, :, : self.length]
-            return out
-
-        return TransformerState([larger(k) for k in self.keys], [larger(v) for v in self.values], self.length)
+    @property
+    def length(self) -> int:
+        """How many target positions the cache holds (the next position's index)."""
+        return self.keys[0].size(2)
 
     def select(self, index: torch.Tensor) -> TransformerState:
-        """Rows ``index`` of every layer's cache (its filled positions), gathered into the spare
-        buffers (allocated on the first call, or when the number of rows changes)."""
-        rows, t = index.numel(), self.length
-        shape = (rows, *self.keys[0].shape[1:])
-        spare = self.spare
-        if spare is None or spare[0][0].shape != shape:
-            spare = (
-                [self.keys[0].new_zeros(shape) for _ in self.keys],
-                [self.keys[0].new_zeros(shape) for _ in self.values],
-            )
-        for source, target in zip([*self.keys, *self.values], [*spare[0], *spare[1]], strict=True):
-            torch.index_select(source[:, :, :t], 0, index, out=target[:, :, :t])
-        return TransformerState(spare[0], spare[1], t, (self.keys, self.values))
+        """Rows ``index`` of every layer's cache."""
+        return TransformerState(
+            [k.index_select(0, index) for k in self.keys], [v.index_select(0, index) for v in self.values]
+        )

@@ -167,7 +167,7 @@ class TransformerDecoderLayer(nn.Module):
         causal: torch.Tensor | None,  # (1, 1, T, T) for a whole target; None for one step over the cache
         cross: tuple[torch.Tensor, torch.Tensor],  # (B, h, S, d) this layer's cross-attention keys and values
         mask: torch.Tensor,  # (B, 1, 1, S)
-        past: tuple[torch.Tensor, torch.Tensor, int] | None,  # (B, h, capacity, d) cache, t positions filled
+        past: tuple[torch.Tensor, torch.Tensor] | None,  # (B, h, t, d) cached keys and values
         self_weights: bool = True,  # form the self-attention weights (else the fused kernel, None)
         cross_weights: bool = True,  # form the cross-attention weights
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor]]:
@@ -234,19 +234,15 @@ class TransformerDecoder(TransformerStack):
         return Memory(encoded.values, encoded.values, encoded.mask.unsqueeze(1), encoded.summary, cross)
 
     def init_state(self, memory: Memory, capacity: int = 0) -> TransformerState:
-        """An empty cache (no target position yet) with room for ``capacity`` positions in every
-        layer, allocated once: the search's length limit (it grows, doubling, past it)."""
+        """An empty cache: no target position yet (``capacity``, the search's length limit, is not
+        used: the cache grows by concatenation, see :class:`MultiHeadSelfAttention`)."""
         keys = memory.cross[0][0]  # (B, h, S, d)
-        room = max(capacity, 1)
-
-        def buffer() -> torch.Tensor:
-            return keys.new_zeros(keys.size(0), self.heads, room, keys.size(-1))  # (B, h, capacity, d)
-
-        return TransformerState([buffer() for _ in self.layers], [buffer() for _ in self.layers], 0)
+        empty = keys.new_zeros(keys.size(0), self.heads, 0, keys.size(-1))  # (B, h, 0, d)
+        return TransformerState([empty] * len(self.layers), [empty] * len(self.layers))
 
     def run(
         self, tokens: torch.Tensor, memory: Memory, past: TransformerState | None, weights: bool = False
-    ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None], TransformerState | None]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None], TransformerState]:
         """Read ``tokens (B, T)`` after the ``past`` prefix of ``t`` positions (None: from the start).
 
         1. embed the tokens at positions ``t ... t + T - 1``: ``x (B, T, D)``;
@@ -258,14 +254,12 @@ class TransformerDecoder(TransformerStack):
         4. the final LayerNorm (pre-norm).
 
         -> features (B, T, D), every layer's self weights (B, h, T, t + T) and cross weights
-        (B, h, T, S), and the cache, now ``t + T`` positions long (None from the start). Without
+        (B, h, T, S), and the new cache (``t + T`` positions). Without
         ``weights`` only layer ``alignment_layer``'s cross weights are formed (what the search,
         the heatmaps and guided alignment read); every other attention runs as one fused kernel
         and its weights are None.
         """
         start = 0 if past is None else past.length
-        if past is not None:
-            past = past.room_for(start + tokens.size(1))
         x = self.embed(tokens, start)  # (B, T, D)
         causal = None
         if past is None:  # position i sees positions 0..i only
@@ -275,15 +269,17 @@ class TransformerDecoder(TransformerStack):
         mask = memory.mask.unsqueeze(1)  # (B, 1, 1, S)
         self_weights: list[torch.Tensor | None] = []
         cross_weights: list[torch.Tensor | None] = []
+        keys, values = [], []
         for i, layer in enumerate(self.layers):
-            layer_past = None if past is None else (past.keys[i], past.values[i], start)
-            x, w_self, w_cross, _ = layer(
+            layer_past = None if past is None else (past.keys[i], past.values[i])
+            x, w_self, w_cross, (k, v) = layer(
                 x, causal, memory.cross[i], mask, layer_past, weights, weights or i == self.alignment_layer
             )
             self_weights.append(w_self)  # (B, h, T, t + T) or None
             cross_weights.append(w_cross)  # (B, h, T, S) or None
-        state = None if past is None else TransformerState(past.keys, past.values, start + tokens.size(1))
-        return self.norm(x), self_weights, cross_weights, state
+            keys.append(k)  # (B, h, t + T, d)
+            values.append(v)
+        return self.norm(x), self_weights, cross_weights, TransformerState(keys, values)
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.generator(features)  # (B, T, vocab)
