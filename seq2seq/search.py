@@ -145,7 +145,7 @@ def greedy_search(
     prefix = prefix_tensor(prefixes, batch_size, device)  # (B, P) or None
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
     steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
-    state = model.decoder.init_state(memory, steps)
+    state = model.decoder.init_state(memory)
     prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)  # (B,)
     alive = torch.ones(batch_size, dtype=torch.bool, device=device)  # (B,)
     scores = torch.zeros(batch_size, device=device)  # (B,)
@@ -229,7 +229,7 @@ def beam_search(
     row_prefix = None if prefix is None else prefix.index_select(0, beams)  # (B*K, P)
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
     steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
-    state = model.decoder.init_state(first, steps)  # (B rows until the first step is taken)
+    state = model.decoder.init_state(first)  # (B rows until the first step is taken)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
     scores = torch.full((batch, k), float("-inf"), device=device)  # (B, K)
     scores[:, 0] = 0.0  # one live beam per sentence at the start
@@ -368,6 +368,7 @@ def alternatives(
     outputs: list[list[int]],
     k: int,
     cfg: SearchConfig,
+    deadline: float | None = None,
 ) -> list[list[list[tuple[int, float]]]]:
     """What else the model could have written: for each sentence of ``src (B, S)`` and its
     finished output (``outputs``, token ids without EOS), at each position ``t``, the ``k``
@@ -376,7 +377,8 @@ def alternatives(
 
     The output is stepped through as the search stepped it (teacher forcing, one token at a
     time, the same :func:`_allowed` masks), so the numbers are those the search saw; an
-    alternative ``a`` at ``t`` is the prefix ``output[:t] + [a]`` for a new search."""
+    alternative ``a`` at ``t`` is the prefix ``output[:t] + [a]`` for a new search. Past
+    ``deadline`` (``time.monotonic()``) it stops with :class:`seq2seq.errors.DecodingTimeout`."""
     memory = model.encode(src, src_mask)
     state = model.decoder.init_state(memory)
     batch, device = src.size(0), src.device
@@ -388,6 +390,7 @@ def alternatives(
     prev = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)  # (B,)
     found: list[list[list[tuple[int, float]]]] = [[] for _ in range(batch)]
     for t in range(longest):
+        check_deadline(deadline)
         logits, state, _ = model.decoder.step(prev, state, memory)  # (B, V)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len)
         top, index = log_probs.topk(min(k, log_probs.size(1)), dim=1)  # (B, k)

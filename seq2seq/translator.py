@@ -181,7 +181,7 @@ def translate_sentences(
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline, record=record)
             others = (
-                alternatives(model, batch.src, batch.src_mask, [h[0].tokens for h in found], top_k, cfg)
+                alternatives(model, batch.src, batch.src_mask, [h[0].tokens for h in found], top_k, cfg, deadline)
                 if top_k > 0
                 else None
             )

@@ -82,11 +82,14 @@ def test_rnn_encoder_summary_is_forward_last_and_backward_first() -> None:
         assert torch.allclose(encoded.summary[1, 3:], encoded.values[1, 0, 3:])  # backward at the first
 
 
-def test_self_attention_encoder_returns_every_layers_weights_and_keeps_its_parameter_names() -> None:
+def test_self_attention_encoder_returns_every_layers_weights_when_asked_and_keeps_its_parameter_names() -> None:
     encoder = self_attention_encoder(positions="learned")
     src = torch.tensor([[4, 5, 6], [7, 8, 0]])
-    encoded = encoder(src, src != 0)
+    encoded = encoder(src, src != 0, weights=True)  # (without: none are formed, the fused kernel runs)
     assert [w.shape for w in encoded.self_weights] == [(2, 2, 3, 3)] * 2
     assert torch.all(encoded.self_weights[1][1, :, :, 2] == 0)  # nobody looks at padding
+    fused = encoder(src, src != 0)
+    assert fused.self_weights == []
+    torch.testing.assert_close(fused.values, encoded.values, atol=1e-5, rtol=1e-5)  # the same annotations
     names = set(encoder.state_dict())  # checkpoints written before the Transformer decoder still load
     assert {"embedding.weight", "positions.weight", "layers.0.self_attention.qkv.weight", "norm.weight"} <= names

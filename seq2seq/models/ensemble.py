@@ -52,8 +52,8 @@ class EnsembleDecoder:
         attends = [not isinstance(d, (ChoDecoder, SutskeverDecoder)) for d in self.decoders]
         self.shown = [i for i, a in enumerate(attends) if a] or [0]  # whose weights are averaged
 
-    def init_state(self, memory: EnsembleMemory, capacity: int = 0) -> EnsembleState:
-        return EnsembleState([d.init_state(m, capacity) for d, m in zip(self.decoders, memory.parts, strict=True)])
+    def init_state(self, memory: EnsembleMemory) -> EnsembleState:
+        return EnsembleState([d.init_state(m) for d, m in zip(self.decoders, memory.parts, strict=True)])
 
     def step(
         self, prev: torch.Tensor, state: EnsembleState, memory: EnsembleMemory

@@ -92,9 +92,8 @@ class RNNDecoder(nn.Module):
         mask = encoded.mask.unsqueeze(1)  # (B, 1, S)
         return Memory(encoded.values, encoded.values, mask, encoded.summary)
 
-    def init_state(self, memory: Memory, capacity: int = 0) -> DecoderState:
-        """``s_0`` from C by the bridge: ``tanh(W C)`` (linear), C itself (copy) or zeros (``capacity``:
-        the Transformer's cache length, nothing to an RNN)."""
+    def init_state(self, memory: Memory) -> DecoderState:
+        """``s_0`` from C by the bridge: ``tanh(W C)`` (linear), C itself (copy) or zeros."""
         context = memory.context  # (B, V)
         if self.bridge is not None:
             hidden = torch.tanh(self.bridge(context))  # (B, L * H)
@@ -301,7 +300,7 @@ class LuongDecoder(AttentionDecoder):
         self.attention = attention
         self.combine = nn.Linear(s.context_size + s.hidden_size, s.hidden_size, bias=False)  # W_c
 
-    def init_state(self, memory: Memory, capacity: int = 0) -> DecoderState:
+    def init_state(self, memory: Memory) -> DecoderState:
         """As :meth:`RNNDecoder.init_state`, with ``ĥ_0 = 0`` (B, 1, H) when input feeding."""
         state = super().init_state(memory)
         if self.input_feeding:

@@ -233,9 +233,9 @@ class TransformerDecoder(TransformerStack):
         cross = [layer.cross_attention.project_keys(encoded.values) for layer in self.layers]  # (B, h, S, d) x 2
         return Memory(encoded.values, encoded.values, encoded.mask.unsqueeze(1), encoded.summary, cross)
 
-    def init_state(self, memory: Memory, capacity: int = 0) -> TransformerState:
-        """An empty cache: no target position yet (``capacity``, the search's length limit, is not
-        used: the cache grows by concatenation, see :class:`MultiHeadSelfAttention`)."""
+    def init_state(self, memory: Memory) -> TransformerState:
+        """An empty cache: no target position yet (it grows by concatenation: see
+        :class:`~seq2seq.models.attention.MultiHeadSelfAttention`)."""
         keys = memory.cross[0][0]  # (B, h, S, d)
         empty = keys.new_zeros(keys.size(0), self.heads, 0, keys.size(-1))  # (B, h, 0, d)
         return TransformerState([empty] * len(self.layers), [empty] * len(self.layers))
