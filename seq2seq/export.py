@@ -62,6 +62,7 @@ except ImportError as e:  # the optional extra
 from seq2seq.checkpoint import Loaded, model_from, read_checkpoint
 from seq2seq.config import ExportConfig, check_export, describe_model, saved_model_config
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2seq.data.store import sync
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models.encoder import SelfAttentionEncoder, SelfAttentionLayer
 from seq2seq.models.transformer import TransformerDecoder, TransformerDecoderLayer, TransformerStack
@@ -266,19 +267,6 @@ def record(loaded: Loaded, checkpoint: Path, quantization: str) -> dict[str, Any
             "decoded by target.model is the translation"
         ),
     }
-
-
-def sync(folder: Path, files: bool = True) -> None:
-    """The folder's entries (and, with ``files``, every file in it) on disk: a renamed folder
-    then survives a crash whole."""
-    for path in folder.iterdir() if files else ():
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def export_ctranslate2(

@@ -459,10 +459,11 @@ def logged_notes(store: Store) -> Store:
     return store
 
 
-def sync(folder: Path) -> None:
-    """Every file of ``folder`` and the folder itself on disk, before it is renamed into place:
-    after a power loss a store is whole or absent, not the right size and full of zeros."""
-    for path in folder.iterdir():
+def sync(folder: Path, files: bool = True) -> None:
+    """Every file of ``folder`` (unless not ``files``) and the folder's entries on disk, before
+    it is renamed into place (or after, for the rename itself): after a power loss a store or an
+    export is whole or absent, not the right size and full of zeros."""
+    for path in folder.iterdir() if files else ():
         with path.open("rb") as f:
             os.fsync(f.fileno())
     fd = os.open(folder, os.O_RDONLY)
