@@ -71,10 +71,10 @@ except ImportError as e:  # the optional extra
 from seq2seq.checkpoint import load_model
 from seq2seq.config import ServeConfig, check_serve, checkpoint_files
 from seq2seq.decoding import decoding_for
-from seq2seq.errors import ConfigError, DecodingTimeout
+from seq2seq.errors import ConfigError, CorpusError, DecodingTimeout
 from seq2seq.models.transformer import alignment_layer
 from seq2seq.runfolder import BEST
-from seq2seq.search import describe
+from seq2seq.search import check_deadline, describe
 from seq2seq.threads import ThreadGovernor
 from seq2seq.translator import Translator
 from seq2seq.views import GoldSplit, auto_gold, has_examples, training_view
@@ -407,8 +407,20 @@ def create_app(
             out = translator.translate(
                 text, prefixes=body.prefix, deadline=deadline, beam_tree=body.return_beam, top_k=body.alternatives
             )
-            maps = [translator.attention_maps(t) if body.layers and t.tokens else None for t in out]
-            return [t.to_dict(attention=body.attention, layers=m, heads=True) for t, m in zip(out, maps, strict=True)]
+            if body.layers:  # every map of every sentence: refused before it is made when it cannot be sent
+                numbers = sum(map_numbers(translator, t) for t in out)
+                if numbers * BYTES_PER_NUMBER > cfg.max_response_bytes:
+                    raise BadRequest(
+                        422, f"every layer's maps of these sentences would be about {numbers * BYTES_PER_NUMBER:,} "
+                        f"bytes, over max_response_bytes={cfg.max_response_bytes:,}: ask for layers with fewer "
+                        "or shorter sentences",
+                    )  # fmt: skip
+            found = []
+            for t in out:
+                check_deadline(deadline)
+                maps = translator.attention_maps(t) if body.layers and t.tokens else None
+                found.append(t.to_dict(attention=body.attention, layers=maps, heads=True))
+            return found
 
         translations = await in_turn(request, decode)
         return json_answer(
@@ -438,10 +450,35 @@ def create_app(
             raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
         if not 0 <= body.index < len(gold.src):
             raise BadRequest(422, f"index={body.index}: the split has sentences 0 to {len(gold.src) - 1}")
-        view = await in_turn(request, lambda deadline: gold.view(translators[name], body.index, heads=body.layers))
+
+        def read(deadline: float) -> dict[str, Any]:
+            try:
+                return gold.view(translators[name], body.index, heads=body.layers, deadline=deadline)
+            except (CorpusError, ConfigError) as e:  # a line the model cannot read (too long, or links off it)
+                raise BadRequest(422, f"sentence {body.index} of {gold.name}: {e}") from None
+
+        view = await in_turn(request, read)
         return json_answer({"model": name, "split": gold.name, **view}, "ask without layers")
 
     return Guard(app, cfg, token)
+
+
+BYTES_PER_NUMBER = 7  # a weight in the JSON answer: "0.1234," and its share of brackets
+
+
+def map_numbers(translator: Translator, t: Any) -> int:
+    """How many numbers every layer's maps of translation ``t`` hold (heads kept): encoder
+    self-attention (source x source), decoder self-attention (output x output) and cross-attention
+    (output x source), per layer and head, from the model's config."""
+    model = translator.config.get("model", {})
+    heads = (model.get("self_attention") or {}).get("heads", 1)
+    s, n = len(t.source_tokens), len(t.tokens)
+    encoder = model.get("encoder_layers", 1) * heads * s * s if model.get("encoder") == "self_attention" else 0
+    if model.get("decoder") == "transformer":
+        decoder = model.get("decoder_layers", 1) * heads * (n * n + n * s)
+    else:
+        decoder = n * s  # an RNN decoder: one cross map, one head
+    return encoder + decoder
 
 
 def retry_after() -> dict[str, str]:

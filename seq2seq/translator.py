@@ -22,7 +22,7 @@ from seq2seq.decoding import Decoding
 from seq2seq.device import resolve_device
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
-from seq2seq.search import Steps, alternatives, search
+from seq2seq.search import Steps, alternatives, check_deadline, search
 from seq2seq.tokenizer import WORD_START, Tokenizer, piece_word
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
@@ -186,6 +186,8 @@ def translate_sentences(
                 else None
             )
         for n, (i, hyps) in enumerate(zip(index, found, strict=True)):
+            if others is not None:  # each sentence's alternatives' prefixes are decoded text: bounded by the deadline
+                check_deadline(deadline)
             best = hyps[0]
             results[i] = Translation(
                 source=sentences[i],

@@ -25,6 +25,7 @@ from seq2seq.data.links import piece_links
 from seq2seq.errors import ConfigError, CorpusError
 from seq2seq.evaluation import alignment_accuracy
 from seq2seq.runfolder import ATTENTION, EXAMPLE, METRICS
+from seq2seq.search import check_deadline
 from seq2seq.translator import Translator, finite
 
 log = logging.getLogger(__name__)
@@ -44,20 +45,22 @@ def training_view(folder: Path) -> dict[str, Any]:
     if (folder / METRICS).is_file():
         with open(folder / METRICS, newline="", encoding="utf-8") as f:
             metrics = {int(row["step"]): row for row in csv.DictReader(f) if row.get("step", "").isdigit()}
-    examples: dict[int, list[dict[str, Any]]] = {}
+    files: dict[int, list[Path]] = {}  # step -> its examples' files, from their names alone
     for path in sorted((folder / ATTENTION).glob("step*-*.json")):
         match = EXAMPLE.fullmatch(path.name)
-        if match is None:
-            continue
-        try:
-            example = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            log.warning("%s: skipped (%s)", path.name, e)
-            continue
-        examples.setdefault(int(match[1]), []).append(example)
-    steps = sorted(examples)
-    if len(steps) > MAX_STEPS:
+        if match is not None:
+            files.setdefault(int(match[1]), []).append(path)
+    steps = sorted(files)
+    if len(steps) > MAX_STEPS:  # chosen before any file is read
         steps = [steps[round(i * (len(steps) - 1) / (MAX_STEPS - 1))] for i in range(MAX_STEPS)]
+    examples: dict[int, list[dict[str, Any]]] = {}
+    for step in steps:
+        for path in files[step]:
+            try:
+                examples.setdefault(step, []).append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as e:
+                log.warning("%s: skipped (%s)", path.name, e)
+    steps = [step for step in steps if step in examples]
     return {
         "steps": [
             {
@@ -123,18 +126,22 @@ class GoldSplit:
             "sentences": [{"index": i, "source": cut(self.src[i])} for i in shown],
         }
 
-    def view(self, translator: Translator, index: int, heads: bool = False) -> dict[str, Any]:
+    def view(
+        self, translator: Translator, index: int, heads: bool = False, deadline: float | None = None
+    ) -> dict[str, Any]:
         """Sentence ``index`` read through the model: ``source``, ``reference``, the translation
         JSON of the reference as if the model had written it (``tokens``, ``source_tokens``,
         ``attention``; with ``heads`` every layer's maps too), ``gold`` (the gold links as
         ``[row, column]`` cells of that map: target piece, source piece) and ``accuracy`` (the
-        share of gold-aligned target words whose most-attended source word is a gold link)."""
+        share of gold-aligned target words whose most-attended source word is a gold link). Past
+        ``deadline`` (``time.monotonic()``), before the maps: :class:`seq2seq.errors.DecodingTimeout`."""
         t = translator.read(self.src[index], self.tgt[index])
         src_pieces, tgt_pieces = t.source_tokens[:-1], t.tokens  # the source's EOS column has no word
         flat = piece_links(src_pieces, tgt_pieces, self.links[index], f"{self.name}:{index + 1}")
         cells = sorted({(flat[k + 1], flat[k]) for k in range(0, len(flat), 2)})
         weights = t.attention[:, : len(src_pieces)]
         accuracy = alignment_accuracy([weights], [src_pieces], [tgt_pieces], [self.links[index]])
+        check_deadline(deadline)
         layers = translator.attention_maps(t) if heads else None
         return {
             "index": index,

@@ -204,3 +204,31 @@ def test_the_gold_listing_stays_small() -> None:
     listing = split.listing()
     assert listing["size"] == 700 and len(listing["sentences"]) == 500  # the first 500
     assert all(len(s["source"]) == 120 and s["source"].endswith("…") for s in listing["sentences"])
+
+
+def test_every_map_of_too_many_sentences_is_refused_before_it_is_made(checkpoint: Path) -> None:
+    cfg = check_serve(ServeConfig(checkpoint=str(checkpoint), max_response_bytes=20_000))
+    app = create_app({"tf": transformer()}, cfg, follow_load=False)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        one = c.post("/translate", json={"text": ["Tom chase Jerry"], "layers": True})
+        assert one.status_code == 200 and len(one.json()["translations"][0]["layers"]["cross"]) == 3
+        many = c.post("/translate", json={"text": [s for s, _ in PAIRS], "layers": True})
+        assert many.status_code == 422
+        assert "ask for layers with fewer or shorter sentences" in many.json()["error"]
+        assert c.post("/translate", json={"text": [s for s, _ in PAIRS]}).status_code == 200  # without: fine
+
+
+def test_the_training_view_picks_validations_by_name_and_skips_a_broken_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seq2seq import views
+
+    folder = tmp_path / "attention"
+    folder.mkdir()
+    for step in range(1, 11):
+        (folder / f"step{step:08d}-0.json").write_text(json.dumps({"sentence": 0, "step": step}), encoding="utf-8")
+    (folder / "step00000010-1.json").write_text("{half", encoding="utf-8")  # a run writing it just now
+    monkeypatch.setattr(views, "MAX_STEPS", 4)
+    steps = views.training_view(tmp_path)["steps"]
+    assert [s["step"] for s in steps] == [1, 4, 7, 10]  # evenly spread, first and last kept
+    assert [len(s["examples"]) for s in steps] == [1, 1, 1, 1]
