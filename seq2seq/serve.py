@@ -384,8 +384,11 @@ def create_app(
         finally:
             admitted -= 1
 
-    def json_answer(obj: dict[str, Any], hint: str) -> Response:
-        answer = json.dumps(obj, ensure_ascii=False).encode()
+    async def json_answer(obj: dict[str, Any], hint: str) -> Response:
+        """``obj`` as the JSON answer, written in a worker thread (a large answer would hold up
+        the event loop, and every other client's page and health check with it); refused (422,
+        with ``hint``) over ``max_response_bytes``."""
+        answer = await run_in_threadpool(lambda: json.dumps(obj, ensure_ascii=False).encode())
         if len(answer) > cfg.max_response_bytes:
             raise BadRequest(
                 422, f"the answer is {len(answer):,} bytes, over max_response_bytes={cfg.max_response_bytes:,}: {hint}"
@@ -423,7 +426,7 @@ def create_app(
             return found
 
         translations = await in_turn(request, decode)
-        return json_answer(
+        return await json_answer(
             {"model": body.model or names[0], "search": describe(translator.search), "translations": translations},
             'ask with "attention": false (and without layers, return_beam, alternatives), or for fewer sentences',
         )
@@ -432,7 +435,7 @@ def create_app(
     async def training() -> Response:
         """Each run folder's validations with their attention examples (the training view)."""
         found = await run_in_threadpool(lambda: [{"name": n, **training_view(f)} for n, f in (runs or {}).items()])
-        return json_answer({"runs": found}, "the run has too many attention examples for one answer")
+        return await json_answer({"runs": found}, "the run has too many attention examples for one answer")
 
     @app.get("/gold")
     async def gold_list() -> dict[str, Any]:
@@ -445,9 +448,7 @@ def create_app(
     async def gold_view(body: GoldRequest, request: Request) -> Response:
         if gold is None:
             raise BadRequest(404, "no split with gold alignments is served (gold=ROOT/SPLIT)")
-        name = body.model or names[0]
-        if name not in translators:
-            raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
+        name = served_model(body.model, translators)
         if not 0 <= body.index < len(gold.src):
             raise BadRequest(422, f"index={body.index}: the split has sentences 0 to {len(gold.src) - 1}")
 
@@ -458,7 +459,7 @@ def create_app(
                 raise BadRequest(422, f"sentence {body.index} of {gold.name}: {e}") from None
 
         view = await in_turn(request, read)
-        return json_answer({"model": name, "split": gold.name, **view}, "ask without layers")
+        return await json_answer({"model": name, "split": gold.name, **view}, "ask without layers")
 
     return Guard(app, cfg, token)
 
@@ -498,13 +499,19 @@ async def wait_for_turn(lock: asyncio.Lock, request: Request) -> bool:
             return False
 
 
+def served_model(name: str | None, translators: dict[str, Translator]) -> str:
+    """The model a request names (None: the first served), or a :class:`BadRequest` (422)."""
+    name = name or next(iter(translators))
+    if name not in translators:
+        raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
+    return name
+
+
 def request_translator(request: TranslateRequest, translators: dict[str, Translator], cfg: Any) -> Translator:
     """The translator a request asks for: its model with its beam and n-best (the model's own
     search where it gives none), once the request is checked against ``cfg``'s limits; a
     :class:`BadRequest` (422) says what is out of bounds."""
-    name = request.model or next(iter(translators))
-    if name not in translators:
-        raise BadRequest(422, f"model {name!r} is not served: choose one of {', '.join(translators)}")
+    name = served_model(request.model, translators)
     if not request.text:
         raise BadRequest(422, "text is empty: give a list of one or more sentences")
     if len(request.text) > cfg.max_sentences:
