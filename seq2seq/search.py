@@ -138,7 +138,8 @@ def greedy_search(
        logits (B, V) and weights (B, S); the tokens not allowed at ``t`` are masked
        (:func:`_allowed`); the argmax is the next token, and its log-probability is added to
        the score of the sentences still alive;
-    3. a sentence that wrote EOS writes EOS from then on; stop when every one has.
+    3. a sentence that wrote EOS leaves the batch (its rows of the state and the memory are
+       dropped, so no later step is spent on it); stop when none is left.
     """
     memory = model.encode(src, src_mask)
     batch_size, device = src.size(0), src.device
@@ -146,27 +147,31 @@ def greedy_search(
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
     steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
     state = model.decoder.init_state(memory)
-    prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)  # (B,)
-    alive = torch.ones(batch_size, dtype=torch.bool, device=device)  # (B,)
+    prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)  # (N,)
+    rows = torch.arange(batch_size, device=device)  # (N,) the sentence of each row still searching
     scores = torch.zeros(batch_size, device=device)  # (B,)
     tokens = torch.full((batch_size, steps), EOS_ID, dtype=torch.long, device=device)  # (B, steps), written at t
     weights: torch.Tensor | None = None  # (B, steps, S) once the first step says the weights' type
     for t in range(steps):
         check_deadline(deadline)
-        logits, state, w = model.decoder.step(prev, state, memory)  # (B, V), (B, S)
-        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (B, V)
-        prev = log_probs.argmax(dim=-1)  # (B,)
+        logits, state, w = model.decoder.step(prev, state, memory)  # (N, V), (N, S)
+        log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (N, V)
+        prev = log_probs.argmax(dim=-1)  # (N,)
         if record is not None:
-            _record_greedy(record, t, alive, scores, log_probs)
-        scores += torch.where(alive, log_probs.gather(1, prev.unsqueeze(1)).squeeze(1), 0.0)
-        prev = torch.where(alive, prev, EOS_ID)
+            _record_greedy([record[i] for i in rows.tolist()], t, scores[rows], log_probs)
+        scores[rows] += log_probs.gather(1, prev.unsqueeze(1)).squeeze(1)
         if weights is None:
             weights = w.new_empty(batch_size, steps, w.size(1))
-        tokens[:, t] = prev
-        weights[:, t] = w
-        alive &= prev != EOS_ID
-        if not alive.any():
-            break
+        tokens[rows, t] = prev
+        weights[rows, t] = w
+        going = prev != EOS_ID  # (N,)
+        if not bool(going.all()):  # sentences that wrote EOS leave the batch: no step is spent on them
+            if not bool(going.any()):
+                break
+            keep = going.nonzero().squeeze(1)  # (N',)
+            rows, prev, max_len = rows[keep], prev[keep], max_len[keep]
+            prefix = None if prefix is None else prefix[keep]
+            state, memory = state.select(keep), memory.select(keep)
     assert weights is not None
     tokens_t = tokens[:, : t + 1].cpu()  # (B, T)
     weights_t = weights[:, : t + 1].float().cpu()  # (B, T, S)
@@ -212,8 +217,9 @@ def beam_search(
        with its beam (``origin``) and ``token``: with at most ``K`` EOS among them, at least
        ``K`` go on;
     4. an EOS among the ``K`` best candidates finishes a hypothesis: it is set aside with its
-       tokens, weights and length-penalised score; a sentence with ``K`` finished ones is done,
-       and the search stops when every sentence is;
+       tokens, weights and length-penalised score; a sentence with ``K`` finished ones is done
+       and leaves the batch (its rows of the state and the memory are dropped, so no later step
+       is spent on it), and the search stops when every sentence is;
     5. the ``K`` best candidates that are not EOS go on: the decoder state, the token history
        (B*K, t+1) and the weights (B*K, t+1, S) are reordered to the rows they continue, into
        buffers allocated once for the search's length limit (:class:`Rows`; the Transformer's
@@ -237,9 +243,9 @@ def beam_search(
     history = Rows(torch.empty(steps, batch * k, dtype=torch.long, device=device))  # (t, B*K) filled
     attn: Rows | None = None  # (t, B*K, S) filled, once the first step says the weights' type
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # set aside, per sentence
-    done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
-    offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1)
+    sentences = list(range(batch))  # the sentence of each of the B still searching
     src_lengths = src_mask.sum(dim=1).tolist()
+    slot = torch.arange(k, device=device)  # (K,)
     for t in range(steps):
         check_deadline(deadline)
         if t == 0:  # a sentence's K beams are still one: step it once, on B rows, then copy
@@ -256,25 +262,34 @@ def beam_search(
         origin, token = top_index // vocab, top_index % vocab  # (B, 2K) beam and token of each
         is_eos = token == EOS_ID  # (B, 2K)
         # 4. EOS among the K best candidates: a finished hypothesis, set aside
-        ends = is_eos[:, :k] & ~done.unsqueeze(1) & (top_scores[:, :k] > float("-inf"))  # (B, K)
-        searching = ~done  # (B,) the sentences this step was for
+        ends = is_eos[:, :k] & (top_scores[:, :k] > float("-inf"))  # (B, K)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
         if bool(ends.any()):
             for b, j in ends.nonzero().tolist():
-                row = b * k + int(origin[b, j])
-                finished[b].append(
-                    _finished(history.row(row, t), attn.row(row, t)[:, : src_lengths[b]], float(top_scores[b, j]), cfg)
+                row, s = b * k + int(origin[b, j]), sentences[b]
+                finished[s].append(
+                    _finished(history.row(row, t), attn.row(row, t)[:, : src_lengths[s]], float(top_scores[b, j]), cfg)
                 )
-            done |= torch.tensor([len(f) >= k for f in finished], device=device)
+            done = torch.tensor([len(finished[s]) >= k for s in sentences], device=device)
         # 5. the K best candidates that go on
         go_on = top_scores.masked_fill(is_eos, float("-inf"))  # (B, 2K)
         scores, pick = go_on.topk(k, dim=1)  # (B, K)
         scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
         if record is not None:
-            _record_beam(record, t, searching, top_scores, origin, token, ends, pick, scores)
+            _record_beam([record[s] for s in sentences], t, top_scores, origin, token, ends, pick, scores)
         if bool(done.all()):
             break
-        rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) the beam each continues
-        prev = token.gather(1, pick).view(-1)  # (B*K,)
+        rows = origin.gather(1, pick) + (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, K)
+        prev = token.gather(1, pick)  # (B, K)
+        if bool(done.any()):  # sentences with K finished hypotheses leave the batch, with their rows
+            keep = (~done).nonzero().squeeze(1)  # (B',)
+            kept_rows = (keep.unsqueeze(1) * k + slot).view(-1)  # (B'*K,) their rows now
+            rows, prev, scores = rows[keep], prev[keep], scores[keep]
+            memory, row_max_len = memory.select(kept_rows), row_max_len[kept_rows]
+            row_prefix = None if row_prefix is None else row_prefix[kept_rows]
+            sentences = [sentences[i] for i in keep.tolist()]
+            batch = len(sentences)
+        rows, prev = rows.view(-1), prev.view(-1)  # (B*K,) the row each continues, and its token
         state = state.select(rows)
         history.reorder(rows, t, prev)  # (t+1, B*K)
         attn.reorder(rows, t, w.index_select(0, rows))  # (t+1, B*K, S)
@@ -297,7 +312,10 @@ class Rows:
         self.now, self.spare = buffer, torch.empty_like(buffer)
 
     def reorder(self, rows: torch.Tensor, t: int, new: torch.Tensor) -> None:
-        """Row ``i`` becomes old row ``rows[i]``, and its position ``t`` is ``new[i]``."""
+        """Row ``i`` becomes old row ``rows[i]``, and its position ``t`` is ``new[i]``. Fewer
+        ``rows`` than before (finished sentences left the batch): a narrower spare buffer, once."""
+        if rows.numel() != self.spare.size(1):
+            self.spare = self.spare.new_empty((self.spare.size(0), rows.numel(), *self.spare.shape[2:]))
         torch.index_select(self.now[:t], 1, rows, out=self.spare[:t])
         self.spare[t] = new
         self.now, self.spare = self.spare, self.now
@@ -310,7 +328,6 @@ class Rows:
 def _record_beam(
     record: list[Steps],
     t: int,
-    searching: torch.Tensor,
     top_scores: torch.Tensor,
     origin: torch.Tensor,
     token: torch.Tensor,
@@ -319,14 +336,12 @@ def _record_beam(
     scores: torch.Tensor,
 ) -> None:
     """Append step ``t``'s candidates (the ``2K`` best, ``top_scores``/``origin``/``token``
-    ``(B, 2K)``) of each sentence still ``searching`` to its ``record``: ``ends (B, K)`` marks
-    the finished ones, ``pick (B, K)`` the candidates that went on into slots ``0..K-1`` (those
-    whose ``scores (B, K)`` is finite)."""
+    ``(B, 2K)``) of the sentences still searching (``record``: their lists, one per sentence of
+    the batch) to their lists: ``ends (B, K)`` marks the finished ones, ``pick (B, K)`` the
+    candidates that went on into slots ``0..K-1`` (those whose ``scores (B, K)`` is finite)."""
     top, orig, tok = top_scores.tolist(), origin.tolist(), token.tolist()
     ended, picked, going = ends.tolist(), pick.tolist(), (scores > float("-inf")).tolist()
     for b, steps in enumerate(record):
-        if not bool(searching[b]):
-            continue
         slots = {c: s for s, c in enumerate(picked[b]) if going[b][s]}
         step = []
         for c, score in enumerate(top[b]):
@@ -337,17 +352,13 @@ def _record_beam(
         steps.append(step)
 
 
-def _record_greedy(
-    record: list[Steps], t: int, alive: torch.Tensor, scores: torch.Tensor, log_probs: torch.Tensor
-) -> None:
-    """Append greedy step ``t`` of each ``alive`` sentence to its ``record``: the chosen token
-    (the argmax of ``log_probs (B, V)``; kept in slot 0, or finished at EOS) and the runner-up
-    (pruned), scored from the sentences' ``scores (B,)`` so far."""
-    top, index = log_probs.topk(2, dim=1)  # (B, 2)
+def _record_greedy(record: list[Steps], t: int, scores: torch.Tensor, log_probs: torch.Tensor) -> None:
+    """Append greedy step ``t`` of the sentences still searching (``record``: their lists, one per
+    row) to their lists: the chosen token (the argmax of ``log_probs (N, V)``; kept in slot 0, or
+    finished at EOS) and the runner-up (pruned), scored from their ``scores (N,)`` so far."""
+    top, index = log_probs.topk(2, dim=1)  # (N, 2)
     total = (scores.unsqueeze(1) + top).tolist()
     for b, steps in enumerate(record):
-        if not bool(alive[b]):
-            continue
         parent = None if t == 0 else 0
         chosen, runner_up = int(index[b, 0]), int(index[b, 1])
         step = [

@@ -107,6 +107,41 @@ def test_batched_beam_equals_one_sentence_at_a_time(decoder: str) -> None:
             assert torch.allclose(a.weights, b.weights, atol=1e-6)
 
 
+@pytest.mark.parametrize("decoder", ["luong-lstm", "transformer"])
+@pytest.mark.parametrize("beam", [1, 3])
+def test_finished_sentences_leave_the_batch(decoder: str, beam: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sentence that is done costs no more steps: the decoder is stepped on fewer rows once
+    it finishes, and every sentence's output is the one it gets alone."""
+    model = model_of(decoder)
+    sources = [[4, 5, 6, 7, 5, 8, 9, 10], [8], [10, 11, 4, 6]]
+    cfg = SearchConfig(beam=beam, nbest=beam, max_len_a=1.0, max_len_b=0)  # at most as long as the source
+    step = model.decoder.step
+    rows: list[int] = []
+
+    def counted(prev: torch.Tensor, state: object, memory: object) -> object:
+        """The model's step, on ``rows`` counted, with EOS made unlikely: every output runs to its
+        sentence's length limit, so the three end at three different steps."""
+        rows.append(prev.size(0))
+        logits, new, weights = step(prev, state, memory)  # type: ignore[arg-type]
+        logits[:, EOS_ID] -= 30.0
+        return logits, new, weights
+
+    monkeypatch.setattr(model.decoder, "step", counted)
+    batch = collate(sources)
+    together = search(model, batch.src, batch.src_mask, cfg=cfg)
+    lengths = [len(hyps[0].tokens) for hyps in together]
+    assert lengths[0] > lengths[2] > lengths[1]
+    width = [rows[0]] + [r // beam for r in rows[1:]]  # sentences stepped at each step (step 0: one row each)
+    assert width == [sum(n >= t for n in lengths) for t in range(len(rows))]  # a sentence ends at its EOS
+    for src, hyps in zip(sources, together, strict=True):
+        one = collate([src])
+        (alone,) = search(model, one.src, one.src_mask, cfg=cfg)
+        assert [h.tokens for h in alone] == [h.tokens for h in hyps]
+        for a, b in zip(alone, hyps, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+            assert torch.allclose(a.weights, b.weights, atol=1e-6)
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_scores_are_the_models_log_probabilities(decoder: str) -> None:
     model = model_of(decoder)
