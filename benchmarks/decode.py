@@ -3,6 +3,7 @@
     python benchmarks/decode.py                              # the peers' reference configuration
     python benchmarks/decode.py --src test.src --beams 1,5,10 --threads 2 --device cuda
     python benchmarks/decode.py --quantize none,int8 --repeat 3    # fp32 and int8 rows in one run
+    python benchmarks/decode.py --checkpoint CKPT --src SRC --precision fp32,bf16   # + bf16 autocast rows
     python benchmarks/decode.py --checkpoint runs/tatoeba-transformer/best.pt \
         --src ../shared/corpora/tatoeba-cmn/valid.en --ref ../shared/corpora/tatoeba-cmn/valid.zh \
         --ctranslate2 float32,int8 --threads 2 --repeat 3        # seq2seq's Transformer vs CTranslate2
@@ -18,7 +19,9 @@ line, the first ``--sentences`` of them, else all), read by the checkpoint's tok
 output runs to its own EOS. ``--ctranslate2 float32,int8`` adds a row per quantization for the
 same Transformer exported to CTranslate2 (:mod:`seq2seq.export`, the ``[export]`` extra), on as
 many threads as torch (``intra_threads``), batched alike (``max_batch_size``); both rank beams by
-``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``). With ``--ref``
+``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``).
+``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
+of seq2seq-eval: a CPU with bf16 instructions, or CUDA). With ``--ref``
 each row has its BLEU (sacreBLEU, the tokenizer that seq2seq-eval uses for the checkpoint's target
 language). Both are timed from source pieces to output pieces: SentencePiece's work on either side
 of them is left out.
@@ -41,6 +44,7 @@ from sacrebleu.metrics import BLEU
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import AttentionConfig, ModelConfig, SearchConfig, describe_model, saved_model_config
 from seq2seq.data.batching import bucket_batches, collate
+from seq2seq.device import autocast_dtype
 from seq2seq.evaluation import bleu_tokenizer
 from seq2seq.models.seq2seq import build_model
 from seq2seq.quantization import quantize_int8
@@ -65,6 +69,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeat", type=int, default=1, help="best of N runs")
     p.add_argument("--quantize", default="none", help="none, int8 or both (none,int8): a row each, alternating")
+    p.add_argument(
+        "--precision", default="fp32", help="with --checkpoint: fp32, bf16 or both (fp32,bf16): autocast rows"
+    )
     p.add_argument("--checkpoint", help="decode this trained model (--src: text) instead of the reference one")
     p.add_argument("--ref", help="with --checkpoint: the references of --src, for a BLEU column")
     p.add_argument("--ctranslate2", default="", help="with a Transformer --checkpoint: CTranslate2 rows (float32,int8)")
@@ -79,8 +86,8 @@ def main() -> None:
             p.error("--checkpoint needs --src (text, one sentence a line)")
         checkpoint_rows(args)
         return
-    if args.ctranslate2 or args.ref:
-        p.error("--ctranslate2 and --ref need --checkpoint (a trained model)")
+    if args.ctranslate2 or args.ref or args.precision != "fp32":
+        p.error("--ctranslate2, --ref and --precision need --checkpoint (a trained model)")
     reference_rows(args)
 
 
@@ -151,6 +158,9 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
     for quantize in args.quantize.split(","):
         model = loaded.model if quantize == "none" else quantize_int8(loaded.model)
         systems["seq2seq", "fp32" if quantize == "none" else quantize] = partial(seq2seq_decoder, model, loaded, args)
+    for precision in (p for p in args.precision.split(",") if p != "fp32"):
+        autocast = autocast_dtype(precision, torch.device(args.device))  # refused where the device cannot
+        systems["seq2seq", precision] = partial(seq2seq_decoder, loaded.model, loaded, args, autocast=autocast)
     engines = [q for q in args.ctranslate2.split(",") if q]
     versions = f"torch {torch.__version__}"
     with tempfile.TemporaryDirectory(prefix="decode-bench-") as work:
@@ -198,9 +208,11 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
                 )
 
 
-def seq2seq_decoder(model: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str]) -> Decoder:
-    """seq2seq's search over length-bucketed batches of the encoded ``lines``; the outputs as
-    pieces, as CTranslate2 gives them."""
+def seq2seq_decoder(
+    model: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str], autocast: torch.dtype | None = None
+) -> Decoder:
+    """seq2seq's search over length-bucketed batches of the encoded ``lines`` (under ``autocast``
+    when given); the outputs as pieces, as CTranslate2 gives them."""
     ids = loaded.src_tokenizer.encode_batch(lines)
     order = bucket_batches([len(s) for s in ids], args.batch_size)
     batches = [(index, collate([ids[i] for i in index]).to(args.device)) for index in order]
@@ -210,9 +222,10 @@ def seq2seq_decoder(model: Any, loaded: Loaded, args: argparse.Namespace, lines:
 
         def decode() -> list[list[str]]:
             found: list[list[int]] = [[] for _ in lines]
-            for index, batch in batches:
-                for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
-                    found[i] = hyps[0].tokens
+            with torch.autocast(args.device, dtype=autocast, enabled=autocast is not None):
+                for index, batch in batches:
+                    for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
+                        found[i] = hyps[0].tokens
             if args.device == "cuda":
                 torch.cuda.synchronize()
             return [loaded.tgt_tokenizer.id_to_piece(t) for t in found]  # as CTranslate2 answers

@@ -28,6 +28,7 @@ from seq2seq.checkpoint import load_model, make_checkpoint, save_atomic  # noqa:
 from seq2seq.config import AttentionConfig, ModelConfig  # noqa: E402
 from seq2seq.constants import BOS_ID, PAD_ID  # noqa: E402
 from seq2seq.data.batching import collate  # noqa: E402
+from seq2seq.device import cpu_has_bf16  # noqa: E402
 from seq2seq.errors import CheckpointError, ConfigError  # noqa: E402
 from seq2seq.export import export_ctranslate2  # noqa: E402
 from seq2seq.models.seq2seq import build_model  # noqa: E402
@@ -293,11 +294,15 @@ def test_the_decoding_benchmark_has_ctranslate2_rows_beside_seq2seqs(trained: di
         sys.executable, str(script), "--checkpoint", str(checkpoint), "--src", str(tmp_path / "src.en"),
         "--ref", str(tmp_path / "ref.zh"), "--ctranslate2", "float32,int8", "--threads", "1", "--batch-size", "4",
     ]  # fmt: skip
+    systems = [("seq2seq", "fp32"), ("CTranslate2", "float32"), ("CTranslate2", "int8")]
+    if cpu_has_bf16():  # and a row under bf16 autocast where the CPU has bf16 instructions
+        command += ["--precision", "fp32,bf16"]
+        systems.append(("seq2seq", "bf16"))
     p = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout + p.stderr
     rows = {tuple(cell.strip() for cell in line.split("|")[1:4]): line.split("|") for line in p.stdout.splitlines()}
     for search in ("greedy", "beam 5"):
-        for system in (("seq2seq", "fp32"), ("CTranslate2", "float32"), ("CTranslate2", "int8")):
+        for system in systems:
             assert (search, *system) in rows, p.stdout
     assert rows["greedy", "seq2seq", "fp32"][-2] == rows["greedy", "CTranslate2", "float32"][-2]  # the same BLEU
     assert rows["greedy", "seq2seq", "fp32"][-3].strip() == "1.00x"
