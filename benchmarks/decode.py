@@ -43,6 +43,7 @@ from sacrebleu.metrics import BLEU
 
 from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import AttentionConfig, ModelConfig, SearchConfig, describe_model, saved_model_config
+from seq2seq.constants import PRECISIONS
 from seq2seq.data.batching import bucket_batches, collate
 from seq2seq.device import autocast_dtype
 from seq2seq.evaluation import bleu_tokenizer
@@ -70,7 +71,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="best of N runs")
     p.add_argument("--quantize", default="none", help="none, int8 or both (none,int8): a row each, alternating")
     p.add_argument(
-        "--precision", default="fp32", help="with --checkpoint: fp32, bf16 or both (fp32,bf16): autocast rows"
+        "--precision", default="fp32", help="with --checkpoint: fp32, bf16, fp16 (CUDA), or several: fp32,bf16"
     )
     p.add_argument("--checkpoint", help="decode this trained model (--src: text) instead of the reference one")
     p.add_argument("--ref", help="with --checkpoint: the references of --src, for a BLEU column")
@@ -81,6 +82,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if any(q not in PRECISIONS for q in args.precision.split(",")):
+        p.error(f"--precision {args.precision}: give {', '.join(PRECISIONS)} or several, comma-separated")
     if args.checkpoint:
         if not args.src:
             p.error("--checkpoint needs --src (text, one sentence a line)")

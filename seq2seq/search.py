@@ -81,16 +81,18 @@ def max_lengths(src_mask: torch.Tensor, a: float, b: int, prefix: torch.Tensor |
 def _allowed(
     log_probs: torch.Tensor, t: int, max_len: torch.Tensor, min_len: int, prefix: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Mask the tokens not allowed at step ``t`` (0-based: ``t`` tokens already produced). A row
+    """Mask the tokens not allowed at step ``t`` (0-based: ``t`` tokens already produced): EOS
+    before ``min_len`` tokens, and everything but EOS from a row's ``max_len`` on (the length
+    limit wins where ``min_len`` is larger). A row
     whose ``prefix (N, P)`` (PAD after its end) holds a token at ``t`` may write only that token,
     at the model's own log-probability (``max_len`` covers the prefix: :func:`max_lengths`)."""
     log_probs[:, PAD_ID] = float("-inf")
     log_probs[:, BOS_ID] = float("-inf")
+    at_limit = t >= max_len  # (N,)
+    eos = log_probs[:, EOS_ID].clone() if bool(at_limit.any()) else None  # the limit wins over min_len
     if t < min_len:
         log_probs[:, EOS_ID] = float("-inf")
-    at_limit = t >= max_len  # (N,)
-    if bool(at_limit.any()):
-        eos = log_probs[:, EOS_ID].clone()
+    if eos is not None:
         log_probs[at_limit] = float("-inf")
         log_probs[at_limit, EOS_ID] = eos[at_limit]
     if prefix is not None and t < prefix.size(1):
@@ -222,8 +224,8 @@ def beam_search(
        is spent on it), and the search stops when every sentence is;
     5. the ``K`` best candidates that are not EOS go on: the decoder state, the token history
        (B*K, t+1) and the weights (B*K, t+1, S) are reordered to the rows they continue, into
-       buffers allocated once for the search's length limit (:class:`Rows`; the Transformer's
-       key/value cache likewise), so a step allocates no history.
+       buffers allocated for the search's length limit (:class:`Rows`: again only when
+       sentences leave the batch), so a step allocates no history.
 
     Finally each sentence's finished hypotheses are sorted by normalised score.
     """
@@ -274,6 +276,7 @@ def beam_search(
         # 5. the K best candidates that go on
         go_on = top_scores.masked_fill(is_eos, float("-inf"))  # (B, 2K)
         scores, pick = go_on.topk(k, dim=1)  # (B, K)
+        done |= ~(scores > float("-inf")).any(dim=1)  # no beam left to go on (a tiny vocabulary): done too
         scores = scores.masked_fill(done.unsqueeze(1), float("-inf"))
         if record is not None:
             _record_beam([record[s] for s in sentences], t, top_scores, origin, token, ends, pick, scores)
@@ -301,10 +304,11 @@ def beam_search(
 
 
 class Rows:
-    """A beam's history, allocated once for the whole search and time-major, ``(steps, B*K, ...)``,
+    """A beam's history, allocated for the whole search's length and time-major, ``(steps, B*K, ...)``,
     of which the first ``t`` positions are filled (``now[:t]``, one contiguous block). :meth:`reorder`
     gathers the rows the beams go on from into a second buffer of the same size, writes position
-    ``t``, and swaps the two: no allocation per step, and no copy of the positions not yet written.
+    ``t``, and swaps the two: no allocation per step (only when the batch narrows), and no copy of
+    the positions not yet written.
     (Row-major, ``(B*K, steps, ...)``, the filled part would be a strided view, which PyTorch's CPU
     gather writes several times slower than the concatenation it replaces.)"""
 
@@ -313,7 +317,8 @@ class Rows:
 
     def reorder(self, rows: torch.Tensor, t: int, new: torch.Tensor) -> None:
         """Row ``i`` becomes old row ``rows[i]``, and its position ``t`` is ``new[i]``. Fewer
-        ``rows`` than before (finished sentences left the batch): a narrower spare buffer, once."""
+        ``rows`` than before (finished sentences left the batch): a narrower buffer is allocated
+        (and the other one at the next reorder), so a search allocates twice per narrowing."""
         if rows.numel() != self.spare.size(1):
             self.spare = self.spare.new_empty((self.spare.size(0), rows.numel(), *self.spare.shape[2:]))
         torch.index_select(self.now[:t], 1, rows, out=self.spare[:t])

@@ -142,6 +142,39 @@ def test_finished_sentences_leave_the_batch(decoder: str, beam: int, monkeypatch
             assert torch.allclose(a.weights, b.weights, atol=1e-6)
 
 
+def test_a_sentence_with_no_beam_left_leaves_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 4 tokens to write (UNK, 4, 5, EOS) and a forced prefix, a sentence's 5 beams can all
+    die before it has 5 finished hypotheses: it leaves the batch then, as it ends when alone."""
+    model = model_of("luong-lstm", vocab=6)
+    step = model.decoder.step
+    rows: list[int] = []
+    monkeypatch.setattr(model.decoder, "step", lambda p, s, m: (rows.append(p.size(0)), step(p, s, m))[1])
+    cfg = SearchConfig(beam=5, nbest=5, max_len_a=1.0, max_len_b=1)
+    sources, prefixes = [[4, 5, 4, 5, 4, 5, 4, 5], [4]], [[], [5, 4]]
+    record: list[list] = [[], []]
+    batch = collate(sources)
+    together = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=prefixes, record=record)
+    assert len(together[1]) < 5 and all(record[1])  # fewer than K finished, and no empty recorded step
+    widths = [rows[0]] + [r // 5 for r in rows[1:]]  # sentences stepped at each step
+    assert widths == [sum(len(r) > t for r in record) for t in range(len(rows))]  # each while it searches
+    alone_record: list[list] = [[]]
+    one = collate([sources[1]])
+    (alone,) = search(model, one.src, one.src_mask, cfg=cfg, prefixes=[prefixes[1]], record=alone_record)
+    assert [h.tokens for h in alone] == [h.tokens for h in together[1]]
+    assert alone_record == [record[1]]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_the_length_limit_wins_over_min_len(beam: int) -> None:
+    """``min_len`` larger than a sentence's length limit: the limit forces EOS (no crash, no
+    output longer than the limit)."""
+    model = model_of("transformer-self_attention", vocab=6, seed=2)
+    cfg = SearchConfig(beam=beam, nbest=1, max_len_a=0.0, max_len_b=1, min_len=2)
+    batch = collate([[5, 4, 5, 4], [4]])
+    for (hyp,) in search(model, batch.src, batch.src_mask, cfg=cfg):
+        assert len(hyp.tokens) == 1 and hyp.score > float("-inf")
+
+
 @pytest.mark.parametrize("decoder", DECODERS)
 def test_scores_are_the_models_log_probabilities(decoder: str) -> None:
     model = model_of(decoder)
