@@ -20,6 +20,8 @@ output runs to its own EOS. ``--ctranslate2 float32,int8`` adds a row per quanti
 same Transformer exported to CTranslate2 (:mod:`seq2seq.export`, the ``[export]`` extra), on as
 many threads as torch (``intra_threads``), batched alike (``max_batch_size``); both rank beams by
 ``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``).
+Once CTranslate2 has decoded in the process, seq2seq's rows run slower (8-25 % on a 2-core
+CPU, docs/speed.md): take seq2seq's own speed from a run without ``--ctranslate2``.
 ``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
 of seq2seq-eval: a CPU with bf16 instructions, or CUDA). With ``--ref``
 each row has its BLEU (sacreBLEU, the tokenizer that seq2seq-eval uses for the checkpoint's target
