@@ -20,8 +20,8 @@ output runs to its own EOS. ``--ctranslate2 float32,int8`` adds a row per quanti
 same Transformer exported to CTranslate2 (:mod:`seq2seq.export`, the ``[export]`` extra), on as
 many threads as torch (``intra_threads``), batched alike (``max_batch_size``); both rank beams by
 ``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``).
-Once CTranslate2 has decoded in the process, seq2seq's rows run slower (8-25 % on a 2-core
-CPU, docs/speed.md): take seq2seq's own speed from a run without ``--ctranslate2``.
+CTranslate2's rows are timed after seq2seq's, in a process of their own: once CTranslate2 had
+decoded in the same process, seq2seq's rows ran 8-25 % slower on a 2-core CPU (docs/speed.md).
 ``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
 of seq2seq-eval: a CPU with bf16 instructions, or CUDA). With ``--ref``
 each row has its BLEU (sacreBLEU, the tokenizer that seq2seq-eval uses for the checkpoint's target
@@ -32,6 +32,7 @@ of them is left out.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import tempfile
 import time
@@ -168,49 +169,59 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
         systems["seq2seq", precision] = partial(seq2seq_decoder, loaded.model, loaded, args, autocast=autocast)
     engines = [q for q in args.ctranslate2.split(",") if q]
     versions = f"torch {torch.__version__}"
-    with tempfile.TemporaryDirectory(prefix="decode-bench-") as work:
-        if engines:
-            import ctranslate2  # the [export] extra, needed for these rows only
+    for system in systems.values():  # warm-up, off the clock: the first calls set up kernels and memory
+        system(lines[: args.batch_size])(1)()
+    decoders = {key: system(lines) for key, system in systems.items()}
+    beams = [int(b) for b in args.beams.split(",")]
+    best: dict[tuple[int, tuple[str, str]], float] = {}
+    outputs: dict[tuple[int, tuple[str, str]], list[list[str]]] = {}
+    for beam in beams:
+        searches = {key: decoder(beam) for key, decoder in decoders.items()}
+        for _ in range(args.repeat):
+            for key, decode in searches.items():  # alternating: a noisy machine hits each alike
+                start = time.perf_counter()
+                outputs[beam, key] = decode()
+                best[beam, key] = min(best.get((beam, key), float("inf")), time.perf_counter() - start)
+    if engines:  # after seq2seq's rows, in a process of its own: see the module's docstring
+        import ctranslate2  # the [export] extra, needed for these rows only
 
-            from seq2seq.export import export_ctranslate2
+        from seq2seq.export import export_ctranslate2
 
-            versions += f", ctranslate2 {ctranslate2.__version__}"
-        for quantization in engines:
-            folder = export_ctranslate2(args.checkpoint, Path(work) / quantization, quantization=quantization)
-            translator = ctranslate2.Translator(str(folder), device=args.device, intra_threads=threads, inter_threads=1)
-            systems["CTranslate2", quantization] = partial(ctranslate2_decoder, translator, loaded, args)
-        for system in systems.values():  # warm-up, off the clock: the first calls set up kernels and memory
-            system(lines[: args.batch_size])(1)()
-        decoders = {key: system(lines) for key, system in systems.items()}
-        where = torch.cuda.get_device_name() if args.device == "cuda" else f"{threads} threads"
-        print(
-            f"device {args.device} ({where}), {versions}; {len(lines)} sentences, batch {args.batch_size}, "
-            f"{loaded.model.num_parameters:,} params ({describe_model(saved_model_config(loaded.config['model']))}); "
-            f"beams ranked by {args.length_norm}"
-        )
-        print("| search | system | weights | sentences/s | target tokens/s | seconds | x seq2seq fp32 | BLEU |")
-        print("|---|---|---|---:|---:|---:|---:|---:|")
-        for beam in (int(b) for b in args.beams.split(",")):
-            searches = {key: decoder(beam) for key, decoder in decoders.items()}
-            best = dict.fromkeys(searches, float("inf"))
-            outputs: dict[tuple[str, str], list[list[str]]] = {}
-            for _ in range(args.repeat):
-                for key, decode in searches.items():  # alternating: a noisy machine hits each alike
-                    start = time.perf_counter()
-                    outputs[key] = decode()
-                    best[key] = min(best[key], time.perf_counter() - start)
-            name = "greedy" if beam == 1 else f"beam {beam}"
-            base = best.get(("seq2seq", "fp32"))
-            for (system, weights), seconds in best.items():
-                found = outputs[system, weights]
-                tokens = sum(len(o) + 1 for o in found)  # + EOS
-                ratio = f"{base / seconds:.2f}x" if base else ""
-                texts = [loaded.tgt_tokenizer.sp.decode_pieces(o) for o in found]
-                score = f"{bleu.corpus_score(texts, [refs]).score:.2f}" if refs else ""
-                print(
-                    f"| {name} | {system} | {weights} | {len(lines) / seconds:,.1f} | {tokens / seconds:,.0f} "
-                    f"| {seconds:.2f} | {ratio} | {score} |"
+        versions += f", ctranslate2 {ctranslate2.__version__}"
+        pieces = [loaded.src_tokenizer.pieces(line) for line in lines]
+        with tempfile.TemporaryDirectory(prefix="decode-bench-") as work:
+            folders = {q: str(export_ctranslate2(args.checkpoint, Path(work) / q, quantization=q)) for q in engines}
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                found = pool.apply(
+                    ctranslate2_timings,
+                    (folders, pieces, beams, args.batch_size, torch.get_num_threads(), args.repeat, args.device),
                 )
+        for (beam, quantization), (seconds, hypotheses) in found.items():
+            best[beam, ("CTranslate2", quantization)] = seconds
+            outputs[beam, ("CTranslate2", quantization)] = hypotheses
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{threads} threads"
+    print(
+        f"device {args.device} ({where}), {versions}; {len(lines)} sentences, batch {args.batch_size}, "
+        f"{loaded.model.num_parameters:,} params ({describe_model(saved_model_config(loaded.config['model']))}); "
+        f"beams ranked by {args.length_norm}"
+    )
+    print("| search | system | weights | sentences/s | target tokens/s | seconds | x seq2seq fp32 | BLEU |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for beam in beams:
+        name = "greedy" if beam == 1 else f"beam {beam}"
+        base = best.get((beam, ("seq2seq", "fp32")))
+        for (at, (system, weights)), seconds in best.items():
+            if at != beam:
+                continue
+            found_pieces = outputs[beam, (system, weights)]
+            tokens = sum(len(o) + 1 for o in found_pieces)  # + EOS
+            ratio = f"{base / seconds:.2f}x" if base else ""
+            texts = [loaded.tgt_tokenizer.sp.decode_pieces(o) for o in found_pieces]
+            score = f"{bleu.corpus_score(texts, [refs]).score:.2f}" if refs else ""
+            print(
+                f"| {name} | {system} | {weights} | {len(lines) / seconds:,.1f} | {tokens / seconds:,.0f} "
+                f"| {seconds:.2f} | {ratio} | {score} |"
+            )
 
 
 def seq2seq_decoder(
@@ -240,21 +251,38 @@ def seq2seq_decoder(
     return at
 
 
-def ctranslate2_decoder(translator: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str]) -> Decoder:
-    """CTranslate2's search over the same sentences as pieces, ``max_batch_size`` at a time
-    (sorted by length, as seq2seq's buckets); beams ranked by ``score / |Y|``."""
-    pieces = [loaded.src_tokenizer.pieces(line) for line in lines]
+def ctranslate2_timings(
+    folders: dict[str, str], pieces: list[list[str]], beams: list[int], batch_size: int, threads: int, repeat: int,
+    device: str,
+) -> dict[tuple[int, str], tuple[float, list[list[str]]]]:  # fmt: skip
+    """In a process of its own: CTranslate2's search over the source ``pieces``, ``batch_size`` at a
+    time (``max_batch_size``: sorted by length, as seq2seq's buckets), beams ranked by
+    ``score / |Y|``, for each exported model (quantization -> folder) and beam; the best of
+    ``repeat`` runs, alternating -> (beam, quantization) -> (seconds, each output's pieces)."""
+    import ctranslate2
 
-    def at(beam: int) -> Callable[[], list[list[str]]]:
-        def decode() -> list[list[str]]:
-            found = translator.translate_batch(
-                pieces, max_batch_size=args.batch_size, beam_size=beam, length_penalty=1, min_decoding_length=0
-            )  # seq2seq's length_norm=length, min_len=0
-            return [r.hypotheses[0] for r in found]
+    translators = {
+        q: ctranslate2.Translator(folder, device=device, intra_threads=threads, inter_threads=1)
+        for q, folder in folders.items()
+    }
 
-        return decode
+    def decode(translator: Any, beam: int, sources: list[list[str]]) -> list[list[str]]:
+        found = translator.translate_batch(
+            sources, max_batch_size=batch_size, beam_size=beam, length_penalty=1, min_decoding_length=0
+        )  # seq2seq's length_norm=length, min_len=0
+        return [r.hypotheses[0] for r in found]
 
-    return at
+    for translator in translators.values():  # warm-up, off the clock
+        decode(translator, 1, pieces[:batch_size])
+    out: dict[tuple[int, str], tuple[float, list[list[str]]]] = {}
+    for beam in beams:
+        for _ in range(repeat):
+            for q, translator in translators.items():
+                start = time.perf_counter()
+                hypotheses = decode(translator, beam, pieces)
+                seconds = time.perf_counter() - start
+                out[beam, q] = (min(seconds, out.get((beam, q), (float("inf"), []))[0]), hypotheses)
+    return out
 
 
 if __name__ == "__main__":
