@@ -194,7 +194,7 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 found = pool.apply(
                     ctranslate2_timings,
-                    (folders, pieces, beams, args.batch_size, torch.get_num_threads(), args.repeat, args.device),
+                    (folders, pieces, beams, args.batch_size, threads, args.repeat, args.device),
                 )
         for (beam, quantization), (seconds, hypotheses) in found.items():
             best[beam, ("CTranslate2", quantization)] = seconds

@@ -246,6 +246,7 @@ def beam_search(
     attn: Rows | None = None  # (t, B*K, S) filled, once the first step says the weights' type
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]  # set aside, per sentence
     sentences = list(range(batch))  # the sentence of each of the B still searching
+    offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, 1): each sentence's first row
     src_lengths = src_mask.sum(dim=1).tolist()
     slot = torch.arange(k, device=device)  # (K,)
     for t in range(steps):
@@ -282,7 +283,7 @@ def beam_search(
             _record_beam([record[s] for s in sentences], t, top_scores, origin, token, ends, pick, scores)
         if bool(done.all()):
             break
-        rows = origin.gather(1, pick) + (torch.arange(batch, device=device) * k).unsqueeze(1)  # (B, K)
+        rows = offsets + origin.gather(1, pick)  # (B, K) the row each candidate continues
         prev = token.gather(1, pick)  # (B, K)
         if bool(done.any()):  # sentences with K finished hypotheses leave the batch, with their rows
             keep = (~done).nonzero().squeeze(1)  # (B',)
@@ -292,6 +293,7 @@ def beam_search(
             row_prefix = None if row_prefix is None else row_prefix[kept_rows]
             sentences = [sentences[i] for i in keep.tolist()]
             batch = len(sentences)
+            offsets = offsets[:batch]  # the first rows of the narrower batch
         rows, prev = rows.view(-1), prev.view(-1)  # (B*K,) the row each continues, and its token
         state = state.select(rows)
         history.reorder(rows, t, prev)  # (t+1, B*K)
