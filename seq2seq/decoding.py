@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,6 +59,7 @@ class Decoding:
     device: torch.device | str
     precision: str  # fp32 | bf16 | fp16 (DecodingConfig's precision)
     quantize: str = "none"  # none | int8 (DecodingConfig's quantize)
+    shortlist: str | None = None  # a vocabulary map file (DecodingConfig's shortlist); None: every piece
     autocast: torch.dtype | None = field(init=False)  # from precision: None (fp32), bf16 or fp16
 
     def __post_init__(self) -> None:
@@ -65,6 +67,8 @@ class Decoding:
         self.device = torch.device(self.device)
         check_choice("precision", self.precision, PRECISIONS)  # given by name to the Translator: unchecked
         check_choice("quantize", self.quantize, QUANTIZE)
+        if self.shortlist and not Path(self.shortlist).is_file():
+            raise ConfigError(f"shortlist={self.shortlist}: no such file (build one: python -m seq2seq.shortlist)")
         self.autocast = autocast_dtype(self.precision, self.device)
         if self.quantize != "none" and (self.device.type != "cpu" or self.autocast is not None):
             raise ConfigError(
@@ -81,12 +85,13 @@ def decoding_for(cfg: Any, *, batch_size: int | None = None, device: str | None 
     """The decoding set-up of a command (``seq2seq-eval``, ``-translate``, ``-serve``, ``-gather``):
     its search keys and :class:`~seq2seq.config.DecodingConfig`'s ``batch_size``, ``device`` and
     ``precision`` (its default where the schema has none: seq2seq-compare's), each of the first two
-    overridable by keyword, and ``quantize``; all checked first, then torch's CPU threads are set
+    overridable by keyword, ``quantize`` and ``shortlist``; all checked first, then torch's CPU threads are set
     from the machine's load."""
     precision = cfg.precision if "precision" in cfg else DecodingConfig.precision
     quantize = cfg.quantize if "quantize" in cfg else DecodingConfig.quantize
+    shortlist = cfg.shortlist if "shortlist" in cfg else None
     resolved = resolve_device(device or cfg.device)
-    checked = Decoding(cfg, batch_size or cfg.batch_size, resolved, precision, quantize)  # refused before a model loads
+    checked = Decoding(cfg, batch_size or cfg.batch_size, resolved, precision, quantize, shortlist)  # before loading
     if resolved.type == "cpu":
         threads_for_the_load()
     return checked

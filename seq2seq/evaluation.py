@@ -37,6 +37,7 @@ from seq2seq.loss import mean_loss
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.search import describe
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizer, word_index
 from seq2seq.translator import Translation, translate_sentences
 
@@ -210,14 +211,16 @@ def evaluate_model(
     with_alignment: bool = True,
     buckets: tuple[tuple[int, int], ...] = LENGTH_BUCKETS,
     autocast: torch.dtype | None = None,
+    shortlist: Shortlist | None = None,
 ) -> tuple[dict[str, Any], list[Translation]]:
-    """Translate ``corpus.src`` with ``search`` (default greedy; under ``autocast`` when given)
+    """Translate ``corpus.src`` with ``search`` (default greedy; under ``autocast`` when given;
+    scoring each batch's candidate target pieces only, with a ``shortlist``)
     and score against ``corpus.tgt``, overall and by source length (``buckets``)."""
     search = search or SearchConfig()
     start = time.perf_counter()
     translations = translate_sentences(
         model, src_tokenizer, tgt_tokenizer, corpus.src, batch_size=batch_size, cfg=search, device=device,
-        autocast=autocast,
+        autocast=autocast, shortlist=shortlist,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     hyps = [t.text for t in translations]
@@ -330,9 +333,9 @@ def search_slug(cfg: SearchConfig) -> str:
 
 def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
-    the checkpoint (``...-bf16.json`` under ``precision=bf16``): each checkpoint and each search
-    of a run keeps its own report. An ensemble's report is beside its first file, named
-    ``ensembleN-{hash of the files' paths}``."""
+    the checkpoint (``...-bf16.json`` under ``precision=bf16``; ``-int8``, ``-shortlist``
+    likewise): each checkpoint and each search of a run keeps its own report. An ensemble's
+    report is beside its first file, named ``ensembleN-{hash of the files' paths}``."""
     if cfg.output:
         return Path(cfg.output)
     files = [Path(f) for f in checkpoint_files("checkpoint", cfg.checkpoint)]
@@ -341,8 +344,10 @@ def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
         model = (
             f"ensemble{len(files)}-{hashlib.sha256(' '.join(str(f.resolve()) for f in files).encode()).hexdigest()[:8]}"
         )
-    precision = ("" if cfg.precision == "fp32" else f"-{cfg.precision}") + (
-        "" if cfg.quantize == "none" else f"-{cfg.quantize}"
+    precision = (
+        ("" if cfg.precision == "fp32" else f"-{cfg.precision}")
+        + ("" if cfg.quantize == "none" else f"-{cfg.quantize}")
+        + ("-shortlist" if cfg.shortlist else "")
     )
     name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{model}-{search_slug(cfg)}{precision}")
     return files[0].parent / f"{name}.json"
@@ -353,7 +358,8 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     the JSON report and the hypotheses (``.hyp``) beside it."""
     cfg = check_eval(cfg)
     decoding = decoding_for(cfg)
-    loaded = load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device, decoding.quantize)
+    files = checkpoint_files("checkpoint", cfg.checkpoint)
+    loaded = load_model(files, decoding.device, decoding.quantize, decoding.shortlist)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test
@@ -370,6 +376,7 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
         with_alignment=loaded.attends,
         buckets=length_buckets(data.length_buckets),
         autocast=decoding.autocast,
+        shortlist=loaded.shortlist,
     )
     output = report_path(cfg, data.name, split)
     report = EvalReport(

@@ -17,17 +17,20 @@ finished output, the tokens the model found most probable at each of its positio
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from seq2seq.config import SearchConfig
 from seq2seq.constants import BOS_ID, EOS_ID, LENGTH_NORMS, PAD_ID
 from seq2seq.errors import DecodingTimeout
-from seq2seq.models.ensemble import Ensemble
+from seq2seq.models.ensemble import Ensemble, EnsembleMemory
 from seq2seq.models.seq2seq import Seq2Seq
-from seq2seq.models.state import Memory
+from seq2seq.models.state import Memory, OutputRows
+from seq2seq.shortlist import Shortlist
 
 Prefixes = list[list[int]] | None  # per sentence, the token ids its output must start with ([]: none)
 KEPT, FINISHED, PRUNED = "kept", "finished", "pruned"  # what became of a recorded candidate
@@ -126,6 +129,7 @@ def greedy_search(
     prefixes: Prefixes = None,
     deadline: float | None = None,
     record: list[Steps] | None = None,
+    shortlist: Shortlist | None = None,
 ) -> list[Hypothesis]:
     """The most probable next token at every step, until EOS, for ``src (B, S)`` and its
     ``src_mask (B, S)``, within ``cfg``'s lengths (``max_len_a``, ``max_len_b``, ``min_len``);
@@ -134,6 +138,7 @@ def greedy_search(
     ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`. With
     ``record`` (one empty list per sentence), each step's chosen token (kept, or finished at
     EOS) and the runner-up (pruned) are appended to the sentence's list while it is alive.
+    With a ``shortlist``, only the batch's candidate target pieces are scored (:func:`restrict`).
 
     1. encode the source once: the decoder's memory, its first state;
     2. each step ``t``: the decoder steps every sentence's previous token ``prev (B,)`` ->
@@ -147,6 +152,7 @@ def greedy_search(
     batch_size, device = src.size(0), src.device
     prefix = prefix_tensor(prefixes, batch_size, device)  # (B, P) or None
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
+    memory, prefix = restrict(model, memory, src, prefix, shortlist)
     steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
     state = model.decoder.init_state(memory)
     prev = torch.full((batch_size,), BOS_ID, dtype=torch.long, device=device)  # (N,)
@@ -158,10 +164,12 @@ def greedy_search(
         check_deadline(deadline)
         logits, state, w = model.decoder.step(prev, state, memory)  # (N, V), (N, S)
         log_probs = _allowed(torch.log_softmax(logits.float(), dim=-1), t, max_len, cfg.min_len, prefix)  # (N, V)
-        prev = log_probs.argmax(dim=-1)  # (N,)
+        best = log_probs.argmax(dim=-1)  # (N,)
+        ids = piece_ids(memory)  # (C,): a shortlist's positions -> piece ids; None: they are ids
         if record is not None:
-            _record_greedy([record[i] for i in rows.tolist()], t, scores[rows], log_probs)
-        scores[rows] += log_probs.gather(1, prev.unsqueeze(1)).squeeze(1)
+            _record_greedy([record[i] for i in rows.tolist()], t, scores[rows], log_probs, ids)
+        scores[rows] += log_probs.gather(1, best.unsqueeze(1)).squeeze(1)
+        prev = best if ids is None else ids[best]  # (N,)
         if weights is None:
             weights = w.new_empty(batch_size, steps, w.size(1))
         tokens[rows, t] = prev
@@ -195,6 +203,7 @@ def beam_search(
     prefixes: Prefixes = None,
     deadline: float | None = None,
     record: list[Steps] | None = None,
+    shortlist: Shortlist | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``cfg.nbest`` best hypotheses per sentence of ``src (B, S)`` (``src_mask (B, S)``),
     best first, by ``score / length_penalty``: a beam of ``K = cfg.beam``, ranked with
@@ -204,6 +213,7 @@ def beam_search(
     ``deadline`` (a ``time.monotonic()`` value) it stops with :class:`seq2seq.errors.DecodingTimeout`.
     With ``record`` (one empty list per sentence), each step's ``2K`` candidates of every
     sentence still searching are appended to its list (:class:`Candidate`: kept, finished, pruned).
+    With a ``shortlist``, only the batch's candidate target pieces are scored (:func:`restrict`).
 
     The ``K`` beams of every sentence are rows of one batch: row ``b * K + j`` is beam ``j`` of
     sentence ``b``. ``scores (B, K)`` holds each beam's summed log-probability.
@@ -232,10 +242,11 @@ def beam_search(
     batch, k, device = src.size(0), cfg.beam, src.device
     first: Memory = model.encode(src, src_mask)
     beams = torch.arange(batch, device=device).repeat_interleave(k)  # (B*K,) row -> sentence
-    memory = first.select(beams)  # encoder output and keys, once
     prefix = prefix_tensor(prefixes, batch, device)  # (B, P) or None
-    row_prefix = None if prefix is None else prefix.index_select(0, beams)  # (B*K, P)
     max_len = max_lengths(src_mask, cfg.max_len_a, cfg.max_len_b, prefix)  # (B,)
+    first, prefix = restrict(model, first, src, prefix, shortlist)
+    memory = first.select(beams)  # encoder output and keys, once
+    row_prefix = None if prefix is None else prefix.index_select(0, beams)  # (B*K, P)
     steps = int(max_len.max()) + 1  # the most steps the search can take (the last writes EOS)
     state = model.decoder.init_state(first)  # (B rows until the first step is taken)
     row_max_len = max_len.repeat_interleave(k)  # (B*K,)
@@ -263,6 +274,8 @@ def beam_search(
         cand = (scores.view(-1, 1) + log_probs).view(batch, k * vocab)  # (B, K*V)
         top_scores, top_index = cand.topk(min(2 * k, k * vocab), dim=1)  # (B, 2K)
         origin, token = top_index // vocab, top_index % vocab  # (B, 2K) beam and token of each
+        ids = piece_ids(memory)  # (C,): a shortlist's positions -> piece ids; None: they are ids
+        token = token if ids is None else ids[token]
         is_eos = token == EOS_ID  # (B, 2K)
         # 4. EOS among the K best candidates: a finished hypothesis, set aside
         ends = is_eos[:, :k] & (top_scores[:, :k] > float("-inf"))  # (B, K)
@@ -359,11 +372,15 @@ def _record_beam(
         steps.append(step)
 
 
-def _record_greedy(record: list[Steps], t: int, scores: torch.Tensor, log_probs: torch.Tensor) -> None:
+def _record_greedy(
+    record: list[Steps], t: int, scores: torch.Tensor, log_probs: torch.Tensor, ids: torch.Tensor | None = None
+) -> None:
     """Append greedy step ``t`` of the sentences still searching (``record``: their lists, one per
     row) to their lists: the chosen token (the argmax of ``log_probs (N, V)``; kept in slot 0, or
-    finished at EOS) and the runner-up (pruned), scored from their ``scores (N,)`` so far."""
+    finished at EOS) and the runner-up (pruned), scored from their ``scores (N,)`` so far
+    (``log_probs`` over a shortlist: position ``i`` is token ``ids[i]``)."""
     top, index = log_probs.topk(2, dim=1)  # (N, 2)
+    index = index if ids is None else ids[index]
     total = (scores.unsqueeze(1) + top).tolist()
     for b, steps in enumerate(record):
         parent = None if t == 0 else 0
@@ -421,6 +438,48 @@ def alternatives(
     return found
 
 
+def restrict(
+    model: Seq2Seq | Ensemble,
+    memory: Memory | EnsembleMemory,
+    src: torch.Tensor,
+    prefix: torch.Tensor | None,
+    shortlist: Shortlist | None,
+) -> tuple[Any, torch.Tensor | None]:
+    """With a ``shortlist``, a batch's search scores only its candidate pieces ``ids (C,)``
+    (:meth:`Shortlist.candidates` of ``src (B, S)`` and the forced ``prefix (B, P)``): the memory
+    (every model's, in an ensemble) carries the output layer's rows of them
+    (:class:`OutputRows`), so a step's logits are ``(N, C)``, position ``i`` standing for piece
+    ``ids[i]`` (:func:`piece_ids`), and the prefix becomes positions. The special tokens keep
+    their ids as positions (``ids`` is sorted), so the masks of :func:`_allowed` hold as they
+    are. -> the memory, the prefix."""
+    if shortlist is None:
+        return memory, prefix
+    ids = shortlist.candidates(src, prefix)  # (C,)
+    if isinstance(memory, EnsembleMemory):
+        members = model.members  # type: ignore[union-attr]
+        parts = zip(memory.parts, members, strict=True)
+        memory = EnsembleMemory([cut(m, one.decoder.generator, ids) for m, one in parts])
+    else:
+        memory = cut(memory, model.decoder.generator, ids)  # type: ignore[union-attr]
+    if prefix is not None:  # each forced id's position (PAD, id 0, stays 0)
+        position = torch.zeros(int(ids.max()) + 1, dtype=torch.long, device=ids.device)
+        position[ids] = torch.arange(ids.numel(), device=ids.device)
+        prefix = position[prefix]  # (B, P)
+    return memory, prefix
+
+
+def cut(memory: Memory, generator: torch.nn.Module, ids: torch.Tensor) -> Memory:
+    """``memory`` with the output layer ``generator`` cut to the pieces ``ids (C,)``."""
+    return dataclasses.replace(memory, vocab=OutputRows.of(generator, ids))
+
+
+def piece_ids(memory: Memory | EnsembleMemory) -> torch.Tensor | None:
+    """The piece id of each position of the logits, ``(C,)``; None: no shortlist (positions are
+    ids)."""
+    first = memory.parts[0] if isinstance(memory, EnsembleMemory) else memory
+    return None if first.vocab is None else first.vocab.ids
+
+
 def _finished(tokens: torch.Tensor, weights: torch.Tensor, score: float, cfg: SearchConfig) -> Hypothesis:
     """A hypothesis ended by EOS: its ``tokens (t,)`` (EOS left out, counted by the penalty), the
     ``weights (t, source length)`` they were written with, and its summed log-probability."""
@@ -438,14 +497,16 @@ def search(
     prefixes: Prefixes = None,
     deadline: float | None = None,
     record: list[Steps] | None = None,
+    shortlist: Shortlist | None = None,
 ) -> list[list[Hypothesis]]:
     """Greedy when ``cfg.beam == 1``, else beam search; ``cfg.nbest`` hypotheses per sentence,
     each starting with its sentence's ``prefixes`` entry when given; stopped past ``deadline``
     (``time.monotonic()``) with :class:`seq2seq.errors.DecodingTimeout`; each step's candidates
-    appended to ``record`` (one list per sentence) when it is given."""
+    appended to ``record`` (one list per sentence) when it is given; with a ``shortlist``
+    (:mod:`seq2seq.shortlist`), only each batch's candidate target pieces are scored."""
     if cfg.beam <= 1:
-        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes, deadline, record)]
-    return beam_search(model, src, src_mask, cfg, prefixes, deadline, record)
+        return [[h] for h in greedy_search(model, src, src_mask, cfg, prefixes, deadline, record, shortlist)]
+    return beam_search(model, src, src_mask, cfg, prefixes, deadline, record, shortlist)
 
 
 def check_deadline(deadline: float | None) -> None:

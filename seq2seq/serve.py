@@ -632,7 +632,7 @@ def run_serve(cfg: ServeConfig) -> None:
     check_port(cfg.host, cfg.port)
     decoding = decoding_for(cfg)
     translators = {
-        name: Translator.using(load_model(files, decoding.device, decoding.quantize), decoding)
+        name: Translator.using(load_model(files, decoding.device, decoding.quantize, decoding.shortlist), decoding)
         for name, files in zip(model_names(models), models, strict=True)
     }
     token = cfg.token or ("" if cfg.host in LOOPBACK else secrets.token_urlsafe(18))

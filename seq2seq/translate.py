@@ -86,9 +86,8 @@ def run_translate(cfg: TranslateConfig) -> None:
     if sys.stdout is None and not (batch and cfg.output):  # Python's view of a closed stdout
         raise Seq2SeqError("standard output is closed: give output=FILE, or send it to a file or pipe")
     decoding = decoding_for(cfg)
-    translator = Translator.using(
-        load_model(checkpoint_files("checkpoint", cfg.checkpoint), decoding.device, decoding.quantize), decoding
-    )
+    files = checkpoint_files("checkpoint", cfg.checkpoint)
+    translator = Translator.using(load_model(files, decoding.device, decoding.quantize, decoding.shortlist), decoding)
     if batch:
         batch_mode(translator, cfg)
     else:

@@ -23,6 +23,7 @@ from seq2seq.device import resolve_device
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import AttentionMaps, Seq2Seq
 from seq2seq.search import Steps, alternatives, check_deadline, search
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import WORD_START, Tokenizer, piece_word
 
 MAX_SOURCE_TOKENS = 400  # longer inputs are cut (and a note says so)
@@ -156,6 +157,7 @@ def translate_sentences(
     deadline: float | None = None,
     beam_tree: bool = False,
     top_k: int = 0,
+    shortlist: Shortlist | None = None,
 ) -> list[Translation]:
     """Translate many sentences: batched by length, returned in input order; under ``autocast``
     (bf16 or fp16; :func:`seq2seq.device.autocast_dtype`) when it is given. ``prefixes`` (one per
@@ -163,6 +165,8 @@ def translate_sentences(
     ``deadline`` (``time.monotonic()``): :class:`seq2seq.errors.DecodingTimeout`. ``beam_tree``:
     each translation keeps its search step by step (``Translation.beam``); ``top_k`` > 0: the
     ``top_k`` most probable tokens at each of its output positions (``Translation.alternatives``).
+    With a ``shortlist`` the search scores only each batch's candidate target pieces
+    (:mod:`seq2seq.shortlist`; the alternatives are still over every piece).
 
     1. encode every sentence to ids, and group them into batches of similar length;
     2. for each batch, pad it (``collate``) and search (greedy or beam, as ``cfg`` says);
@@ -179,7 +183,10 @@ def translate_sentences(
         starts = None if forced is None else [forced[i] for i in index]
         record: list[Steps] | None = [[] for _ in index] if beam_tree else None
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline, record=record)
+            found = search(
+                model, batch.src, batch.src_mask, cfg=cfg, prefixes=starts, deadline=deadline, record=record,
+                shortlist=shortlist,
+            )  # fmt: skip
             others = (
                 alternatives(model, batch.src, batch.src_mask, [h[0].tokens for h in found], top_k, cfg, deadline)
                 if top_k > 0
@@ -257,6 +264,7 @@ class Translator:
         batch_size: int = 64,
         precision: str = "fp32",
         quantize: str = "none",
+        shortlist: str | Path | None = None,
         **search_settings: Any,
     ) -> Translator:
         """Load a checkpoint file (it holds the model, the tokenizers and its config), or a list of
@@ -265,9 +273,12 @@ class Translator:
         search settings (:class:`seq2seq.config.SearchConfig`'s fields: ``beam``,
         ``length_penalty``, ``length_norm``, ``nbest``, ``max_len_a``, ``max_len_b``, ``min_len``).
         ``precision=bf16`` decodes under bf16 autocast (a CPU with bf16 instructions, or CUDA);
-        ``quantize="int8"`` with int8 linear and RNN layers (:mod:`seq2seq.quantization`, CPU)."""
-        decoding = Decoding(search_settings, batch_size, resolve_device(device), precision, quantize)  # checked first
-        return cls.using(load_model(path, decoding.device, quantize), decoding)
+        ``quantize="int8"`` with int8 linear and RNN layers (:mod:`seq2seq.quantization`, CPU);
+        ``shortlist`` (a vocabulary map file, :mod:`seq2seq.shortlist`) scores only each batch's
+        candidate target pieces."""
+        where = None if shortlist is None else str(shortlist)
+        decoding = Decoding(search_settings, batch_size, resolve_device(device), precision, quantize, where)  # checked
+        return cls.using(load_model(path, decoding.device, quantize, where), decoding)
 
     @classmethod
     def using(cls, loaded: Loaded, decoding: Decoding) -> Translator:
@@ -336,7 +347,7 @@ class Translator:
                 done += translate_sentences(
                     self.loaded.model, self.loaded.src_tokenizer, self.loaded.tgt_tokenizer, chunk,
                     batch_size=d.batch_size, cfg=d.search, device=d.device, autocast=d.autocast, prefixes=starts,
-                    deadline=deadline, beam_tree=beam_tree, top_k=top_k,
+                    deadline=deadline, beam_tree=beam_tree, top_k=top_k, shortlist=self.loaded.shortlist,
                 )  # fmt: skip
                 bar.update(len(chunk))
         results = [Translation(s, "", [], ["</s>"], torch.zeros(0, 1), 0.0) for s in sentences]

@@ -426,6 +426,11 @@ def check_gather(cfg: Any) -> None:
     run_folders(cfg.runs)
     check_data(cfg.data)
     check_decoding(cfg)
+    if cfg.shortlist:
+        raise ConfigError(
+            "shortlist= is one model's vocabulary map, and seq2seq-gather decodes several runs: leave it out "
+            "(seq2seq-eval takes one)"
+        )
 
 
 @_command_check("average")

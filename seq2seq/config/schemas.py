@@ -165,6 +165,7 @@ class DecodingConfig(SearchConfig):  # what every command that decodes a checkpo
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
     quantize: str = "none"  # none | int8: int8 linear and GRU/LSTM layers (dynamic quantization, CPU only)
+    shortlist: str | None = None  # a vocabulary map (python -m seq2seq.shortlist): score each batch's candidates only
 
 
 @dataclass

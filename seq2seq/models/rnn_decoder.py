@@ -31,7 +31,7 @@ from torch import nn
 from seq2seq.constants import PAD_ID
 from seq2seq.models.attention import Attention
 from seq2seq.models.encoder import make_rnn
-from seq2seq.models.state import DecoderState, Encoded, Memory
+from seq2seq.models.state import DecoderState, Encoded, Memory, OutputRows
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,10 @@ class RNNDecoder(nn.Module):
         out, hidden = self.rnn(inputs, state.hidden)  # (B, T, H), (L, B, H)
         return out, DecoderState(hidden, None, state.feed)
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """The readout, then the output layer: ``features (B, T, F)`` -> logits (B, T, vocab)."""
-        return self.generator(self.readout(features))  # (B, T, vocab)
+    def logits(self, features: torch.Tensor, vocab: OutputRows | None = None) -> torch.Tensor:
+        """The readout, then the output layer: ``features (B, T, F)`` -> logits (B, T, vocab), or
+        over ``vocab``'s pieces only (a shortlist: (B, T, C))."""
+        return (self.generator if vocab is None else vocab)(self.readout(features))  # (B, T, vocab)
 
     def advance(
         self, embedded: torch.Tensor, state: DecoderState, memory: Memory
@@ -131,13 +132,13 @@ class RNNDecoder(nn.Module):
         1. embed the previous token ``prev (B,)``, with dropout: ``y_{i-1} (B, 1, E)``;
         2. :meth:`advance`: the subclass's step (RNN and, for the attention decoders, attention)
            -> features (B, 1, F), the new state, weights (B, 1, S);
-        3. :meth:`logits`: readout and output layer -> (B, 1, vocab).
+        3. :meth:`logits`: readout and output layer -> (B, 1, vocab) (the memory's shortlist: C).
 
         -> logits (B, vocab), the new state, weights (B, S).
         """
         embedded = self.dropout(self.embedding(prev.unsqueeze(1)))  # (B, 1, E)
         features, state, weights = self.advance(embedded, state, memory)
-        return self.logits(features).squeeze(1), state, weights.squeeze(1)
+        return self.logits(features, memory.vocab).squeeze(1), state, weights.squeeze(1)
 
     def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing up to the output layer: ``tgt_in (B, T)`` -> features (B, T, F), weights (B, T, S).

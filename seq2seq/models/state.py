@@ -6,6 +6,8 @@ source, and the decoder's state between steps.
   ``memory()`` (keys projected once; the Transformer's cross-attention keys and values, per layer).
 - :class:`DecoderState`: an RNN decoder's state between steps (hidden, an LSTM's cell, Luong's feed).
 - :class:`TransformerState`: the Transformer decoder's self-attention cache between steps.
+- :class:`OutputRows`: the output layer cut to a batch's shortlist of target pieces
+  (:mod:`seq2seq.shortlist`), carried by the memory.
 
 Each has ``select(index)``: the same rows picked or repeated, which is all beam search needs to
 reorder them (memory once per batch, the state at every step).
@@ -39,6 +41,7 @@ class Memory:
     cross: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     # the Transformer decoder: each layer's cross-attention keys and values, (B, h, S, d) each,
     # projected once; empty for the RNN decoders
+    vocab: OutputRows | None = None  # the output layer cut to the batch's shortlist; None: every piece
 
     def select(self, index: torch.Tensor) -> Memory:
         """Rows ``index`` (e.g. to repeat each sentence once per beam)."""
@@ -47,7 +50,34 @@ class Memory:
             return t.index_select(0, index)
 
         cross = [(rows(keys), rows(values)) for keys, values in self.cross]
-        return Memory(rows(self.values), rows(self.keys), rows(self.mask), rows(self.context), cross)
+        values = rows(self.values)
+        keys = values if self.keys is self.values else rows(self.keys)  # the Transformer's are one tensor: once
+        return Memory(values, keys, rows(self.mask), rows(self.context), cross, self.vocab)
+
+
+@dataclass
+class OutputRows:
+    """The output layer cut to a batch's candidate target pieces ``ids (C,)`` (a shortlist:
+    :mod:`seq2seq.shortlist`): called on features it gives logits over those ``C`` pieces only,
+    position ``i`` standing for piece ``ids[i]``. ``ids`` is sorted, so the special ids 0-3 are
+    positions 0-3."""
+
+    ids: torch.Tensor  # (C,)
+    weight: torch.Tensor  # (C, D)
+    bias: torch.Tensor | None  # (C,)
+
+    @classmethod
+    def of(cls, generator: torch.nn.Module, ids: torch.Tensor) -> OutputRows:
+        """The rows ``ids`` of ``generator``: an ``nn.Linear``, or its dynamically quantized int8
+        form (whose weight and bias are methods; the rows taken are dequantized)."""
+        weight, bias = generator.weight, generator.bias
+        weight = weight() if callable(weight) else weight
+        bias = bias() if callable(bias) else bias
+        weight = weight.dequantize() if weight.is_quantized else weight
+        return cls(ids, weight.index_select(0, ids), None if bias is None else bias.index_select(0, ids))
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(features, self.weight, self.bias)  # (..., C)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from torch import nn
 from seq2seq.constants import PAD_ID
 from seq2seq.errors import ConfigError
 from seq2seq.models.attention import MultiHeadCrossAttention, MultiHeadSelfAttention
-from seq2seq.models.state import Encoded, Memory, TransformerState
+from seq2seq.models.state import Encoded, Memory, OutputRows, TransformerState
 
 
 @dataclass(frozen=True)
@@ -281,8 +281,10 @@ class TransformerDecoder(TransformerStack):
             values.append(v)
         return self.norm(x), self_weights, cross_weights, TransformerState(keys, values)
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.generator(features)  # (B, T, vocab)
+    def logits(self, features: torch.Tensor, vocab: OutputRows | None = None) -> torch.Tensor:
+        """The output layer: ``features (B, T, D)`` -> logits (B, T, vocab), or over ``vocab``'s
+        pieces only (a shortlist: (B, T, C))."""
+        return (self.generator if vocab is None else vocab)(features)  # (B, T, vocab)
 
     def step(
         self, prev: torch.Tensor, state: TransformerState, memory: Memory
@@ -292,13 +294,13 @@ class TransformerDecoder(TransformerStack):
         1. :meth:`run` reads ``prev (B,)`` as one new position ``(B, 1)``, every layer attending
            over its cache and the new position: features (B, 1, D), the cache one longer;
         2. the weights: layer ``alignment_layer``'s cross-attention, heads averaged (B, 1, S);
-        3. the output layer: logits (B, 1, vocab).
+        3. the output layer: logits (B, 1, vocab) (the memory's shortlist: C).
 
         -> logits (B, vocab), the new state (``t + 1`` positions), weights (B, S).
         """
         features, _, cross, new = self.run(prev.unsqueeze(1), memory, state)  # (B, 1, D)
         weights = cross[self.alignment_layer].mean(dim=1)  # type: ignore[union-attr]  # (B, 1, S): heads averaged
-        return self.logits(features).squeeze(1), new, weights.squeeze(1)  # type: ignore[return-value]
+        return self.logits(features, memory.vocab).squeeze(1), new, weights.squeeze(1)  # type: ignore[return-value]
 
     def features(self, tgt_in: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing, every position at once: ``tgt_in (B, T)`` -> features (B, T, D), weights (B, T, S)."""

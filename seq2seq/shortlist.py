@@ -1,0 +1,228 @@
+"""A vocabulary shortlist: decoding scores only the target pieces that a batch's source pieces
+may translate to (Marian's lexical shortlist, CTranslate2's vocabulary map), not the whole
+target vocabulary.
+
+The output layer and what follows it (log-softmax, the beam's top-k over ``K x V``) are about
+half of a decoding step at 4,000 target pieces (docs/speed.md); a batch needs a few hundred.
+
+1. **Build** (:func:`build_shortlist`, ``python -m seq2seq.shortlist``): from a parallel corpus,
+   read by the checkpoint's own tokenizers, count in how many sentence pairs each source piece
+   ``s`` and target piece ``t`` occur together, ``c(s, t)``. The ``frequent`` target pieces
+   found in most pairs are candidates for every batch; beside them, each source piece keeps its
+   ``per_source`` target pieces of highest ``p(t | s) = c(s, t) / c(s)`` among those seen with
+   it at least ``min_count`` times. Counting goes through the corpus in chunks, so
+   its memory is the distinct co-occurring pairs, not the corpus.
+2. **A batch's candidates** (:meth:`Shortlist.candidates`): the union of its source pieces'
+   lists, the frequent pieces, the special tokens and any forced prefix's pieces, sorted (so
+   the special ids 0-3 keep their positions). One set per batch, as Marian and CTranslate2
+   have it: a set per sentence made each step a batched product of small matrices that read
+   ``B x C`` output rows instead of ``V``, slower than the whole layer (docs/speed.md).
+3. **Decoding** (:mod:`seq2seq.search`): the output layer's rows of those pieces are gathered
+   once per batch (:class:`~seq2seq.models.state.OutputRows`), every step's log-probabilities
+   are normalised over them, and each chosen position is mapped back to its piece id.
+
+The file is CTranslate2's vocabulary map (``vmap.txt``), so one file serves both engines
+(``seq2seq-export ... shortlist=FILE``): a line ``source_piece<TAB>target_piece target_piece
+...`` per source piece, and one line with an empty source, ``<TAB>frequent pieces``, for the
+pieces every batch gets. Only one-piece keys are read (CTranslate2 also allows n-grams).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2seq.errors import CorpusError
+from seq2seq.tokenizer import Tokenizer
+
+SPECIALS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+CHUNK = 2048  # sentence pairs counted at once
+
+
+@dataclass
+class Shortlist:
+    """Each source piece's candidate target pieces, and those every batch gets."""
+
+    table: torch.Tensor  # (source vocabulary, per_source) target ids, -1 where a piece has fewer
+    frequent: torch.Tensor  # (F,) target ids always candidates
+
+    def candidates(self, src: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """The target ids a batch ``src (B, S)`` (PAD allowed) may write: its pieces' lists, the
+        frequent pieces, the special tokens and the ``extra`` ids (a forced prefix; PAD
+        ignored). Sorted, so ids 0-3 (the special tokens) are positions 0-3."""
+        table = self.table.to(src.device)
+        specials = torch.tensor(SPECIALS, device=src.device)
+        parts = [table[src.unique()].flatten(), self.frequent.to(src.device), specials]
+        if extra is not None:
+            parts.append(extra.flatten())
+        ids = torch.cat(parts)
+        return ids[ids >= 0].unique()  # sorted
+
+    @property
+    def per_source(self) -> int:
+        return self.table.size(1)
+
+
+def pair_ids(
+    pairs: Iterable[tuple[str, str]], src: Tokenizer, tgt: Tokenizer
+) -> Iterator[tuple[list[list[int]], list[list[int]]]]:
+    """The pairs' ids, :data:`CHUNK` pairs at a time."""
+    chunk: list[tuple[str, str]] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == CHUNK:
+            yield src.encode_batch([s for s, _ in chunk]), tgt.encode_batch([t for _, t in chunk])
+            chunk = []
+    if chunk:
+        yield src.encode_batch([s for s, _ in chunk]), tgt.encode_batch([t for _, t in chunk])
+
+
+def co_occurrences(
+    chunks: Iterable[tuple[list[list[int]], list[list[int]]]], src_size: int, tgt_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """In how many pairs each source and target piece occur together: ``keys`` (``s * tgt_size +
+    t``, sorted) and their ``counts``; and each source and each target piece's count of pairs."""
+    keys = torch.empty(0, dtype=torch.long)
+    counts = torch.empty(0, dtype=torch.long)
+    src_pairs = torch.zeros(src_size, dtype=torch.long)
+    tgt_pairs = torch.zeros(tgt_size, dtype=torch.long)
+    for src_ids, tgt_ids in chunks:
+        found = []
+        for s_ids, t_ids in zip(src_ids, tgt_ids, strict=True):
+            s = torch.tensor(s_ids, dtype=torch.long).unique()
+            t = torch.tensor(t_ids, dtype=torch.long).unique()
+            src_pairs[s] += 1
+            tgt_pairs[t] += 1
+            found.append((s.unsqueeze(1) * tgt_size + t.unsqueeze(0)).flatten())  # each (s, t) once per pair
+        chunk_keys, chunk_counts = torch.cat(found).unique(return_counts=True)
+        merged, inverse = torch.cat([keys, chunk_keys]).unique(return_inverse=True)
+        counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([counts, chunk_counts]))
+        keys = merged
+    return keys, counts, src_pairs, tgt_pairs
+
+
+def build_shortlist(
+    pairs: Iterable[tuple[str, str]],
+    src: Tokenizer,
+    tgt: Tokenizer,
+    per_source: int = 50,
+    frequent: int = 100,
+    min_count: int = 1,
+) -> Shortlist:
+    """A :class:`Shortlist` from sentence ``pairs`` read by the tokenizers ``src`` and ``tgt``: the
+    ``frequent`` target pieces found in most pairs, and each source piece's ``per_source`` other
+    target pieces of highest ``c(s, t) / c(s)`` (seen together in at least ``min_count`` pairs)."""
+    src_size, tgt_size = len(src), len(tgt)
+    keys, counts, src_pairs, tgt_pairs = co_occurrences(pair_ids(pairs, src, tgt), src_size, tgt_size)
+    if not keys.numel():
+        raise CorpusError("the corpus gave no sentence pairs to build a shortlist from")
+    most = tgt_pairs.argsort(descending=True, stable=True)[:frequent]
+    most = most[tgt_pairs[most] > 0]
+    s, t = keys // tgt_size, keys % tgt_size
+    always = torch.zeros(tgt_size, dtype=torch.bool)
+    always[most] = True
+    always[list(SPECIALS)] = True
+    keep = (counts >= min_count) & ~always[t]  # a frequent piece is in every batch: no slot spent on it
+    s, t, counts = s[keep], t[keep], counts[keep]
+    score = counts.double() / src_pairs[s].clamp(min=1).double()  # p(t | s)
+    order = torch.sort(score, descending=True, stable=True).indices
+    order = order[torch.sort(s[order], stable=True).indices]  # by source piece, best first within it
+    s, t = s[order], t[order]
+    starts = torch.zeros(src_size + 1, dtype=torch.long)
+    starts[1:] = torch.bincount(s, minlength=src_size).cumsum(0)
+    rank = torch.arange(s.numel()) - starts[s]  # 0 for each source piece's best target piece
+    top = rank < per_source
+    table = torch.full((src_size, per_source), -1, dtype=torch.long)
+    table[s[top], rank[top]] = t[top]
+    table[list(SPECIALS)] = -1  # a special source token says nothing of the output
+    return Shortlist(table, most)
+
+
+def write_shortlist(shortlist: Shortlist, path: str | Path, src: Tokenizer, tgt: Tokenizer) -> None:
+    """``shortlist`` as a vocabulary map (CTranslate2's ``vmap.txt`` format), written atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\t" + " ".join(tgt.id_to_piece(shortlist.frequent.tolist())) + "\n")
+        for s, row in enumerate(shortlist.table.tolist()):
+            ids = [t for t in row if t >= 0]
+            if ids:
+                f.write(src.sp.id_to_piece(s) + "\t" + " ".join(tgt.id_to_piece(ids)) + "\n")
+    tmp.replace(path)
+
+
+def read_shortlist(path: str | Path, src: Tokenizer, tgt: Tokenizer) -> Shortlist:
+    """A vocabulary map file (:func:`write_shortlist`'s format) for the model whose tokenizers are
+    ``src`` and ``tgt``; a piece neither knows, or a line that is not ``key<TAB>pieces``, is a
+    :class:`CorpusError` naming its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such shortlist file")
+    rows: dict[int, list[int]] = {}
+    frequent: list[int] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, tab, values = line.partition("\t")
+        if not tab or " " in key:
+            what = "no TAB between the source piece and its target pieces" if not tab else "an n-gram key"
+            raise CorpusError(f"{path}:{number}: {what} (one source piece, a TAB, target pieces)")
+        ids = [_piece_id(tgt, piece, path, number, "target") for piece in values.split()]
+        if key:
+            rows.setdefault(_piece_id(src, key, path, number, "source"), []).extend(ids)
+        else:
+            frequent.extend(ids)
+    width = max((len(r) for r in rows.values()), default=1)
+    table = torch.full((len(src), width), -1, dtype=torch.long)
+    for s, ids in rows.items():
+        table[s, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return Shortlist(table, torch.tensor(frequent, dtype=torch.long))
+
+
+def _piece_id(tokenizer: Tokenizer, piece: str, path: Path, line: int, side: str) -> int:
+    i = tokenizer.sp.piece_to_id(piece)
+    if i == UNK_ID and piece != tokenizer.sp.id_to_piece(UNK_ID):
+        raise CorpusError(
+            f"{path}:{line}: {piece!r} is not in the model's {side} vocabulary (a shortlist built for another model?)"
+        )
+    return i
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m seq2seq.shortlist --checkpoint CKPT --src train.en --tgt train.zh --output FILE``."""
+    from seq2seq.checkpoint import load_model
+    from seq2seq.data.corpus import PairStream
+
+    parser = argparse.ArgumentParser(description="Build a vocabulary shortlist (vmap.txt) for a checkpoint.")
+    parser.add_argument("--checkpoint", required=True, help="the model whose tokenizers read the corpus")
+    parser.add_argument("--src", required=True, help="source side of a parallel corpus (its training data)")
+    parser.add_argument("--tgt", required=True, help="target side, line-aligned")
+    parser.add_argument("--output", required=True, help="the vocabulary map to write")
+    parser.add_argument("--per-source", type=int, default=50, help="target pieces kept per source piece")
+    parser.add_argument("--frequent", type=int, default=100, help="most frequent target pieces, always in")
+    parser.add_argument("--min-count", type=int, default=1, help="pairs a source and target piece must share")
+    args = parser.parse_args(argv)
+    loaded = load_model(args.checkpoint, "cpu")
+    pairs = PairStream(args.src, args.tgt, drop_empty=True)
+    shortlist = build_shortlist(
+        pairs, loaded.src_tokenizer, loaded.tgt_tokenizer, args.per_source, args.frequent, args.min_count
+    )
+    write_shortlist(shortlist, args.output, loaded.src_tokenizer, loaded.tgt_tokenizer)
+    listed = int((shortlist.table >= 0).any(dim=1).sum())
+    print(
+        f"{args.output}: {listed:,} source pieces with up to {args.per_source} target pieces each, "
+        f"{shortlist.frequent.numel()} frequent ones; from {pairs.pairs:,} sentence pairs"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The vocabulary shortlist: a batch's candidates by hand, a shortlist of every piece changes
+nothing, a narrower one normalises over its pieces and writes only them (beam = exhaustive
+search over them), prefixes and ensembles keep working, and the file round-trips and is
+checked; the commands take shortlist=FILE."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from serving import BIN, PAIRS, train_tiny
+from test_search import DECODERS, SRC, model_of, sequence_log_prob
+
+from seq2seq import Translator
+from seq2seq.checkpoint import load_model
+from seq2seq.config import SearchConfig
+from seq2seq.data.batching import collate
+from seq2seq.data.corpus import PairStream
+from seq2seq.errors import ConfigError, CorpusError
+from seq2seq.models.ensemble import Ensemble
+from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.search import beam_search, greedy_search, search
+from seq2seq.shortlist import Shortlist, build_shortlist, main, read_shortlist, write_shortlist
+from seq2seq.tokenizer import UNK_ID
+
+
+def everything(vocab: int) -> Shortlist:
+    """A shortlist that lists every piece for every source piece."""
+    return Shortlist(torch.arange(vocab).expand(vocab, vocab).clone(), torch.empty(0, dtype=torch.long))
+
+
+def test_candidates_by_hand() -> None:
+    table = torch.full((12, 2), -1)
+    table[4] = torch.tensor([7, 9])
+    table[5] = torch.tensor([9, -1])
+    shortlist = Shortlist(table, torch.tensor([11]))
+    src = torch.tensor([[4, 5, 0], [5, 0, 0]])  # PAD (0) lists nothing
+    assert shortlist.candidates(src).tolist() == [0, 1, 2, 3, 7, 9, 11]  # specials, lists, frequent; sorted
+    prefix = torch.tensor([[10, 0], [6, 8]])  # a forced prefix's pieces are candidates too
+    assert shortlist.candidates(src, prefix).tolist() == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_a_shortlist_of_every_piece_changes_nothing(decoder: str) -> None:
+    model = model_of(decoder)
+    batch = collate(SRC)
+    for cfg in (SearchConfig(), SearchConfig(beam=4, nbest=3)):
+        plain = search(model, batch.src, batch.src_mask, cfg=cfg)
+        listed = search(model, batch.src, batch.src_mask, cfg=cfg, shortlist=everything(12))
+        for a, b in zip(plain, listed, strict=True):
+            assert [h.tokens for h in a] == [h.tokens for h in b]
+            for x, y in zip(a, b, strict=True):
+                assert x.score == pytest.approx(y.score, abs=1e-5)
+                assert torch.allclose(x.weights, y.weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "luong-lstm", "transformer"])
+def test_a_wide_beam_over_a_shortlist_is_exhaustive_search_over_its_pieces(decoder: str) -> None:
+    """Only the listed pieces are written, and their probabilities are renormalised over them."""
+    vocab, max_len, src = 7, 3, [4, 5, 4]
+    table = torch.full((vocab, 1), -1)
+    table[4], table[5] = 4, 6  # piece 5 is listed by no source piece: never written
+    shortlist = Shortlist(table, torch.empty(0, dtype=torch.long))
+    listed = [0, 1, 2, 3, 4, 6]
+    for seed in range(2):
+        model = model_of(decoder, vocab, seed)
+
+        def restricted_log_prob(tokens: list[int], model: Seq2Seq = model) -> float:
+            batch = collate([src], [tokens])
+            with torch.no_grad():
+                logits, _ = model(batch.src, batch.src_mask, batch.tgt_in)
+            log_probs = torch.log_softmax(logits[0][:, listed].float(), dim=-1)  # over the listed pieces only
+            return float(sum(log_probs[t, listed.index(y)] for t, y in enumerate(batch.tgt_out[0].tolist())))
+
+        outputs = [list(seq) for n in range(max_len + 1) for seq in itertools.product([UNK_ID, 4, 6], repeat=n)]
+        best_score, best = max((restricted_log_prob(c), c) for c in outputs)
+        batch = collate([src])
+        cfg = SearchConfig(beam=64, length_norm="none", max_len_a=0, max_len_b=max_len)
+        (hyps,) = beam_search(model, batch.src, batch.src_mask, cfg, shortlist=shortlist)
+        assert hyps[0].tokens == best
+        assert hyps[0].score == pytest.approx(best_score, abs=1e-5)
+        assert best_score > sequence_log_prob(model, src, best)  # renormalised: more than over every piece
+        (greedy,) = greedy_search(model, batch.src, batch.src_mask, SearchConfig(max_len_a=0, max_len_b=max_len),
+                                  shortlist=shortlist)  # fmt: skip
+        assert 5 not in greedy.tokens
+        assert greedy.score == pytest.approx(restricted_log_prob(greedy.tokens), abs=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_a_prefix_outside_the_shortlist_is_still_written(beam: int) -> None:
+    model = model_of("transformer")
+    table = torch.full((12, 1), -1)
+    table[4:12] = 4  # every source piece lists piece 4 only
+    shortlist = Shortlist(table, torch.empty(0, dtype=torch.long))
+    batch = collate(SRC)
+    cfg = SearchConfig(beam=beam)
+    found = search(model, batch.src, batch.src_mask, cfg=cfg, prefixes=[[9, 10], [], [11]], shortlist=shortlist)
+    assert found[0][0].tokens[:2] == [9, 10] and found[2][0].tokens[:1] == [11]
+    allowed = {UNK_ID, 4, 9, 10, 11}
+    assert all(set(h.tokens) <= allowed for hyps in found for h in hyps)
+
+
+def test_an_ensemble_decodes_with_a_shortlist() -> None:
+    ensemble = Ensemble([model_of("bahdanau", 12, 0), model_of("transformer", 12, 1)])
+    batch = collate(SRC)
+    for cfg in (SearchConfig(), SearchConfig(beam=3)):
+        plain = search(ensemble, batch.src, batch.src_mask, cfg=cfg)
+        listed = search(ensemble, batch.src, batch.src_mask, cfg=cfg, shortlist=everything(12))
+        assert [h[0].tokens for h in plain] == [h[0].tokens for h in listed]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("shortlist"))
+
+
+def test_built_from_the_corpus_it_lists_each_words_translation(tiny: Path, tmp_path: Path) -> None:
+    loaded = load_model(tiny)
+    data = tiny.parent.parent / "data"
+    src, tgt = loaded.src_tokenizer, loaded.tgt_tokenizer
+    shortlist = build_shortlist(PairStream(data / "train.en", data / "train.zh"), src, tgt, per_source=3, frequent=0)
+    for word, translation in (("Tom", "汤姆"), ("Jerry", "杰瑞"), ("chase", "追逐"), ("like", "喜欢")):
+        (piece,) = [i for i in src.encode(word)]  # one piece each in this tiny vocabulary
+        listed = set(tgt.id_to_piece(t for t in shortlist.table[piece].tolist() if t >= 0))
+        assert set(tgt.pieces(translation)) <= listed, (word, listed)
+    path = tmp_path / "vmap.txt"
+    write_shortlist(shortlist, path, src, tgt)
+    again = read_shortlist(path, src, tgt)
+    for row, back in zip(shortlist.table.tolist(), again.table.tolist(), strict=False):
+        assert {t for t in row if t >= 0} == {t for t in back if t >= 0}
+    assert again.frequent.tolist() == shortlist.frequent.tolist()
+    batch = collate([src.encode("Tom chase Jerry")])
+    assert torch.equal(shortlist.candidates(batch.src), again.candidates(batch.src))
+
+
+def test_a_bad_shortlist_file_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
+    loaded = load_model(tiny)
+    src, tgt = loaded.src_tokenizer, loaded.tgt_tokenizer
+    bad = tmp_path / "bad.txt"
+    cases = {
+        "▁Tom\t▁汤姆\nnosuchpiece\t▁汤姆\n": r"bad.txt:2: 'nosuchpiece' is not in the model's source vocabulary",
+        "▁Tom\tnosuchpiece\n": r"bad.txt:1: 'nosuchpiece' is not in the model's target vocabulary",
+        "▁Tom ▁汤姆\n": "bad.txt:1: no TAB",
+        "▁Tom ▁chase\t▁汤姆\n": "bad.txt:1: an n-gram key",
+    }
+    for text, message in cases.items():
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(CorpusError, match=message):
+            read_shortlist(bad, src, tgt)
+    bad.write_bytes(b"\xff\xfe\t\n")
+    with pytest.raises(CorpusError, match="not UTF-8"):
+        read_shortlist(bad, src, tgt)
+    with pytest.raises(CorpusError, match="no such shortlist file"):
+        read_shortlist(tmp_path / "missing.txt", src, tgt)
+    with pytest.raises(ConfigError, match="no such file"):
+        Translator.from_checkpoint(tiny, device="cpu", shortlist=tmp_path / "missing.txt")
+
+
+def test_the_commands_decode_with_a_shortlist(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tiny.parent.parent / "data"
+    vmap = tmp_path / "vmap.txt"
+    main(["--checkpoint", str(tiny), "--src", str(data / "train.en"), "--tgt", str(data / "train.zh"),
+          "--output", str(vmap), "--per-source", "4", "--frequent", "2"])  # fmt: skip
+    assert "from 10 sentence pairs" in capsys.readouterr().out
+    sources = [s for s, _ in PAIRS]
+    plain = Translator.from_checkpoint(tiny, device="cpu", beam=3).translate(sources)
+    for quantize in ("none", "int8"):
+        listed = Translator.from_checkpoint(tiny, device="cpu", beam=3, shortlist=vmap, quantize=quantize)
+        assert [t.text for t in listed.translate(sources)] == [t.text for t in plain]  # the model is sure
+    proc = subprocess.run(
+        [str(BIN / "seq2seq-eval"), f"checkpoint={tiny}", f"data.root={data}", "device=cpu", f"shortlist={vmap}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list(tiny.parent.glob("eval-*-shortlist.json"))) == 1
+    proc = subprocess.run(
+        [str(BIN / "seq2seq-translate"), f"checkpoint={tiny}", "device=cpu", f"shortlist={vmap}"],
+        input="Tom chase Jerry\n", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == plain[0].text, proc.stderr[-2000:]
+    proc = subprocess.run(
+        [str(BIN / "seq2seq-gather"), f"runs={tiny.parent}", f"shortlist={vmap}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "seq2seq-gather decodes several runs" in proc.stderr
