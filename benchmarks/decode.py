@@ -7,6 +7,7 @@
     python benchmarks/decode.py --checkpoint runs/tatoeba-transformer/best.pt \
         --src ../shared/corpora/tatoeba-cmn/valid.en --ref ../shared/corpora/tatoeba-cmn/valid.zh \
         --ctranslate2 float32,int8 --threads 2 --repeat 3        # seq2seq's Transformer vs CTranslate2
+    python benchmarks/decode.py --checkpoint CKPT --src SRC --shortlist vmap.txt   # + rows with a shortlist
 
 The reference configuration (``../shared/peers``): 1-layer biGRU encoder 256 per direction, GRU
 512 decoder, 256-dim embeddings, additive attention, 2,000-word vocabularies, batch 64, every
@@ -22,7 +23,10 @@ many threads as torch (``intra_threads``), batched alike (``max_batch_size``); b
 ``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``).
 CTranslate2's rows are timed after seq2seq's, in a process of their own: once CTranslate2 had
 decoded in the same process, seq2seq's rows ran 8-25 % slower on a 2-core CPU (docs/speed.md).
-``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
+``--shortlist FILE`` (a vocabulary map, ``python -m seq2seq.shortlist``) adds a row of each
+seq2seq system scoring each batch's candidate pieces only ("fp32 +shortlist"), and of each
+CTranslate2 model exported with the same map as ``vmap.txt`` and run with ``use_vmap``
+("int8 +vmap"). ``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
 of seq2seq-eval: a CPU with bf16 instructions, or CUDA). With ``--ref``
 each row has its BLEU (sacreBLEU, the tokenizer that seq2seq-eval uses for the checkpoint's target
 language). Both are timed from source pieces to output pieces: SentencePiece's work on either side
@@ -53,6 +57,7 @@ from seq2seq.evaluation import bleu_tokenizer
 from seq2seq.models.seq2seq import build_model
 from seq2seq.quantization import quantize_int8
 from seq2seq.search import search
+from seq2seq.shortlist import Shortlist, read_shortlist
 
 
 def main() -> None:
@@ -82,6 +87,9 @@ def main() -> None:
     p.add_argument(
         "--length-norm", default="length", help="with --checkpoint: seq2seq's beam ranking (gnmt, length, none)"
     )
+    p.add_argument(
+        "--shortlist", help="with --checkpoint: a vocabulary map (python -m seq2seq.shortlist): rows that use it"
+    )
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -92,8 +100,8 @@ def main() -> None:
             p.error("--checkpoint needs --src (text, one sentence a line)")
         checkpoint_rows(args)
         return
-    if args.ctranslate2 or args.ref or args.precision != "fp32":
-        p.error("--ctranslate2, --ref and --precision need --checkpoint (a trained model)")
+    if args.ctranslate2 or args.ref or args.precision != "fp32" or args.shortlist:
+        p.error("--ctranslate2, --ref, --precision and --shortlist need --checkpoint (a trained model)")
     reference_rows(args)
 
 
@@ -167,6 +175,10 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
     for precision in (p for p in args.precision.split(",") if p != "fp32"):
         autocast = autocast_dtype(precision, torch.device(args.device))  # refused where the device cannot
         systems["seq2seq", precision] = partial(seq2seq_decoder, loaded.model, loaded, args, autocast=autocast)
+    shortlist = read_shortlist(args.shortlist, loaded.src_tokenizer, loaded.tgt_tokenizer) if args.shortlist else None
+    if shortlist is not None:
+        for key, system in list(systems.items()):
+            systems[key[0], f"{key[1]} +shortlist"] = partial(system, shortlist=shortlist)
     engines = [q for q in args.ctranslate2.split(",") if q]
     versions = f"torch {torch.__version__}"
     for system in systems.values():  # warm-up, off the clock: the first calls set up kernels and memory
@@ -190,11 +202,14 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
         versions += f", ctranslate2 {ctranslate2.__version__}"
         pieces = [loaded.src_tokenizer.pieces(line) for line in lines]
         with tempfile.TemporaryDirectory(prefix="decode-bench-") as work:
-            folders = {q: str(export_ctranslate2(args.checkpoint, Path(work) / q, quantization=q)) for q in engines}
+            folders = {
+                q: str(export_ctranslate2(args.checkpoint, Path(work) / q, quantization=q, shortlist=args.shortlist))
+                for q in engines
+            }
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 found = pool.apply(
                     ctranslate2_timings,
-                    (folders, pieces, beams, args.batch_size, threads, args.repeat, args.device),
+                    (folders, pieces, beams, args.batch_size, threads, args.repeat, args.device, bool(args.shortlist)),
                 )
         for (beam, quantization), (seconds, hypotheses) in found.items():
             best[beam, ("CTranslate2", quantization)] = seconds
@@ -225,10 +240,16 @@ def checkpoint_rows(args: argparse.Namespace) -> None:
 
 
 def seq2seq_decoder(
-    model: Any, loaded: Loaded, args: argparse.Namespace, lines: list[str], autocast: torch.dtype | None = None
+    model: Any,
+    loaded: Loaded,
+    args: argparse.Namespace,
+    lines: list[str],
+    autocast: torch.dtype | None = None,
+    shortlist: Shortlist | None = None,
 ) -> Decoder:
     """seq2seq's search over length-bucketed batches of the encoded ``lines`` (under ``autocast``
-    when given); the outputs as pieces, as CTranslate2 gives them."""
+    when given, scoring a ``shortlist``'s candidates only when given); the outputs as pieces, as
+    CTranslate2 gives them."""
     ids = loaded.src_tokenizer.encode_batch(lines)
     order = bucket_batches([len(s) for s in ids], args.batch_size)
     batches = [(index, collate([ids[i] for i in index]).to(args.device)) for index in order]
@@ -240,7 +261,8 @@ def seq2seq_decoder(
             found: list[list[int]] = [[] for _ in lines]
             with torch.autocast(args.device, dtype=autocast, enabled=autocast is not None):
                 for index, batch in batches:
-                    for i, hyps in zip(index, search(model, batch.src, batch.src_mask, cfg=cfg), strict=True):
+                    found_here = search(model, batch.src, batch.src_mask, cfg=cfg, shortlist=shortlist)
+                    for i, hyps in zip(index, found_here, strict=True):
                         found[i] = hyps[0].tokens
             if args.device == "cuda":
                 torch.cuda.synchronize()
@@ -253,23 +275,26 @@ def seq2seq_decoder(
 
 def ctranslate2_timings(
     folders: dict[str, str], pieces: list[list[str]], beams: list[int], batch_size: int, threads: int, repeat: int,
-    device: str,
+    device: str, vmap: bool = False,
 ) -> dict[tuple[int, str], tuple[float, list[list[str]]]]:  # fmt: skip
     """In a process of its own: CTranslate2's search over the source ``pieces``, ``batch_size`` at a
     time (``max_batch_size``: sorted by length, as seq2seq's buckets), beams ranked by
-    ``score / |Y|``, for each exported model (quantization -> folder) and beam; the best of
-    ``repeat`` runs, alternating -> (beam, quantization) -> (seconds, each output's pieces)."""
+    ``score / |Y|``, for each exported model (quantization -> folder) and beam, and with ``vmap``
+    also with its vocabulary map (``use_vmap``: "int8 +vmap"); the best of ``repeat`` runs,
+    alternating -> (beam, quantization) -> (seconds, each output's pieces)."""
     import ctranslate2
 
     translators = {
         q: ctranslate2.Translator(folder, device=device, intra_threads=threads, inter_threads=1)
         for q, folder in folders.items()
     }
+    ways = [(q, q, False) for q in translators] + ([(f"{q} +vmap", q, True) for q in translators] if vmap else [])
 
-    def decode(translator: Any, beam: int, sources: list[list[str]]) -> list[list[str]]:
+    def decode(translator: Any, beam: int, sources: list[list[str]], use_vmap: bool = False) -> list[list[str]]:
         found = translator.translate_batch(
-            sources, max_batch_size=batch_size, beam_size=beam, length_penalty=1, min_decoding_length=0
-        )  # seq2seq's length_norm=length, min_len=0
+            sources, max_batch_size=batch_size, beam_size=beam, length_penalty=1, min_decoding_length=0,
+            use_vmap=use_vmap,
+        )  # seq2seq's length_norm=length, min_len=0  # fmt: skip
         return [r.hypotheses[0] for r in found]
 
     for translator in translators.values():  # warm-up, off the clock
@@ -277,9 +302,10 @@ def ctranslate2_timings(
     out: dict[tuple[int, str], tuple[float, list[list[str]]]] = {}
     for beam in beams:
         for _ in range(repeat):
-            for q, translator in translators.items():
+            for q, engine, use_vmap in ways:
+                translator = translators[engine]
                 start = time.perf_counter()
-                hypotheses = decode(translator, beam, pieces)
+                hypotheses = decode(translator, beam, pieces, use_vmap)
                 seconds = time.perf_counter() - start
                 out[beam, q] = (min(seconds, out.get((beam, q), (float("inf"), []))[0]), hypotheses)
     return out

@@ -66,6 +66,7 @@ from seq2seq.data.store import sync
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.models.encoder import SelfAttentionEncoder, SelfAttentionLayer
 from seq2seq.models.transformer import TransformerDecoder, TransformerDecoderLayer, TransformerStack
+from seq2seq.shortlist import read_shortlist
 from seq2seq.tokenizer import Tokenizer
 
 NEVER_WRITTEN = -1e4  # PAD's and BOS's output bias: exp(-1e4) is 0 in float32, and -1e4 is finite in float16
@@ -237,7 +238,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def record(loaded: Loaded, checkpoint: Path, quantization: str) -> dict[str, Any]:
+def record(loaded: Loaded, checkpoint: Path, quantization: str, shortlist: bool = False) -> dict[str, Any]:
     """``export.json``: what the folder holds and where it came from (the checkpoint's file name
     and sha256, no absolute path), and how to use it."""
     try:
@@ -260,6 +261,7 @@ def record(loaded: Loaded, checkpoint: Path, quantization: str) -> dict[str, Any
             "model.bin, config.json, *_vocabulary.json": "the CTranslate2 model",
             "source.model": "SentencePiece: source text -> pieces (encode with out_type=str)",
             "target.model": "SentencePiece: output pieces -> text (decode_pieces)",
+            **({"vmap.txt": "the vocabulary shortlist: translate_batch(..., use_vmap=True)"} if shortlist else {}),
         },
         "usage": (
             "ctranslate2.Translator(FOLDER).translate_batch(sentencepiece.SentencePieceProcessor("
@@ -270,14 +272,21 @@ def record(loaded: Loaded, checkpoint: Path, quantization: str) -> dict[str, Any
 
 
 def export_ctranslate2(
-    checkpoint: str | Path, output: str | Path, quantization: str = "float32", force: bool = False
+    checkpoint: str | Path,
+    output: str | Path,
+    quantization: str = "float32",
+    force: bool = False,
+    shortlist: str | Path | None = None,
 ) -> Path:
     """Write the Transformer of ``checkpoint`` as a CTranslate2 model into the folder ``output``
     with weights of type ``quantization`` (one of :data:`seq2seq.constants.EXPORT_QUANTIZATIONS`),
-    plus ``source.model``, ``target.model`` and ``export.json``.
+    plus ``source.model``, ``target.model`` and ``export.json``; with a ``shortlist`` (a
+    vocabulary map, :mod:`seq2seq.shortlist`), also ``vmap.txt``, which CTranslate2 reads with
+    ``translate_batch(..., use_vmap=True)``.
 
     1. refuse what cannot work before any writing: an output holding files (without ``force``),
-       a model CTranslate2 cannot run (:func:`load_transformer`);
+       a model CTranslate2 cannot run (:func:`load_transformer`), a shortlist of another model's
+       pieces (:func:`seq2seq.shortlist.read_shortlist`);
     2. fill the spec (:class:`CheckpointConverter`) and write the model into a hidden temporary
        folder beside ``output``, with the tokenizers and the record;
     3. rename it into place (an earlier export there, with ``force``, is moved aside first and
@@ -287,14 +296,17 @@ def export_ctranslate2(
     checkpoint, output = Path(checkpoint), Path(output)
     check_output(output, checkpoint, force)
     loaded = load_transformer(checkpoint)
+    if shortlist is not None:
+        read_shortlist(shortlist, loaded.src_tokenizer, loaded.tgt_tokenizer)  # its pieces are the model's
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         folder = work / output.name
-        CheckpointConverter(loaded).convert(str(folder), quantization=quantization)
+        vmap = None if shortlist is None else str(shortlist)
+        CheckpointConverter(loaded).convert(str(folder), vmap=vmap, quantization=quantization)
         (folder / "source.model").write_bytes(loaded.src_tokenizer.model_proto)
         (folder / "target.model").write_bytes(loaded.tgt_tokenizer.model_proto)
-        text = json.dumps(record(loaded, checkpoint, quantization), indent=2, ensure_ascii=False)
+        text = json.dumps(record(loaded, checkpoint, quantization, shortlist is not None), indent=2, ensure_ascii=False)
         (folder / RECORD).write_text(text + "\n", encoding="utf-8")
         sync(folder)
         replaced = work / "replaced"
@@ -315,4 +327,4 @@ def export_ctranslate2(
 def run_export(cfg: ExportConfig) -> Path:
     """``seq2seq-export``: the checked config's checkpoint, exported; returns the output folder."""
     cfg = check_export(cfg)
-    return export_ctranslate2(cfg.checkpoint, cfg.output, cfg.quantization, cfg.force)
+    return export_ctranslate2(cfg.checkpoint, cfg.output, cfg.quantization, cfg.force, cfg.shortlist)

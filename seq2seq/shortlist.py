@@ -110,7 +110,7 @@ def build_shortlist(
     pairs: Iterable[tuple[str, str]],
     src: Tokenizer,
     tgt: Tokenizer,
-    per_source: int = 50,
+    per_source: int = 20,
     frequent: int = 100,
     min_count: int = 1,
 ) -> Shortlist:
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src", required=True, help="source side of a parallel corpus (its training data)")
     parser.add_argument("--tgt", required=True, help="target side, line-aligned")
     parser.add_argument("--output", required=True, help="the vocabulary map to write")
-    parser.add_argument("--per-source", type=int, default=50, help="target pieces kept per source piece")
+    parser.add_argument("--per-source", type=int, default=20, help="target pieces kept per source piece")
     parser.add_argument("--frequent", type=int, default=100, help="most frequent target pieces, always in")
     parser.add_argument("--min-count", type=int, default=1, help="pairs a source and target piece must share")
     args = parser.parse_args(argv)

@@ -29,9 +29,10 @@ from seq2seq.config import AttentionConfig, ModelConfig  # noqa: E402
 from seq2seq.constants import BOS_ID, PAD_ID  # noqa: E402
 from seq2seq.data.batching import collate  # noqa: E402
 from seq2seq.device import cpu_has_bf16  # noqa: E402
-from seq2seq.errors import CheckpointError, ConfigError  # noqa: E402
+from seq2seq.errors import CheckpointError, ConfigError, CorpusError  # noqa: E402
 from seq2seq.export import export_ctranslate2  # noqa: E402
 from seq2seq.models.seq2seq import build_model  # noqa: E402
+from seq2seq.shortlist import Shortlist, write_shortlist  # noqa: E402
 
 # the training sources, then unseen ones: new combinations, a lone word, a repeat, an unknown word
 SOURCES = [s for s, _ in PAIRS] + ["Tom chase Mary", "Jerry", "Mary see Jerry Tom", "Tom Tom like", "xyz Tom"]
@@ -155,6 +156,34 @@ def test_an_int8_export_is_smaller_loads_and_translates_the_training_sentences_a
     found = ctranslate2_translator(int8).translate_batch(pieces(int8, "source", sources), beam_size=5)
     assert [r.hypotheses[0] for r in found] == expected
     assert json.loads((int8 / "export.json").read_text(encoding="utf-8"))["quantization"] == "int8"
+
+
+def test_a_shortlist_goes_into_the_model_as_its_vocabulary_map(trained: dict[str, Path], tmp_path: Path) -> None:
+    """``shortlist=`` writes vmap.txt: CTranslate2 with ``use_vmap=True`` writes only its pieces,
+    and with a map that lists every piece translates as without one; a foreign piece is refused
+    before anything is written."""
+    checkpoint = trained["pre-norm, sinusoidal, tied, word pieces"]
+    loaded = load_model(checkpoint)
+    src, tgt = loaded.src_tokenizer, loaded.tgt_tokenizer
+    every = Shortlist(torch.arange(len(tgt)).expand(len(src), -1).clone(), torch.empty(0, dtype=torch.long))
+    write_shortlist(every, tmp_path / "every.txt", src, tgt)
+    folder = export_ctranslate2(checkpoint, tmp_path / "ct2", shortlist=tmp_path / "every.txt")
+    assert (folder / "vmap.txt").is_file()
+    assert "vmap.txt" in json.loads((folder / "export.json").read_text(encoding="utf-8"))["files"]
+    translator = ctranslate2_translator(folder)
+    sources = pieces(folder, "source", SOURCES)
+    plain = [r.hypotheses[0] for r in translator.translate_batch(sources, beam_size=3)]
+    assert [r.hypotheses[0] for r in translator.translate_batch(sources, beam_size=3, use_vmap=True)] == plain
+    narrow = Shortlist(torch.full((len(src), 1), -1), torch.tensor(tgt.sp.encode("汤姆", out_type=int)))
+    write_shortlist(narrow, tmp_path / "narrow.txt", src, tgt)
+    folder = export_ctranslate2(checkpoint, tmp_path / "ct2", shortlist=tmp_path / "narrow.txt", force=True)
+    written = ctranslate2_translator(folder).translate_batch(sources, beam_size=3, use_vmap=True)
+    allowed = set(tgt.pieces("汤姆")) | {"<unk>"}
+    assert all(set(r.hypotheses[0]) <= allowed for r in written)
+    (tmp_path / "foreign.txt").write_text("nosuchpiece\t▁汤姆\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="foreign.txt:1: 'nosuchpiece' is not in the model's source vocabulary"):
+        export_ctranslate2(checkpoint, tmp_path / "refused", shortlist=tmp_path / "foreign.txt")
+    assert not (tmp_path / "refused").exists()
 
 
 def untrained_checkpoint(folder: Path, model: ModelConfig, tokenizers_from: Path) -> Path:
@@ -294,7 +323,13 @@ def test_the_decoding_benchmark_has_ctranslate2_rows_beside_seq2seqs(trained: di
         sys.executable, str(script), "--checkpoint", str(checkpoint), "--src", str(tmp_path / "src.en"),
         "--ref", str(tmp_path / "ref.zh"), "--ctranslate2", "float32,int8", "--threads", "1", "--batch-size", "4",
     ]  # fmt: skip
+    loaded = load_model(checkpoint)
+    every = Shortlist(torch.arange(len(loaded.tgt_tokenizer)).expand(len(loaded.src_tokenizer), -1).clone(),
+                      torch.empty(0, dtype=torch.long))  # fmt: skip
+    write_shortlist(every, tmp_path / "vmap.txt", loaded.src_tokenizer, loaded.tgt_tokenizer)
+    command += ["--shortlist", str(tmp_path / "vmap.txt")]  # + rows with it, each system's
     systems = [("seq2seq", "fp32"), ("CTranslate2", "float32"), ("CTranslate2", "int8")]
+    systems += [("seq2seq", "fp32 +shortlist"), ("CTranslate2", "float32 +vmap"), ("CTranslate2", "int8 +vmap")]
     if cpu_has_bf16():  # and a row under bf16 autocast where the CPU has bf16 instructions
         command += ["--precision", "fp32,bf16"]
         systems.append(("seq2seq", "bf16"))
@@ -305,4 +340,5 @@ def test_the_decoding_benchmark_has_ctranslate2_rows_beside_seq2seqs(trained: di
         for system in systems:
             assert (search, *system) in rows, p.stdout
     assert rows["greedy", "seq2seq", "fp32"][-2] == rows["greedy", "CTranslate2", "float32"][-2]  # the same BLEU
+    assert rows["greedy", "seq2seq", "fp32"][-2] == rows["greedy", "seq2seq", "fp32 +shortlist"][-2]  # every piece
     assert rows["greedy", "seq2seq", "fp32"][-3].strip() == "1.00x"

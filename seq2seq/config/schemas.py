@@ -227,6 +227,7 @@ class ExportConfig:
     quantization: str = "float32"  # float32 | int8 | int16 | float16 | bfloat16 | int8_float32 | int8_float16 |
     # int8_bfloat16: the weights' type in the written model (int8: smallest, fastest on a CPU)
     force: bool = False  # replace an earlier export in output (it has export.json); other files are never replaced
+    shortlist: str | None = None  # a vocabulary map (python -m seq2seq.shortlist), written as vmap.txt (use_vmap)
 
 
 @dataclass
