@@ -7,11 +7,13 @@ half of a decoding step at 4,000 target pieces (docs/speed.md); a batch needs a 
 
 1. **Build** (:func:`build_shortlist`, ``python -m seq2seq.shortlist``): from a parallel corpus,
    read by the checkpoint's own tokenizers, count in how many sentence pairs each source piece
-   ``s`` and target piece ``t`` occur together, ``c(s, t)``. The ``frequent`` target pieces
+   ``s`` and target piece ``t`` occur together, ``c(s, t)``, then estimate IBM Model 1's
+   lexical probabilities ``t(t | s)`` over those pairs by a few EM iterations (the lexical
+   table Marian's shortlists come from, there by fast_align). The ``frequent`` target pieces
    found in most pairs are candidates for every batch; beside them, each source piece keeps its
-   ``per_source`` target pieces of highest ``p(t | s) = c(s, t) / c(s)`` among those seen with
-   it at least ``min_count`` times. Counting goes through the corpus in chunks, so
-   its memory is the distinct co-occurring pairs, not the corpus.
+   ``per_source`` target pieces of highest ``t(t | s)`` among those seen with it at least
+   ``min_count`` times. Both passes go through the corpus in chunks, so the memory is the
+   distinct co-occurring pairs, not the corpus.
 2. **A batch's candidates** (:meth:`Shortlist.candidates`): the union of its source pieces'
    lists, the frequent pieces, the special tokens and any forced prefix's pieces, sorted (so
    the special ids 0-3 keep their positions). One set per batch, as Marian and CTranslate2
@@ -30,7 +32,7 @@ pieces every batch gets. Only one-piece keys are read (CTranslate2 also allows n
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +108,44 @@ def co_occurrences(
     return keys, counts, src_pairs, tgt_pairs
 
 
+def lexical_probabilities(
+    chunks: Callable[[], Iterable[tuple[list[list[int]], list[list[int]]]]],
+    keys: torch.Tensor,
+    tgt_size: int,
+    iterations: int,
+) -> torch.Tensor:
+    """IBM Model 1's ``t(t | s)`` for the co-occurring ``keys`` (sorted ``s * tgt_size + t``),
+    by ``iterations`` of EM over the pairs that ``chunks()`` reads anew each time: each target
+    token's alignment is shared among its sentence's source tokens in proportion to ``t(t | s)``
+    (uniform at first), and the shares summed per ``(s, t)`` and normalised per ``s`` are the next
+    ``t(t | s)``. A target piece that occurs with every source piece (a full stop) is so shared
+    out rather than listed for each."""
+    prob = torch.ones(keys.numel(), dtype=torch.float64)
+    source = keys // tgt_size
+    for _ in range(iterations):
+        counts = torch.zeros_like(prob)
+        for src_ids, tgt_ids in chunks():
+            grid, target = [], []  # every (source token, target token) of every pair; the target token's number
+            base = 0
+            for s_ids, t_ids in zip(src_ids, tgt_ids, strict=True):
+                if not s_ids or not t_ids:
+                    continue
+                s, t = torch.tensor(s_ids, dtype=torch.long), torch.tensor(t_ids, dtype=torch.long)
+                grid.append((s.unsqueeze(1) * tgt_size + t.unsqueeze(0)).flatten())  # (m * n), source-major
+                target.append(torch.arange(base, base + t.numel()).repeat(s.numel()))
+                base += t.numel()
+            if not grid:
+                continue
+            at = torch.searchsorted(keys, torch.cat(grid))  # every pair's keys are among `keys`
+            number = torch.cat(target)
+            p = prob[at]
+            share = p / torch.zeros(base, dtype=torch.float64).index_add_(0, number, p)[number]
+            counts.index_add_(0, at, share)
+        total = torch.zeros(int(source.max()) + 1, dtype=torch.float64).index_add_(0, source, counts)
+        prob = counts / total[source].clamp(min=1e-300)
+    return prob
+
+
 def build_shortlist(
     pairs: Iterable[tuple[str, str]],
     src: Tokenizer,
@@ -113,14 +153,19 @@ def build_shortlist(
     per_source: int = 20,
     frequent: int = 100,
     min_count: int = 1,
+    iterations: int = 5,
 ) -> Shortlist:
-    """A :class:`Shortlist` from sentence ``pairs`` read by the tokenizers ``src`` and ``tgt``: the
-    ``frequent`` target pieces found in most pairs, and each source piece's ``per_source`` other
-    target pieces of highest ``c(s, t) / c(s)`` (seen together in at least ``min_count`` pairs)."""
+    """A :class:`Shortlist` from sentence ``pairs`` (iterable again for each EM iteration) read by
+    the tokenizers ``src`` and ``tgt``: the ``frequent`` target pieces found in most pairs, and
+    each source piece's ``per_source`` other target pieces (seen together in at least
+    ``min_count`` pairs) of highest ``t(t | s)`` after ``iterations`` of IBM Model 1
+    (:func:`lexical_probabilities`; 0: ``c(s, t) / c(s)``, the share of its pairs)."""
     src_size, tgt_size = len(src), len(tgt)
     keys, counts, src_pairs, tgt_pairs = co_occurrences(pair_ids(pairs, src, tgt), src_size, tgt_size)
     if not keys.numel():
         raise CorpusError("the corpus gave no sentence pairs to build a shortlist from")
+    if iterations:
+        lexical = lexical_probabilities(lambda: pair_ids(pairs, src, tgt), keys, tgt_size, iterations)
     most = tgt_pairs.argsort(descending=True, stable=True)[:frequent]
     most = most[tgt_pairs[most] > 0]
     s, t = keys // tgt_size, keys % tgt_size
@@ -129,7 +174,7 @@ def build_shortlist(
     always[list(SPECIALS)] = True
     keep = (counts >= min_count) & ~always[t]  # a frequent piece is in every batch: no slot spent on it
     s, t, counts = s[keep], t[keep], counts[keep]
-    score = counts.double() / src_pairs[s].clamp(min=1).double()  # p(t | s)
+    score = lexical[keep] if iterations else counts.double() / src_pairs[s].clamp(min=1).double()
     order = torch.sort(score, descending=True, stable=True).indices
     order = order[torch.sort(s[order], stable=True).indices]  # by source piece, best first within it
     s, t = s[order], t[order]
@@ -210,12 +255,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-source", type=int, default=20, help="target pieces kept per source piece")
     parser.add_argument("--frequent", type=int, default=100, help="most frequent target pieces, always in")
     parser.add_argument("--min-count", type=int, default=1, help="pairs a source and target piece must share")
+    parser.add_argument("--iterations", type=int, default=5, help="IBM Model 1 EM iterations (0: co-occurrence)")
     args = parser.parse_args(argv)
     loaded = load_model(args.checkpoint, "cpu")
     pairs = PairStream(args.src, args.tgt, drop_empty=True)
     shortlist = build_shortlist(
-        pairs, loaded.src_tokenizer, loaded.tgt_tokenizer, args.per_source, args.frequent, args.min_count
-    )
+        pairs, loaded.src_tokenizer, loaded.tgt_tokenizer, args.per_source, args.frequent, args.min_count,
+        args.iterations,
+    )  # fmt: skip
     write_shortlist(shortlist, args.output, loaded.src_tokenizer, loaded.tgt_tokenizer)
     listed = int((shortlist.table >= 0).any(dim=1).sum())
     print(

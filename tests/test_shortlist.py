@@ -22,8 +22,17 @@ from seq2seq.data.corpus import PairStream
 from seq2seq.errors import ConfigError, CorpusError
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
+from seq2seq.models.state import OutputRows
 from seq2seq.search import beam_search, greedy_search, search
-from seq2seq.shortlist import Shortlist, build_shortlist, main, read_shortlist, write_shortlist
+from seq2seq.shortlist import (
+    Shortlist,
+    build_shortlist,
+    co_occurrences,
+    lexical_probabilities,
+    main,
+    read_shortlist,
+    write_shortlist,
+)
 from seq2seq.tokenizer import UNK_ID
 
 
@@ -41,6 +50,25 @@ def test_candidates_by_hand() -> None:
     assert shortlist.candidates(src).tolist() == [0, 1, 2, 3, 7, 9, 11]  # specials, lists, frequent; sorted
     prefix = torch.tensor([[10, 0], [6, 8]])  # a forced prefix's pieces are candidates too
     assert shortlist.candidates(src, prefix).tolist() == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+
+
+def test_ibm_model_1_by_hand() -> None:
+    """Pairs "a b" -> "x y" and "a" -> "x" (a, x = 4; b, y = 5): after one EM iteration from
+    uniform, t(x|a) = 1.5 / 2, t(y|a) = 0.5 / 2, t(x|b) = t(y|b) = 0.5; after two, "b" -> "y"
+    wins (2/3 against 0.4 of their shares), which co-occurrence alone cannot tell."""
+    pairs = ([[4, 5], [4]], [[4, 5], [4]])  # one chunk: source ids, target ids
+
+    def chunks() -> list[tuple[list[list[int]], list[list[int]]]]:
+        return [pairs]
+
+    keys, counts, src_pairs, tgt_pairs = co_occurrences(chunks(), 6, 6)
+    assert keys.tolist() == [4 * 6 + 4, 4 * 6 + 5, 5 * 6 + 4, 5 * 6 + 5] and counts.tolist() == [2, 1, 1, 1]
+    assert src_pairs[4:].tolist() == [2, 1] and tgt_pairs[4:].tolist() == [2, 1]
+    one = lexical_probabilities(chunks, keys, 6, iterations=1)
+    assert one.tolist() == pytest.approx([0.75, 0.25, 0.5, 0.5])
+    two = lexical_probabilities(chunks, keys, 6, iterations=2)
+    assert two.tolist() == pytest.approx([1.6 / (1.6 + 1 / 3), (1 / 3) / (1.6 + 1 / 3), 0.4 / (0.4 + 2 / 3),
+                                          (2 / 3) / (0.4 + 2 / 3)])  # fmt: skip
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
@@ -115,6 +143,19 @@ def test_an_ensemble_decodes_with_a_shortlist() -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_tiny(tmp_path_factory.mktemp("shortlist"))
+
+
+def test_the_output_rows_are_the_layers_own_in_fp32_and_int8(tiny: Path) -> None:
+    """The cut layer gives the whole layer's logits at its pieces: fp32 to rounding, and int8
+    exactly (its rows are packed anew from the same int8 weights)."""
+    ids = torch.tensor([0, 1, 2, 3, 5, 8])
+    for quantize, tolerance in (("none", 1e-6), ("int8", 0.0)):
+        generator = load_model(tiny, quantize=quantize).model.decoder.generator
+        x = torch.randn(4, 1, generator.in_features)
+        with torch.no_grad():
+            cut = OutputRows.of(generator, ids)(x)
+            assert cut.shape == (4, 1, 6)
+            assert torch.allclose(cut, generator(x)[..., ids], atol=tolerance, rtol=0), quantize
 
 
 def test_built_from_the_corpus_it_lists_each_words_translation(tiny: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ reorder them (memory once per batch, the state at every step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -63,20 +64,28 @@ class OutputRows:
     positions 0-3."""
 
     ids: torch.Tensor  # (C,)
-    weight: torch.Tensor  # (C, D)
+    weight: torch.Tensor | None  # (C, D); None for an int8 layer's rows (packed)
     bias: torch.Tensor | None  # (C,)
+    packed: Any = None  # an int8 layer's rows, packed for torch.ops.quantized.linear_dynamic
 
     @classmethod
     def of(cls, generator: torch.nn.Module, ids: torch.Tensor) -> OutputRows:
         """The rows ``ids`` of ``generator``: an ``nn.Linear``, or its dynamically quantized int8
-        form (whose weight and bias are methods; the rows taken are dequantized)."""
+        form (``quantize=int8``), whose int8 rows are packed anew, so the cut layer runs in int8
+        as the whole one does."""
+        packed_params = getattr(generator, "_packed_params", None)
+        if packed_params is not None:
+            if packed_params.dtype != torch.qint8:
+                raise ValueError(f"a shortlist cannot cut a {packed_params.dtype} output layer")
+            weight, bias = packed_params._weight_bias()  # int8 (V, D), fp32 (V,)
+            rows = None if bias is None else bias.index_select(0, ids)
+            return cls(ids, None, rows, torch.ops.quantized.linear_prepack(weight.index_select(0, ids), rows))
         weight, bias = generator.weight, generator.bias
-        weight = weight() if callable(weight) else weight
-        bias = bias() if callable(bias) else bias
-        weight = weight.dequantize() if weight.is_quantized else weight
         return cls(ids, weight.index_select(0, ids), None if bias is None else bias.index_select(0, ids))
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None:  # as torch.ao's dynamic int8 Linear computes
+            return torch.ops.quantized.linear_dynamic(features, self.packed, reduce_range=True).to(features.dtype)
         return torch.nn.functional.linear(features, self.weight, self.bias)  # (..., C)
 
 
