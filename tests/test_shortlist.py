@@ -211,6 +211,13 @@ def test_the_commands_decode_with_a_shortlist(tiny: Path, tmp_path: Path, capsys
     for quantize in ("none", "int8"):
         listed = Translator.from_checkpoint(tiny, device="cpu", beam=3, shortlist=vmap, quantize=quantize)
         assert [t.text for t in listed.translate(sources)] == [t.text for t in plain]  # the model is sure
+    shortlist, src = listed.loaded.shortlist, listed.loaded.src_tokenizer
+    assert shortlist is not None
+    (tree,) = listed.translate(["Tom like Jerry"], beam_tree=True, prefixes=["玛丽"])  # a prefix it would not list
+    candidates = set(shortlist.candidates(collate([src.encode("Tom like Jerry")]).src).tolist())
+    written = {c.token for step in tree.beam for c in step}  # every candidate of every step: token ids
+    prefix = set(listed.loaded.tgt_tokenizer.encode("玛丽"))
+    assert written <= candidates | prefix and tree.text.startswith("玛丽")
     proc = subprocess.run(
         [str(BIN / "seq2seq-eval"), f"checkpoint={tiny}", f"data.root={data}", "device=cpu", f"shortlist={vmap}"],
         capture_output=True, text=True, timeout=300,
