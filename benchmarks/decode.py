@@ -23,7 +23,7 @@ many threads as torch (``intra_threads``), batched alike (``max_batch_size``); b
 ``score / |Y| ** 1`` (CTranslate2's ``length_penalty``: ``--length-norm length``).
 CTranslate2's rows are timed after seq2seq's, in a process of their own: once CTranslate2 had
 decoded in the same process, seq2seq's rows ran 8-25 % slower on a 2-core CPU (docs/speed.md).
-``--shortlist FILE`` (a vocabulary map, ``python -m seq2seq.shortlist``) adds a row of each
+``--shortlist FILE`` (a vocabulary map, ``seq2seq-shortlist``) adds a row of each
 seq2seq system scoring each batch's candidate pieces only ("fp32 +shortlist"), and of each
 CTranslate2 model exported with the same map as ``vmap.txt`` and run with ``use_vmap``
 ("int8 +vmap"). ``--precision fp32,bf16`` adds rows of seq2seq's search under bf16 autocast (``precision=bf16``
@@ -87,9 +87,7 @@ def main() -> None:
     p.add_argument(
         "--length-norm", default="length", help="with --checkpoint: seq2seq's beam ranking (gnmt, length, none)"
     )
-    p.add_argument(
-        "--shortlist", help="with --checkpoint: a vocabulary map (python -m seq2seq.shortlist): rows that use it"
-    )
+    p.add_argument("--shortlist", help="with --checkpoint: a vocabulary map (seq2seq-shortlist): rows that use it")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)

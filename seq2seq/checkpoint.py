@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import torch
 
@@ -26,8 +26,10 @@ from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq, build_model
 from seq2seq.quantization import quantize_int8
 from seq2seq.runfolder import BEST, KEPT
-from seq2seq.shortlist import Shortlist, read_shortlist
 from seq2seq.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # seq2seq.shortlist builds its tables from checkpoints: imported only for the type
+    from seq2seq.shortlist import Shortlist
 
 FORMAT = "seq2seq-checkpoint"
 VERSION = 2  # 2: four decoders (bahdanau, luong, cho, sutskever), LSTM and self-attention options
@@ -263,7 +265,7 @@ class Loaded:
     paths: list[str] = field(default_factory=list)  # the checkpoint files (several: an ensemble)
     configs: list[dict[str, Any]] = field(default_factory=list)  # each file's config, in that order
     quantize: str = "none"  # int8: the model's linear and RNN layers are int8 (seq2seq.quantization)
-    shortlist: Shortlist | None = None  # the vocabulary shortlist the search scores (seq2seq.shortlist)
+    shortlist: Shortlist | None = None  # the vocabulary shortlist the search scores (Decoding.load reads it)
 
     @property
     def attends(self) -> bool:
@@ -274,20 +276,13 @@ class Loaded:
 
 
 def load_model(
-    path: str | Path | Sequence[str | Path],
-    device: str | torch.device = "cpu",
-    quantize: str = "none",
-    shortlist: str | Path | None = None,
+    path: str | Path | Sequence[str | Path], device: str | torch.device = "cpu", quantize: str = "none"
 ) -> Loaded:
     """Everything needed to translate, from the checkpoint file alone; several files (a list of
     two or more) load as one :class:`Ensemble`, refused unless they share both tokenizers. The
     model is in eval mode; with ``quantize="int8"``, its linear and RNN layers are int8
-    (:func:`seq2seq.quantization.quantize_int8`, on the CPU); with a ``shortlist`` file (a
-    vocabulary map, :mod:`seq2seq.shortlist`), read against the model's tokenizers, the search
-    scores only each batch's candidate target pieces."""
+    (:func:`seq2seq.quantization.quantize_int8`, on the CPU)."""
     loaded = load_checkpoints(path, device)
-    if shortlist:
-        loaded.shortlist = read_shortlist(shortlist, loaded.src_tokenizer, loaded.tgt_tokenizer)
     if quantize == "none":
         return loaded
     return dataclasses.replace(loaded, model=quantize_int8(loaded.model), quantize=quantize)

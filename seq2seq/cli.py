@@ -1,5 +1,5 @@
 """The console entry points: ``seq2seq-train``, ``-eval``, ``-translate``, ``-compare``, ``-gather``,
-``-average``, ``-prepare``, ``-serve`` and ``-export`` (whose modules, :mod:`seq2seq.serve` and
+``-average``, ``-prepare``, ``-shortlist``, ``-serve`` and ``-export`` (whose modules, :mod:`seq2seq.serve` and
 :mod:`seq2seq.export`, are imported only when they run: they need the ``[serve]`` and ``[export]``
 extras).
 
@@ -40,6 +40,7 @@ from seq2seq.errors import ConfigError, Seq2SeqError, TrainingStopped
 from seq2seq.evaluation import EvalReport, run_eval
 from seq2seq.gather import run_gather
 from seq2seq.report import markdown_report
+from seq2seq.shortlist import run_shortlist
 from seq2seq.training import train_run
 from seq2seq.translate import run_translate
 from seq2seq.usage import check_arguments, help_text
@@ -218,6 +219,14 @@ def _export(cfg: Any) -> None:
     print(f"exported {cfg.checkpoint} -> {output}/ (CTranslate2, {cfg.quantization}, {size:,.1f} MB): {names}")
 
 
+def _shortlist(cfg: Any) -> None:
+    made = run_shortlist(cfg)
+    print(
+        f"{made.output}: {made.listed:,} source pieces with up to {made.per_source} target pieces each, "
+        f"{made.frequent} frequent ones; from {made.pairs:,} sentence pairs"
+    )
+
+
 train = entry_point("train", _train, makes_run_dir=True)
 evaluate = entry_point("eval", _eval, makes_run_dir=False)
 translate = entry_point("translate", run_translate, makes_run_dir=False)
@@ -227,3 +236,4 @@ average = entry_point("average", _average, makes_run_dir=False)
 serve = entry_point("serve", _serve, makes_run_dir=False)
 prepare = entry_point("prepare", _prepare, makes_run_dir=False)
 export = entry_point("export", _export, makes_run_dir=False)
+shortlist = entry_point("shortlist", _shortlist, makes_run_dir=False)

@@ -9,6 +9,7 @@ processes leave free (:func:`seq2seq.threads.threads_for_the_load`), once, befor
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from seq2seq.checkpoint import Loaded, load_model
 from seq2seq.config import DecodingConfig, SearchConfig, check_choice, check_search
 from seq2seq.constants import PRECISIONS, QUANTIZE
 from seq2seq.device import autocast_dtype, resolve_device
 from seq2seq.errors import ConfigError
+from seq2seq.shortlist import read_shortlist
 from seq2seq.threads import threads_for_the_load
 
 SEARCH_KEYS = tuple(f.name for f in dataclasses.fields(SearchConfig))
@@ -68,13 +71,22 @@ class Decoding:
         check_choice("precision", self.precision, PRECISIONS)  # given by name to the Translator: unchecked
         check_choice("quantize", self.quantize, QUANTIZE)
         if self.shortlist and not Path(self.shortlist).is_file():
-            raise ConfigError(f"shortlist={self.shortlist}: no such file (build one: python -m seq2seq.shortlist)")
+            raise ConfigError(f"shortlist={self.shortlist}: no such file (build one: seq2seq-shortlist checkpoint=...)")
         self.autocast = autocast_dtype(self.precision, self.device)
         if self.quantize != "none" and (self.device.type != "cpu" or self.autocast is not None):
             raise ConfigError(
                 f"quantize={self.quantize} decodes on the CPU in fp32 around the int8 products: "
                 f"give device=cpu and precision=fp32 (not {self.device.type}, {self.precision})"
             )
+
+    def load(self, path: str | Path | Sequence[str | Path]) -> Loaded:
+        """The checkpoint file ``path`` (a list: an ensemble) loaded for this set-up: on its device,
+        int8 with ``quantize=int8``, and with its ``shortlist`` file read against the model's
+        tokenizers (a piece they lack is a one-line error)."""
+        loaded = load_model(path, self.device, self.quantize)
+        if self.shortlist:
+            loaded.shortlist = read_shortlist(self.shortlist, loaded.src_tokenizer, loaded.tgt_tokenizer)
+        return loaded
 
     def with_search(self, **changes: Any) -> Decoding:
         """The same set-up with some search settings changed (``beam=3``), checked."""

@@ -18,7 +18,6 @@ from omegaconf import OmegaConf
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.significance import PairedTest
 
-from seq2seq.checkpoint import load_model
 from seq2seq.config import (
     LENGTH_BUCKET_EDGES,
     LONGEST,
@@ -359,7 +358,7 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     cfg = check_eval(cfg)
     decoding = decoding_for(cfg)
     files = checkpoint_files("checkpoint", cfg.checkpoint)
-    loaded = load_model(files, decoding.device, decoding.quantize, decoding.shortlist)
+    loaded = decoding.load(files)
     data = eval_data(cfg.data, loaded.config["data"])
     check_data(data)  # the checkpoint's data with this command's data.* overrides on top
     split = cfg.split or data.test

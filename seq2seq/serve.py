@@ -68,7 +68,6 @@ try:
 except ImportError as e:  # the optional extra
     raise ImportError("seq2seq-serve needs FastAPI and uvicorn: pip install 'seq2seq-attention[serve]'") from e
 
-from seq2seq.checkpoint import load_model
 from seq2seq.config import ServeConfig, check_serve, checkpoint_files
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import ConfigError, CorpusError, DecodingTimeout
@@ -632,7 +631,7 @@ def run_serve(cfg: ServeConfig) -> None:
     check_port(cfg.host, cfg.port)
     decoding = decoding_for(cfg)
     translators = {
-        name: Translator.using(load_model(files, decoding.device, decoding.quantize, decoding.shortlist), decoding)
+        name: Translator.using(decoding.load(files), decoding)
         for name, files in zip(model_names(models), models, strict=True)
     }
     token = cfg.token or ("" if cfg.host in LOOPBACK else secrets.token_urlsafe(18))

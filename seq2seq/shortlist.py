@@ -3,11 +3,13 @@ may translate to (Marian's lexical shortlist, CTranslate2's vocabulary map), not
 target vocabulary.
 
 The output layer and what follows it (log-softmax, the beam's top-k over ``K x V``) are about
-half of a decoding step at 4,000 target pieces (docs/speed.md); a batch needs a few hundred.
+40 % of a Transformer's beam step at 4,000 target pieces (docs/speed.md); a batch of 64
+sentences needs 1,500-1,800 of them.
 
-1. **Build** (:func:`build_shortlist`, ``python -m seq2seq.shortlist``): from a parallel corpus,
-   read by the checkpoint's own tokenizers, count in how many sentence pairs each source piece
-   ``s`` and target piece ``t`` occur together, ``c(s, t)``, then estimate IBM Model 1's
+1. **Build** (:func:`build_shortlist`; ``seq2seq-shortlist`` runs :func:`run_shortlist`): from a
+   parallel corpus (by default the checkpoint's training data) read by the checkpoint's own
+   tokenizers, count in how many sentence pairs each source piece ``s`` and target piece ``t``
+   occur together, ``c(s, t)``, then estimate IBM Model 1's
    lexical probabilities ``t(t | s)`` over those pairs by a few EM iterations (the lexical
    table Marian's shortlists come from, there by fast_align). The ``frequent`` target pieces
    found in most pairs are candidates for every batch; beside them, each source piece keeps its
@@ -31,14 +33,17 @@ pieces every batch gets. Only one-piece keys are read (CTranslate2 also allows n
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from seq2seq.checkpoint import load_model
+from seq2seq.config import check_shortlist
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from seq2seq.data.corpus import PairStream, split_paths
 from seq2seq.errors import CorpusError
 from seq2seq.tokenizer import Tokenizer
 
@@ -242,34 +247,47 @@ def _piece_id(tokenizer: Tokenizer, piece: str, path: Path, line: int, side: str
     return i
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m seq2seq.shortlist --checkpoint CKPT --src train.en --tgt train.zh --output FILE``."""
-    from seq2seq.checkpoint import load_model
-    from seq2seq.data.corpus import PairStream
+@dataclass
+class Made:
+    """What :func:`run_shortlist` wrote."""
 
-    parser = argparse.ArgumentParser(description="Build a vocabulary shortlist (vmap.txt) for a checkpoint.")
-    parser.add_argument("--checkpoint", required=True, help="the model whose tokenizers read the corpus")
-    parser.add_argument("--src", required=True, help="source side of a parallel corpus (its training data)")
-    parser.add_argument("--tgt", required=True, help="target side, line-aligned")
-    parser.add_argument("--output", required=True, help="the vocabulary map to write")
-    parser.add_argument("--per-source", type=int, default=20, help="target pieces kept per source piece")
-    parser.add_argument("--frequent", type=int, default=100, help="most frequent target pieces, always in")
-    parser.add_argument("--min-count", type=int, default=1, help="pairs a source and target piece must share")
-    parser.add_argument("--iterations", type=int, default=5, help="IBM Model 1 EM iterations (0: co-occurrence)")
-    args = parser.parse_args(argv)
-    loaded = load_model(args.checkpoint, "cpu")
-    pairs = PairStream(args.src, args.tgt, drop_empty=True)
+    output: Path
+    listed: int  # source pieces with a list
+    per_source: int
+    frequent: int
+    pairs: int  # sentence pairs read
+
+
+def run_shortlist(cfg: Any) -> Made:
+    """``seq2seq-shortlist``: the checked config's checkpoint, its tokenizers reading ``src`` and
+    ``tgt`` (default: every training split of the data it was trained on), a shortlist built and
+    written to ``output`` (default: ``vmap.txt`` beside the checkpoint)."""
+    cfg = check_shortlist(cfg)
+    loaded = load_model(cfg.checkpoint, "cpu")
+    if cfg.src is not None:
+        files = [(Path(cfg.src), Path(cfg.tgt))]
+    else:
+        data = loaded.config.get("data", {})
+        splits = data.get("train", "train")
+        names = [splits] if isinstance(splits, str) else list(splits)
+        files = [split_paths(data["root"], name, data["src_lang"], data["tgt_lang"])[:2] for name in names]
+    streams = [PairStream(src, tgt, drop_empty=True) for src, tgt in files]  # each file exists: said first
+    pairs = Pairs(streams)
     shortlist = build_shortlist(
-        pairs, loaded.src_tokenizer, loaded.tgt_tokenizer, args.per_source, args.frequent, args.min_count,
-        args.iterations,
-    )  # fmt: skip
-    write_shortlist(shortlist, args.output, loaded.src_tokenizer, loaded.tgt_tokenizer)
-    listed = int((shortlist.table >= 0).any(dim=1).sum())
-    print(
-        f"{args.output}: {listed:,} source pieces with up to {args.per_source} target pieces each, "
-        f"{shortlist.frequent.numel()} frequent ones; from {pairs.pairs:,} sentence pairs"
+        pairs, loaded.src_tokenizer, loaded.tgt_tokenizer, cfg.per_source, cfg.frequent, cfg.min_count, cfg.iterations
     )
+    output = Path(cfg.output) if cfg.output else Path(cfg.checkpoint).parent / "vmap.txt"
+    write_shortlist(shortlist, output, loaded.src_tokenizer, loaded.tgt_tokenizer)
+    listed = int((shortlist.table >= 0).any(dim=1).sum())
+    return Made(output, listed, cfg.per_source, shortlist.frequent.numel(), sum(s.pairs for s in streams))
 
 
-if __name__ == "__main__":
-    main()
+class Pairs:
+    """The sentence pairs of several aligned file pairs, one after the other; iterable again."""
+
+    def __init__(self, streams: list[PairStream]) -> None:
+        self.streams = streams
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for stream in self.streams:
+            yield from stream

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from seq2seq.checkpoint import load_model
 from seq2seq.config import TranslateConfig, check_translate, checkpoint_files
 from seq2seq.decoding import decoding_for
 from seq2seq.errors import CorpusError, Seq2SeqError
@@ -87,7 +86,7 @@ def run_translate(cfg: TranslateConfig) -> None:
         raise Seq2SeqError("standard output is closed: give output=FILE, or send it to a file or pipe")
     decoding = decoding_for(cfg)
     files = checkpoint_files("checkpoint", cfg.checkpoint)
-    translator = Translator.using(load_model(files, decoding.device, decoding.quantize, decoding.shortlist), decoding)
+    translator = Translator.using(decoding.load(files), decoding)
     if batch:
         batch_mode(translator, cfg)
     else:

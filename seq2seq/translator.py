@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from seq2seq.checkpoint import Loaded, load_model
+from seq2seq.checkpoint import Loaded
 from seq2seq.config import SearchConfig
 from seq2seq.constants import EOS_ID, UNK_ID
 from seq2seq.data.batching import bucket_batches, collate
@@ -278,7 +278,7 @@ class Translator:
         candidate target pieces."""
         where = None if shortlist is None else str(shortlist)
         decoding = Decoding(search_settings, batch_size, resolve_device(device), precision, quantize, where)  # checked
-        return cls.using(load_model(path, decoding.device, quantize, where), decoding)
+        return cls.using(decoding.load(path), decoding)
 
     @classmethod
     def using(cls, loaded: Loaded, decoding: Decoding) -> Translator:

@@ -135,6 +135,16 @@ USAGE: dict[str, Usage] = {
             "seq2seq-export checkpoint=runs/tatoeba-transformer/best.pt output=ct2-int8 quantization=int8",
         ),
     ),
+    "shortlist": Usage(
+        "Build a vocabulary shortlist for a checkpoint: each source piece's likely target pieces (IBM Model 1, "
+        "from a parallel corpus read by the checkpoint's tokenizers), written as CTranslate2's vmap.txt; "
+        "decoding with shortlist=FILE then scores only a batch's candidates.",
+        "checkpoint src tgt output per_source frequent iterations",
+        (
+            "seq2seq-shortlist checkpoint=runs/m30k/best.pt       # its training data -> runs/m30k/vmap.txt",
+            "seq2seq-eval checkpoint=runs/m30k/best.pt beam=5 shortlist=runs/m30k/vmap.txt",
+        ),
+    ),
 }
 
 NOTES = {"hydra.run.dir": "the run folder; the same command with the same folder resumes"}  # Hydra's, not a schema's

@@ -391,7 +391,7 @@ def test_gather_reports_significance_seed_spread_and_encoder_self_attention(toy_
 
 ENTRY_POINTS = {"train": cli.train, "eval": cli.evaluate, "translate": cli.translate, "compare": cli.compare,
                 "gather": cli.gather, "average": cli.average, "serve": cli.serve, "prepare": cli.prepare,
-                "export": cli.export}  # fmt: skip
+                "export": cli.export, "shortlist": cli.shortlist}  # fmt: skip
 
 
 def call(command: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,10 +16,10 @@ from test_search import DECODERS, SRC, model_of, sequence_log_prob
 
 from seq2seq import Translator
 from seq2seq.checkpoint import load_model
-from seq2seq.config import SearchConfig
+from seq2seq.config import SearchConfig, ShortlistConfig
 from seq2seq.data.batching import collate
 from seq2seq.data.corpus import PairStream
-from seq2seq.errors import ConfigError, CorpusError
+from seq2seq.errors import ConfigError, CorpusError, Seq2SeqError
 from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import OutputRows
@@ -29,8 +29,8 @@ from seq2seq.shortlist import (
     build_shortlist,
     co_occurrences,
     lexical_probabilities,
-    main,
     read_shortlist,
+    run_shortlist,
     write_shortlist,
 )
 from seq2seq.tokenizer import UNK_ID
@@ -200,12 +200,25 @@ def test_a_bad_shortlist_file_is_a_clear_error(tiny: Path, tmp_path: Path) -> No
         Translator.from_checkpoint(tiny, device="cpu", shortlist=tmp_path / "missing.txt")
 
 
-def test_the_commands_decode_with_a_shortlist(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_commands_build_and_decode_with_a_shortlist(tiny: Path, tmp_path: Path) -> None:
     data = tiny.parent.parent / "data"
     vmap = tmp_path / "vmap.txt"
-    main(["--checkpoint", str(tiny), "--src", str(data / "train.en"), "--tgt", str(data / "train.zh"),
-          "--output", str(vmap), "--per-source", "4", "--frequent", "2"])  # fmt: skip
-    assert "from 10 sentence pairs" in capsys.readouterr().out
+    proc = subprocess.run(
+        [str(BIN / "seq2seq-shortlist"), f"checkpoint={tiny}", f"src={data / 'train.en'}", f"tgt={data / 'train.zh'}",
+         f"output={vmap}", "per_source=4", "frequent=2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "from 10 sentence pairs" in proc.stdout, proc.stderr[-2000:]
+    by_default = run_shortlist(ShortlistConfig(checkpoint=str(tiny), per_source=4, frequent=2))  # its training data
+    assert by_default.output == tiny.parent / "vmap.txt" and by_default.pairs == 10
+    assert by_default.output.read_text(encoding="utf-8") == vmap.read_text(encoding="utf-8")
+    for wrong, message in (
+        ({"src": str(data / "train.en")}, "give both src= and tgt="),
+        ({"per_source": 0}, "per_source=0 must be at least 1"),
+        ({"src": str(data / "none.en"), "tgt": str(data / "train.zh")}, "none.en"),
+    ):
+        with pytest.raises(Seq2SeqError, match=message):
+            run_shortlist(ShortlistConfig(checkpoint=str(tiny), **wrong))  # type: ignore[arg-type]
     sources = [s for s, _ in PAIRS]
     plain = Translator.from_checkpoint(tiny, device="cpu", beam=3).translate(sources)
     for quantize in ("none", "int8"):

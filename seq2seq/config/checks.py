@@ -456,6 +456,19 @@ def check_export(cfg: Any) -> None:
     check_choice("quantization", cfg.quantization, EXPORT_QUANTIZATIONS)
 
 
+@_command_check("shortlist")
+def check_shortlist(cfg: Any) -> None:
+    """Check a seq2seq-shortlist config; returns it as a typed DictConfig."""
+    require(cfg, "checkpoint", "seq2seq-shortlist checkpoint=runs/tatoeba-transformer/best.pt")
+    checkpoint_files("checkpoint", cfg.checkpoint)
+    if (cfg.src is None) != (cfg.tgt is None):
+        raise ConfigError("give both src= and tgt= (a parallel corpus), or neither (the checkpoint's training data)")
+    for key in ("per_source", "iterations", "frequent", "min_count"):
+        low = 1 if key in ("per_source", "min_count") else 0
+        if cfg[key] < low:
+            raise ConfigError(f"{key}={cfg[key]} must be at least {low}")
+
+
 @_command_check("prepare")
 def check_prepare(cfg: Any) -> None:
     """Check a seq2seq-prepare config; returns it as a typed DictConfig."""

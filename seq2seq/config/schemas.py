@@ -165,7 +165,7 @@ class DecodingConfig(SearchConfig):  # what every command that decodes a checkpo
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (a CPU with bf16 instructions, or CUDA) | fp16 (CUDA): autocast
     quantize: str = "none"  # none | int8: int8 linear and GRU/LSTM layers (dynamic quantization, CPU only)
-    shortlist: str | None = None  # a vocabulary map (python -m seq2seq.shortlist): score each batch's candidates only
+    shortlist: str | None = None  # a vocabulary map (seq2seq-shortlist): score each batch's candidates only
 
 
 @dataclass
@@ -220,6 +220,18 @@ class AverageConfig:
 
 
 @dataclass
+class ShortlistConfig:
+    checkpoint: str = MISSING  # the model whose tokenizers read the corpus (the table is for its vocabularies)
+    src: str | None = None  # source side of a parallel corpus; default: the checkpoint's training data
+    tgt: str | None = None  # target side, line-aligned with src (both or neither)
+    output: str | None = None  # the vocabulary map to write; default: vmap.txt beside the checkpoint
+    per_source: int = 20  # target pieces kept per source piece, by IBM Model 1's t(t | s)
+    frequent: int = 100  # the target pieces found in most pairs: candidates in every batch
+    iterations: int = 5  # IBM Model 1 EM iterations (0: rank by co-occurrence, c(s, t) / c(s))
+    min_count: int = 1  # pairs a source and a target piece must share to be listed
+
+
+@dataclass
 class ExportConfig:
     checkpoint: str = MISSING  # a checkpoint of a Transformer (model=transformer)
     output: str = MISSING  # the folder to write: the CTranslate2 model, source.model and target.model
@@ -227,7 +239,7 @@ class ExportConfig:
     quantization: str = "float32"  # float32 | int8 | int16 | float16 | bfloat16 | int8_float32 | int8_float16 |
     # int8_bfloat16: the weights' type in the written model (int8: smallest, fastest on a CPU)
     force: bool = False  # replace an earlier export in output (it has export.json); other files are never replaced
-    shortlist: str | None = None  # a vocabulary map (python -m seq2seq.shortlist), written as vmap.txt (use_vmap)
+    shortlist: str | None = None  # a vocabulary map (seq2seq-shortlist), written as vmap.txt (use_vmap)
 
 
 @dataclass
@@ -281,6 +293,7 @@ SCHEMAS: dict[str, type] = {
     "prepare": PrepareConfig,
     "serve": ServeConfig,
     "export": ExportConfig,
+    "shortlist": ShortlistConfig,
 }  # the command (and its primary config's name) -> its schema
 
 
