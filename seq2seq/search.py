@@ -411,7 +411,8 @@ def alternatives(
     masks of the search ruled it in), as ``(token id, log-probability)``, best first.
 
     The output is stepped through as the search stepped it (teacher forcing, one token at a
-    time, the same :func:`_allowed` masks), so the numbers are those the search saw; an
+    time, the same :func:`_allowed` masks), so the numbers are those a search without a
+    shortlist saw (they are over every piece, not a shortlist's candidates); an
     alternative ``a`` at ``t`` is the prefix ``output[:t] + [a]`` for a new search. Past
     ``deadline`` (``time.monotonic()``) it stops with :class:`seq2seq.errors.DecodingTimeout`."""
     memory = model.encode(src, src_mask)

@@ -28,7 +28,10 @@ sentences needs 1,500-1,800 of them.
 The file is CTranslate2's vocabulary map (``vmap.txt``), so one file serves both engines
 (``seq2seq-export ... shortlist=FILE``): a line ``source_piece<TAB>target_piece target_piece
 ...`` per source piece, and one line with an empty source, ``<TAB>frequent pieces``, for the
-pieces every batch gets. Only one-piece keys are read (CTranslate2 also allows n-grams).
+pieces every batch gets. Lines end at ``\n`` and pieces are parted by one space, as CTranslate2
+reads them, so a piece may hold any other character (an ideographic space under ``identity``
+normalisation); a piece holding a TAB, a space or a line break cannot be written, and is left
+out of the file. Keys are single pieces: a file with CTranslate2's n-gram keys is refused.
 """
 
 from __future__ import annotations
@@ -96,8 +99,19 @@ def co_occurrences(
     t``, sorted) and their ``counts``; and each source and each target piece's count of pairs."""
     keys = torch.empty(0, dtype=torch.long)
     counts = torch.empty(0, dtype=torch.long)
+    pending_keys: list[torch.Tensor] = []  # chunks' tables not yet merged into keys, counts
+    pending_counts: list[torch.Tensor] = []
     src_pairs = torch.zeros(src_size, dtype=torch.long)
     tgt_pairs = torch.zeros(tgt_size, dtype=torch.long)
+
+    def merge() -> None:
+        nonlocal keys, counts
+        merged, inverse = torch.cat([keys, *pending_keys]).unique(return_inverse=True)
+        counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([counts, *pending_counts]))
+        keys = merged
+        pending_keys.clear()
+        pending_counts.clear()
+
     for src_ids, tgt_ids in chunks:
         found = []
         for s_ids, t_ids in zip(src_ids, tgt_ids, strict=True):
@@ -107,9 +121,12 @@ def co_occurrences(
             tgt_pairs[t] += 1
             found.append((s.unsqueeze(1) * tgt_size + t.unsqueeze(0)).flatten())  # each (s, t) once per pair
         chunk_keys, chunk_counts = torch.cat(found).unique(return_counts=True)
-        merged, inverse = torch.cat([keys, chunk_keys]).unique(return_inverse=True)
-        counts = torch.zeros_like(merged).index_add_(0, inverse, torch.cat([counts, chunk_counts]))
-        keys = merged
+        pending_keys.append(chunk_keys)
+        pending_counts.append(chunk_counts)
+        if sum(k.numel() for k in pending_keys) > keys.numel():  # merged as the table doubles: sorting
+            merge()  # every chunk into the whole table would grow with chunks x table
+    if pending_keys:
+        merge()
     return keys, counts, src_pairs, tgt_pairs
 
 
@@ -197,19 +214,28 @@ def write_shortlist(shortlist: Shortlist, path: str | Path, src: Tokenizer, tgt:
     """``shortlist`` as a vocabulary map (CTranslate2's ``vmap.txt`` format), written atomically."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\t" + " ".join(tgt.id_to_piece(shortlist.frequent.tolist())) + "\n")
+
+    def pieces(ids: list[int]) -> str:
+        return " ".join(p for p in tgt.id_to_piece([t for t in ids if t >= 0]) if writable(p))
+
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\t" + pieces(shortlist.frequent.tolist()) + "\n")
         for s, row in enumerate(shortlist.table.tolist()):
-            ids = [t for t in row if t >= 0]
-            if ids:
-                f.write(src.sp.id_to_piece(s) + "\t" + " ".join(tgt.id_to_piece(ids)) + "\n")
+            key, values = src.sp.id_to_piece(s), pieces(row)
+            if values and writable(key):
+                f.write(key + "\t" + values + "\n")
     tmp.replace(path)
+
+
+def writable(piece: str) -> bool:
+    """Whether a vocabulary map line can hold ``piece``: not empty, and no TAB, space or line end."""
+    return bool(piece) and not any(c in piece for c in "\t \n\r")
 
 
 def read_shortlist(path: str | Path, src: Tokenizer, tgt: Tokenizer) -> Shortlist:
     """A vocabulary map file (:func:`write_shortlist`'s format) for the model whose tokenizers are
     ``src`` and ``tgt``; a piece neither knows, or a line that is not ``key<TAB>pieces``, is a
-    :class:`CorpusError` naming its line."""
+    :class:`CorpusError` naming its line, and so is a file that lists no target piece."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such shortlist file")
@@ -219,18 +245,21 @@ def read_shortlist(path: str | Path, src: Tokenizer, tgt: Tokenizer) -> Shortlis
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): a piece may hold U+2028
+        line = line.removesuffix("\r")
+        if not line.strip(" \t"):
             continue
         key, tab, values = line.partition("\t")
         if not tab or " " in key:
             what = "no TAB between the source piece and its target pieces" if not tab else "an n-gram key"
             raise CorpusError(f"{path}:{number}: {what} (one source piece, a TAB, target pieces)")
-        ids = [_piece_id(tgt, piece, path, number, "target") for piece in values.split()]
+        ids = [_piece_id(tgt, piece, path, number, "target") for piece in values.split(" ") if piece]
         if key:
             rows.setdefault(_piece_id(src, key, path, number, "source"), []).extend(ids)
         else:
             frequent.extend(ids)
+    if not frequent and not any(rows.values()):
+        raise CorpusError(f"{path}: lists no target pieces (build one: seq2seq-shortlist checkpoint=...)")
     width = max((len(r) for r in rows.values()), default=1)
     table = torch.full((len(src), width), -1, dtype=torch.long)
     for s, ids in rows.items():
