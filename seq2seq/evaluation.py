@@ -309,10 +309,12 @@ class EvalReport:
     attention_support: float | None = None  # attention models: source pieces weighted > 0 per target piece
     output: str | None = None  # the JSON report's path
     precision: str = "fp32"  # the decoding's autocast (precision=bf16|fp16), fp32 without
+    quantize: str = "none"  # int8: dynamic quantization of the linear and LSTM layers
+    shortlist: str | None = None  # the vocabulary map file the search was restricted to
 
     def to_dict(self) -> dict[str, Any]:
         report = asdict(self)
-        for key in ("alignment_accuracy", "attention_support"):
+        for key in ("alignment_accuracy", "attention_support", "shortlist"):
             if report[key] is None:
                 del report[key]
         return report
@@ -332,9 +334,9 @@ def search_slug(cfg: SearchConfig) -> str:
 
 def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     """``output=`` if given, else ``eval-{data}-{split}-{checkpoint name}-{search}.json`` beside
-    the checkpoint (``...-bf16.json`` under ``precision=bf16``; ``-int8``, ``-shortlist``
-    likewise): each checkpoint and each search of a run keeps its own report. An ensemble's
-    report is beside its first file, named ``ensembleN-{hash of the files' paths}``."""
+    the checkpoint (``...-bf16.json`` under ``precision=bf16``; ``-int8``, ``-shortlist-{the
+    file's stem}`` likewise): each checkpoint and each search of a run keeps its own report. An
+    ensemble's report is beside its first file, named ``ensembleN-{hash of the files' paths}``."""
     if cfg.output:
         return Path(cfg.output)
     files = [Path(f) for f in checkpoint_files("checkpoint", cfg.checkpoint)]
@@ -346,7 +348,7 @@ def report_path(cfg: EvalConfig, data_name: str, split: str) -> Path:
     precision = (
         ("" if cfg.precision == "fp32" else f"-{cfg.precision}")
         + ("" if cfg.quantize == "none" else f"-{cfg.quantize}")
-        + ("-shortlist" if cfg.shortlist else "")
+        + (f"-shortlist-{Path(cfg.shortlist).stem}" if cfg.shortlist else "")
     )
     name = re.sub(r"[^\w.+-]", "_", f"eval-{data_name}-{split}-{model}-{search_slug(cfg)}{precision}")
     return files[0].parent / f"{name}.json"
@@ -380,7 +382,7 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     output = report_path(cfg, data.name, split)
     report = EvalReport(
         checkpoint=" + ".join(loaded.paths), data=data.name, split=split, **measured, output=str(output),
-        precision=cfg.precision,
+        precision=cfg.precision, quantize=cfg.quantize, shortlist=cfg.shortlist,
     )  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -6,6 +6,8 @@ checked; the commands take shortlist=FILE."""
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from test_search import DECODERS, SRC, model_of, sequence_log_prob
 
 from seq2seq import Translator
 from seq2seq.checkpoint import load_model
-from seq2seq.config import SearchConfig, ShortlistConfig
+from seq2seq.config import SearchConfig, ServeConfig, ShortlistConfig
 from seq2seq.data.batching import collate
 from seq2seq.data.corpus import PairStream
 from seq2seq.errors import ConfigError, CorpusError, Seq2SeqError
@@ -24,6 +26,7 @@ from seq2seq.models.ensemble import Ensemble
 from seq2seq.models.seq2seq import Seq2Seq
 from seq2seq.models.state import OutputRows
 from seq2seq.search import beam_search, greedy_search, search
+from seq2seq.serve import run_serve
 from seq2seq.shortlist import (
     Shortlist,
     build_shortlist,
@@ -33,7 +36,7 @@ from seq2seq.shortlist import (
     run_shortlist,
     write_shortlist,
 )
-from seq2seq.tokenizer import UNK_ID
+from seq2seq.tokenizer import UNK_ID, Tokenizer
 
 
 def everything(vocab: int) -> Shortlist:
@@ -177,6 +180,42 @@ def test_built_from_the_corpus_it_lists_each_words_translation(tiny: Path, tmp_p
     assert torch.equal(shortlist.candidates(batch.src), again.candidates(batch.src))
 
 
+def test_counting_in_chunks_gives_the_counts_of_one_pass() -> None:
+    """The pending chunks are merged into the table as it doubles, not at every chunk: the
+    counts are those of counting all the pairs at once, however the pairs are chunked."""
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 9, (300, 2), generator=gen).tolist()
+    pairs = [
+        (torch.randint(4, 40, (n,), generator=gen).tolist(), torch.randint(4, 30, (m,), generator=gen).tolist())
+        for n, m in lengths
+    ]
+    whole = co_occurrences([([s for s, _ in pairs], [t for _, t in pairs])], 40, 30)
+    for size in (1, 7, 64):
+        chunks = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+        chunked = co_occurrences((([s for s, _ in c], [t for _, t in c]) for c in chunks), 40, 30)
+        assert all(torch.equal(a, b) for a, b in zip(whole, chunked, strict=True)), size
+
+
+def test_pieces_with_unicode_spaces_round_trip_through_the_file(tmp_path: Path) -> None:
+    """Lines end at \\n and pieces part at one space, as CTranslate2 reads them: an ideographic
+    space, U+2028 or NEL inside a piece (kept by identity normalisation) is read back as written;
+    a piece holding a TAB cannot be written and is left out."""
+    targets = ["汤姆\u3000追逐\u2028杰瑞\x85", "杰瑞\u3000追逐\u2028汤姆\x85", "玛丽\u3000喜欢\t汤姆"] * 20
+    sources = ["Tom chase Jerry", "Jerry chase Tom", "Mary like Tom"] * 20
+    src = Tokenizer.train(sources, 20, "unigram", "nmt_nfkc")
+    tgt = Tokenizer.train(targets, 30, "unigram", "identity")
+    odd = [i for i in range(len(tgt)) if any(c in tgt.sp.id_to_piece(i) for c in "\u3000\u2028\x85")]
+    tab = [i for i in range(len(tgt)) if "\t" in tgt.sp.id_to_piece(i)]
+    assert len(odd) >= 3 and tab, [tgt.sp.id_to_piece(i) for i in range(len(tgt))]
+    table = torch.full((len(src), 2), -1)
+    table[4] = torch.tensor([odd[0], tab[0]])
+    path = tmp_path / "vmap.txt"
+    write_shortlist(Shortlist(table, torch.tensor(odd + tab)), path, src, tgt)
+    again = read_shortlist(path, src, tgt)
+    assert again.frequent.tolist() == odd and again.table[4].tolist() == [odd[0]]
+    assert (again.table[torch.arange(len(src)) != 4] == -1).all()
+
+
 def test_a_bad_shortlist_file_is_a_clear_error(tiny: Path, tmp_path: Path) -> None:
     loaded = load_model(tiny)
     src, tgt = loaded.src_tokenizer, loaded.tgt_tokenizer
@@ -186,6 +225,8 @@ def test_a_bad_shortlist_file_is_a_clear_error(tiny: Path, tmp_path: Path) -> No
         "▁Tom\tnosuchpiece\n": r"bad.txt:1: 'nosuchpiece' is not in the model's target vocabulary",
         "▁Tom ▁汤姆\n": "bad.txt:1: no TAB",
         "▁Tom ▁chase\t▁汤姆\n": "bad.txt:1: an n-gram key",
+        "": "bad.txt: lists no target pieces",  # it would let the search write only <unk> and </s>
+        "\t\n▁Tom\t\n": "bad.txt: lists no target pieces",
     }
     for text, message in cases.items():
         bad.write_text(text, encoding="utf-8")
@@ -236,7 +277,8 @@ def test_the_commands_build_and_decode_with_a_shortlist(tiny: Path, tmp_path: Pa
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert len(list(tiny.parent.glob("eval-*-shortlist.json"))) == 1
+    (report,) = tiny.parent.glob("eval-*-shortlist-vmap.json")  # two files' reports would not overwrite each other
+    assert json.loads(report.read_text(encoding="utf-8"))["shortlist"] == str(vmap)
     proc = subprocess.run(
         [str(BIN / "seq2seq-translate"), f"checkpoint={tiny}", "device=cpu", f"shortlist={vmap}"],
         input="Tom chase Jerry\n", capture_output=True, text=True, timeout=300,
@@ -247,3 +289,6 @@ def test_the_commands_build_and_decode_with_a_shortlist(tiny: Path, tmp_path: Pa
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 1 and "seq2seq-gather decodes several runs" in proc.stderr
+    other = shutil.copy(tiny, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="serves several side by side"):  # each model has its own vocabulary
+        run_serve(ServeConfig(checkpoints=[str(tiny), str(other)], shortlist=str(vmap)))

@@ -500,3 +500,8 @@ def check_serve(cfg: Any) -> None:
     models = [frozenset(checkpoint_files(f"checkpoints[{i}]", c)) for i, c in enumerate(cfg.checkpoints)]
     if len(set(models)) < len(models):
         raise ConfigError(f"checkpoints={OmegaConf.to_container(cfg.checkpoints)} names a model twice")
+    if cfg.shortlist and len(models) > 1:
+        raise ConfigError(
+            "shortlist= is one model's vocabulary map, and 'checkpoints=[...]' serves several side by side: "
+            "leave it out, or serve one model (checkpoint=FILE)"
+        )
